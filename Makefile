@@ -1,0 +1,54 @@
+# The README's two commands: `make demo` and `make test`. Everything they need is installed here.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY_VERSION ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+export GIT_AUTHOR_NAME ?= Model Freshness
+export GIT_AUTHOR_EMAIL ?= freshness@localhost
+export GIT_COMMITTER_NAME ?= $(GIT_AUTHOR_NAME)
+export GIT_COMMITTER_EMAIL ?= $(GIT_AUTHOR_EMAIL)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: help setup binaries promtool lint test test-fast cluster-up cluster-down clean
+
+help:
+	@echo "make test       set up everything, then lint and run the whole suite (cluster tests included)"
+	@echo "make test-fast  the suite without cluster and slow tests"
+	@echo "make lint       ruff, mypy and the import contracts"
+	@echo "make cluster-up / cluster-down   the local control plane for poking around by hand"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PY_VERSION) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[operator,trainer,dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP) binaries promtool
+
+binaries:
+	@bash hack/build-binaries.sh >/dev/null
+
+promtool:
+	@bash hack/install-promtool.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: setup lint
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not cluster and not slow"
+
+cluster-up: $(STAMP) binaries
+	$(PY) -m hack.localcluster up
+
+cluster-down:
+	$(PY) -m hack.localcluster down
+
+clean: cluster-down
+	rm -rf $(VENV) .localcluster

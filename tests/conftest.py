@@ -1,0 +1,66 @@
+"""Session fixtures shared by every test folder.
+
+``cluster``: the real local control plane (hack/localcluster.py), started once per session and
+stopped at the end; or, with ``MODELFRESHNESS_USE_EXISTING_CLUSTER=1``, the cluster that
+``KUBECONFIG`` names (binaries still come from hack/build-binaries.sh).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hack import localcluster
+
+
+@dataclass
+class Cluster:
+    """What cluster tests get: a kubeconfig, an environment for subprocesses and a kubectl helper."""
+
+    kubeconfig: Path
+    bin_dir: Path
+    env: dict[str, str]
+    log_dir: Path | None
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.bin_dir / "kubectl"), *args],
+            env=self.env,
+            input=input,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    if os.environ.get("MODELFRESHNESS_USE_EXISTING_CLUSTER") == "1":
+        kubeconfig = os.environ.get("KUBECONFIG")
+        if not kubeconfig:
+            pytest.fail("MODELFRESHNESS_USE_EXISTING_CLUSTER=1 needs KUBECONFIG to name the cluster")
+        bin_dir = localcluster.build_binaries()
+        env = dict(os.environ)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        yield Cluster(Path(kubeconfig), bin_dir, env, None)
+        return
+    state_dir = Path(tempfile.mkdtemp(prefix="mf-cluster-"))
+    try:
+        info = localcluster.up(state_dir)
+    except localcluster.ClusterError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield Cluster(info.kubeconfig, info.bin_dir, info.env(), info.log_dir)
+    finally:
+        localcluster.down(state_dir, info)

@@ -1,0 +1,94 @@
+"""The launcher's failure paths and pure helpers; no binaries needed."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hack import localcluster, process_runner
+
+
+def _fake_bin(bin_dir: Path, name: str, script: str) -> None:
+    path = bin_dir / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def test_component_that_dies_is_named_with_its_log(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _fake_bin(bin_dir, "etcd", "echo 'etcd: cannot bind' >&2; exit 3")
+    state = tmp_path / "state"
+    with pytest.raises(localcluster.ClusterError) as err:
+        localcluster.up(state, bin_dir=bin_dir)
+    log = state / "logs" / "etcd.log"
+    assert "etcd exited during start-up" in str(err.value)
+    assert str(log) in str(err.value)
+    assert "cannot bind" in log.read_text()
+    assert not (state / "state.json").exists(), "a failed start must not leave state behind"
+
+
+def test_missing_binary_is_named(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    with pytest.raises(localcluster.ClusterError, match=r"etcd could not be started"):
+        localcluster.up(tmp_path / "state", bin_dir=bin_dir)
+
+
+def test_started_processes_are_stopped_when_a_later_component_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # An "etcd" that stays up and answers nothing: start-up times out on it, and it must be killed.
+    _fake_bin(bin_dir, "etcd", "exec sleep 300")
+    original = localcluster._wait
+
+    def short_wait(name: str, log: Path, pid: int, check: Callable[[], bool], timeout: float) -> None:
+        original(name, log, pid, check, 1.0)
+
+    monkeypatch.setattr(localcluster, "_wait", short_wait)
+    with pytest.raises(localcluster.ClusterError, match="etcd did not become healthy"):
+        localcluster.up(tmp_path / "state", bin_dir=bin_dir)
+    sleepers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == "sleep 300 "]
+    assert not [p for p in sleepers if localcluster._alive(p)], "the launcher left a process running"
+
+
+def _cmdline(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_kwok_leaves_step_pods_to_the_test() -> None:
+    stages = list(yaml.safe_load_all(localcluster.kwok_stages()))
+    assert [s["metadata"]["name"] for s in stages] == ["pod-ready", "pod-complete", "pod-delete"]
+    complete = stages[1]["spec"]["selector"]["matchExpressions"]
+    assert {"key": '.metadata.labels["modelfreshness.io/step"]', "operator": "DoesNotExist"} in complete
+
+
+def test_kwok_node_has_gpus_and_the_annotation_kwok_manages() -> None:
+    node = localcluster.kwok_node("n0", gpus=4)
+    assert node["metadata"]["annotations"][localcluster.KWOK_NODE_ANNOTATION] == "fake"  # type: ignore[index]
+    assert json.loads(json.dumps(node))["status"]["capacity"]["nvidia.com/gpu"] == "4"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/work/out/model.pt", "/host/w/out/model.pt"),
+        ("--result-path=/dev/termination-log", "--result-path=/host/term"),
+        ("/work", "/host/w"),
+        ("/workspace/x", "/workspace/x"),
+        ("plain", "plain"),
+    ],
+)
+def test_process_runner_maps_container_paths(value: str, expected: str) -> None:
+    mounts = {"/work": "/host/w", "/dev/termination-log": "/host/term"}
+    assert process_runner.map_paths(value, mounts) == expected
