@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs promtool (Debian package `prometheus`) for the alert-rule tests, only if it is missing.
+# The package also ships the Prometheus server; we must not start it, so a temporary policy-rc.d
+# tells invoke-rc.d to refuse service starts during the install (exit 101 = "action forbidden").
+set -euo pipefail
+
+if command -v promtool >/dev/null 2>&1; then
+  exit 0
+fi
+
+SUDO=""
+[[ "$(id -u)" -eq 0 ]] || SUDO="sudo"
+
+POLICY=/usr/sbin/policy-rc.d
+ADDED_POLICY=0
+if [[ ! -e "$POLICY" ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 0755 "$POLICY"
+  ADDED_POLICY=1
+fi
+cleanup() { [[ "$ADDED_POLICY" -eq 0 ]] || $SUDO rm -f "$POLICY"; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+
+# Belt and braces: if a service manager started it anyway, stop only that service.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+  $SUDO systemctl stop prometheus || true
+fi
+
+promtool --version

@@ -1,0 +1,224 @@
+"""The chart renders, lints and refuses bad values; its objects follow the contracts. No cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.chart.contract import as_triples, rbac_table, row_triples
+from tests.chart.tools import CHART, Helm, by_kind, load_yaml, one
+from tests.chart.variants import VARIANTS
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_lint(helm: Helm, variant: str) -> None:
+    proc = helm.with_values(["lint", "--strict", str(CHART)], VARIANTS[variant])
+    assert "0 chart(s) failed" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_object_is_labelled_and_namespaced(helm: Helm, variant: str) -> None:
+    docs = helm.template(VARIANTS[variant])
+    cluster_scoped = {"ClusterRole", "ClusterRoleBinding"}
+    for doc in docs:
+        meta = doc["metadata"]
+        assert meta["labels"]["app.kubernetes.io/instance"] == "mf", meta
+        assert meta["labels"]["helm.sh/chart"].startswith("model-freshness-operator-")
+        if doc["kind"] not in cluster_scoped:
+            assert meta.get("namespace"), f"{doc['kind']} {meta['name']} has no namespace"
+
+
+def test_default_objects(helm: Helm) -> None:
+    kinds = sorted(d["kind"] for d in helm.template())
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+
+
+def test_monitoring_objects_only_when_enabled(helm: Helm) -> None:
+    assert not by_kind(helm.template(), "ServiceMonitor")
+    assert not by_kind(helm.template(), "PrometheusRule")
+    docs = helm.template(VARIANTS["monitoring"])
+    sm = one(docs, "ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["labels"]["release"] == "kps"
+    [endpoint] = sm["spec"]["endpoints"]
+    # honorLabels keeps the metrics' own namespace/name labels (the ModelDeployment's).
+    assert endpoint == endpoint | {"port": "metrics", "path": "/metrics", "honorLabels": True}
+    service = one(docs, "Service")
+    assert sm["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    rule = one(docs, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kps"
+
+
+def test_deployment_security_and_ports(helm: Helm) -> None:
+    dep = one(helm.template(), "Deployment")
+    spec = dep["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}, "two standalone operators must never overlap"
+    pod = spec["template"]["spec"]
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] > 0
+    assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["command"] == ["freshness-operator"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 9090, "health": 8080}
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/tmp" in mounts, "a read-only root needs a writable /tmp"
+
+
+def test_deployment_env_follows_the_contract(helm: Helm) -> None:
+    def env_of(values: dict[str, Any]) -> dict[str, str]:
+        [c] = one(helm.template(values), "Deployment")["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value") for e in c["env"]}
+
+    assert env_of({}) == {
+        "FRESHNESS_NAMESPACES": "",
+        "FRESHNESS_METRICS_PORT": "9090",
+        "FRESHNESS_HEALTH_PORT": "8080",
+        "FRESHNESS_TRAINER_IMAGE": "ghcr.io/model-freshness/freshness-trainer:0.1.0",
+        "FRESHNESS_STANDALONE": "true",
+    }
+    env = env_of(VARIANTS["namespaced"])
+    assert env["FRESHNESS_NAMESPACES"] == "team-a,team-b"
+    env = env_of(VARIANTS["custom"])
+    assert env["FRESHNESS_METRICS_PORT"] == "9100" and env["FRESHNESS_HEALTH_PORT"] == "8081"
+    assert env["FRESHNESS_TRAINER_IMAGE"] == "registry.example.com/trainer:1.2.3"
+    assert env["LOG_LEVEL"] == "debug"
+
+
+def test_image_reference(helm: Helm) -> None:
+    def image_of(values: dict[str, Any]) -> str:
+        [c] = one(helm.template(values), "Deployment")["spec"]["template"]["spec"]["containers"]
+        return str(c["image"])
+
+    app_version = load_yaml(CHART / "Chart.yaml")["appVersion"]
+    assert image_of({}) == f"ghcr.io/model-freshness/freshness-operator:{app_version}"
+    assert image_of({"image": {"tag": "dev"}}) == "ghcr.io/model-freshness/freshness-operator:dev"
+    assert image_of(VARIANTS["custom"]) == "registry.example.com/op@sha256:" + "a" * 64
+
+
+def test_selector_labels_are_minimal_and_shared(helm: Helm) -> None:
+    docs = helm.template()
+    selector = one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert selector == {
+        "app.kubernetes.io/name": "model-freshness-operator",
+        "app.kubernetes.io/instance": "mf",
+    }
+    assert one(docs, "Service")["spec"]["selector"] == selector
+    service_port = one(docs, "Service")["spec"]["ports"][0]
+    assert service_port == service_port | {"name": "metrics", "port": 9090, "targetPort": "metrics"}
+
+
+def test_service_account_binding(helm: Helm) -> None:
+    docs = helm.template(VARIANTS["custom"])
+    sa = one(docs, "ServiceAccount")
+    assert sa["metadata"]["name"] == "freshness-sa"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "freshness-sa"
+    for binding in by_kind(docs, "ClusterRoleBinding") + by_kind(docs, "RoleBinding"):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "freshness-sa", "namespace": "mf-system"}]
+    existing = helm.template({"serviceAccount": {"create": False, "name": "byo"}})
+    assert not by_kind(existing, "ServiceAccount")
+    assert one(existing, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "byo"
+
+
+def test_cluster_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
+    docs = helm.template()
+    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
+    role = one(docs, "ClusterRole")
+    assert as_triples(role["rules"]) == row_triples(rbac_table())
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+
+
+def test_namespaced_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
+    rows = rbac_table()
+    docs = helm.template(VARIANTS["namespaced"])
+    roles = by_kind(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    namespaced = row_triples([r for r in rows if not r.cluster_scoped])
+    for role in roles:
+        assert as_triples(role["rules"]) == namespaced
+    bindings = by_kind(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    # Cluster-scoped: only the CRD read; no namespaces permission outside cluster-wide mode.
+    crd_reader = one(docs, "ClusterRole")
+    assert as_triples(crd_reader["rules"]) == row_triples(
+        [r for r in rows if r.cluster_scoped and not r.cluster_wide_only]
+    )
+    assert one(docs, "ClusterRoleBinding")["roleRef"]["name"] == crd_reader["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"imagee": {"tag": "x"}}, "imagee"),
+        ({"image": {"tagg": "x"}}, "tagg"),
+        ({"securityContext": {"readOnlyRootFs": True}}, "readOnlyRootFs"),
+        ({"serviceMonitor": {"enable": True}}, "enable"),
+        ({"prometheusRule": {"alerts": {"ModelStal": {"for": "1h"}}}}, "ModelStal"),
+        ({"prometheusRule": {"alerts": {"ModelStale": {"severity": "page"}}}}, "severity"),
+        ({"prometheusRule": {"alerts": {"ModelStale": {"for": "an hour"}}}}, "for"),
+        ({"prometheusRule": {"modelMaxAgeSeconds": "7d"}}, "modelMaxAgeSeconds"),
+        ({"replicas": 2}, "replicas"),
+        ({"watch": {"mode": "namespaced"}}, "mode"),
+        ({"watch": {"mode": "namespaces"}}, "namespaces"),
+        ({"watch": {"mode": "namespaces", "namespaces": ["Not_A_Namespace"]}}, "namespaces"),
+        ({"metricsPort": "9090"}, "metricsPort"),
+        ({"extraEnv": [{"name": "FRESHNESS_NAMESPACES", "value": "x"}]}, "extraEnv"),
+    ],
+)
+def test_schema_refuses_typos_and_bad_values(helm: Helm, values: dict[str, Any], complaint: str) -> None:
+    proc = helm.with_values(["template", "mf", str(CHART)], values, check=False)
+    assert proc.returncode != 0, f"{values} was accepted"
+    assert "schema" in proc.stderr and complaint in proc.stderr, proc.stderr
+
+
+def test_service_account_name_required_when_not_created(helm: Helm) -> None:
+    proc = helm.with_values(["template", "mf", str(CHART)], {"serviceAccount": {"create": False}}, check=False)
+    assert proc.returncode != 0 and "serviceAccount.name is required" in proc.stderr
+
+
+def test_kube_version_constraint(helm: Helm) -> None:
+    assert load_yaml(CHART / "Chart.yaml")["kubeVersion"] == ">=1.30.0-0"
+    too_old = helm.run("template", "mf", str(CHART), "--kube-version", "1.29.9", check=False)
+    assert too_old.returncode != 0 and "kubeVersion" in too_old.stderr
+    helm.run("template", "mf", str(CHART), "--kube-version", "1.30.0")
+    helm.run("template", "mf", str(CHART), "--kube-version", "1.34.4")
+
+
+# Kubernetes structures passed through as they are: documented once at their top, as in `helm create`.
+PASS_THROUGH = {"resources", "podSecurityContext", "securityContext"}
+
+
+def test_values_file_is_documented_value_by_value() -> None:
+    """Every key in values.yaml has a comment right above it, except inside pass-through structures."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    parents: list[tuple[int, str]] = []  # (indent, key) of the enclosing blocks
+    undocumented = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "-")) or ":" not in stripped:
+            continue
+        indent = len(line) - len(line.lstrip())
+        key = stripped.split(":", 1)[0]
+        parents = [(n, k) for n, k in parents if n < indent]
+        inside_pass_through = any(k in PASS_THROUGH for _, k in parents)
+        if not inside_pass_through and not lines[i - 1].strip().startswith("#"):
+            undocumented.append(".".join([k for _, k in parents] + [key]))
+        parents.append((indent, key))
+    assert not undocumented, f"values without a comment above them: {undocumented}"
