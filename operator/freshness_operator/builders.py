@@ -1,0 +1,241 @@
+"""Manifests for the step Jobs and the Deployment patch: plain functions returning dicts. Pure.
+
+Every Job runs ``freshness-trainer <step>`` in the trainer image under the ``restricted`` Pod
+Security level, writes its result to the termination message, carries the labels of
+docs/contracts.md and is owned by its ModelDeployment (garbage-collected with it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from freshness_operator import GROUP, KIND, VERSION, labels
+from freshness_operator.core.actions import CreateDriftJob, CreatePackageJob, CreateTrainJob
+from freshness_operator.core.spec import Spec
+
+NONROOT_UID = 65532  # no privileges needed: the image's files only have to be world-readable
+_WORK = "/work"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The ModelDeployment the children belong to."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def format_override(key: str, value: Any) -> str:
+    """One ``--set key=value`` argument; values are YAML scalars as ``dvc exp run -S`` parses them."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool) or value is None:
+        text = json.dumps(value)
+    elif isinstance(value, float):
+        text = repr(value)
+        if "e" in text and "." not in text:  # YAML 1.1 reads 1e-05 as a string, 1.0e-05 as a float
+            mantissa, _, exponent = text.partition("e")
+            text = f"{mantissa}.0e{exponent}"
+    else:
+        text = json.dumps(value, separators=(",", ":"))
+    return f"{key}={text}"
+
+
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+    }
+
+
+def _pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": NONROOT_UID,
+        "runAsGroup": NONROOT_UID,
+        "fsGroup": NONROOT_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _env(spec: Spec) -> list[dict[str, Any]]:
+    # The root filesystem is read-only: git, DVC and caches write under the emptyDir volumes.
+    base = [
+        {"name": "FRESHNESS_RESULT_PATH", "value": "/dev/termination-log"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+        {"name": "DVC_NO_ANALYTICS", "value": "1"},
+    ]
+    return base + [dict(e) for e in spec.env]
+
+
+@dataclass(frozen=True)
+class _JobParts:
+    name: str
+    step: str
+    image: str
+    args: list[str]
+    deadline_seconds: int
+    backoff_limit: int
+    extra_labels: dict[str, str]
+    annotations: dict[str, str]
+    resources: dict[str, Any]
+    node_selector: dict[str, str]
+    tolerations: list[dict[str, Any]]
+    env_from: list[dict[str, Any]]
+
+
+def _job(owner: Owner, spec: Spec, p: _JobParts) -> dict[str, Any]:
+    job_labels = {**labels.for_child(owner.name, p.step), **p.extra_labels}
+    container: dict[str, Any] = {
+        "name": labels.CONTAINER,
+        "image": p.image,
+        "command": ["freshness-trainer"],
+        "args": p.args,
+        "workingDir": _WORK,
+        "env": _env(spec),
+        "resources": p.resources,
+        "securityContext": _container_security(),
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "work", "mountPath": _WORK}],
+    }
+    if p.env_from:
+        container["envFrom"] = p.env_from
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": _pod_security(),
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "work", "emptyDir": {}}],
+    }
+    if p.node_selector:
+        pod_spec["nodeSelector"] = p.node_selector
+    if p.tolerations:
+        pod_spec["tolerations"] = p.tolerations
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": p.name,
+            "namespace": owner.namespace,
+            "labels": job_labels,
+            "annotations": p.annotations,
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": {
+            "backoffLimit": p.backoff_limit,
+            "activeDeadlineSeconds": p.deadline_seconds,
+            "template": {"metadata": {"labels": job_labels, "annotations": p.annotations}, "spec": pod_spec},
+        },
+    }
+
+
+def drift_job(owner: Owner, spec: Spec, action: CreateDriftJob, image: str) -> dict[str, Any]:
+    d = spec.drift
+    args = ["drift", "--reference", spec.data.reference, "--current", spec.data.current]
+    if action.model_uri:
+        args += ["--model", action.model_uri]
+    args += ["--threshold", repr(d.threshold), "--min-samples", str(d.min_samples)]
+    if d.accuracy_drop is not None:
+        args += ["--accuracy-drop", repr(d.accuracy_drop)]
+    if d.report_dir:
+        args += ["--report", f"{d.report_dir.rstrip('/')}/{action.name}.html"]
+    return _job(
+        owner,
+        spec,
+        _JobParts(
+            name=action.name,
+            step="drift",
+            image=image,
+            args=args,
+            deadline_seconds=d.timeout_seconds,
+            backoff_limit=0,  # a failed check is reported; the schedule is the retry
+            extra_labels={labels.CHECK: str(action.number)},
+            annotations={},
+            resources=dict(d.resources),
+            node_selector={},
+            tolerations=[],
+            env_from=[],
+        ),
+    )
+
+
+def train_job(owner: Owner, spec: Spec, action: CreateTrainJob, image: str) -> dict[str, Any]:
+    t = spec.training
+    args = ["train", "--repo", spec.source.repo, "--rev", spec.source.revision]
+    for key in sorted(action.overrides):
+        args += ["--set", format_override(key, action.overrides[key])]
+    args += ["--name", action.name]
+    if action.baseline_model:
+        args += ["--baseline-model", action.baseline_model]
+    if t.remote:
+        args += ["--remote", t.remote]
+    secret = spec.source.credentials_secret
+    return _job(
+        owner,
+        spec,
+        _JobParts(
+            name=action.name,
+            step="train",
+            image=image,
+            args=args,
+            deadline_seconds=t.timeout_seconds,
+            backoff_limit=t.backoff_limit,
+            extra_labels={labels.RETRAIN: str(action.retrain), labels.CANDIDATE: str(action.index)},
+            annotations={labels.OVERRIDES: json.dumps(action.overrides, sort_keys=True, separators=(",", ":"))},
+            resources=dict(t.resources),
+            node_selector=dict(t.node_selector),
+            tolerations=[dict(x) for x in t.tolerations],
+            env_from=[{"secretRef": {"name": secret}}] if secret else [],
+        ),
+    )
+
+
+def package_job(owner: Owner, spec: Spec, action: CreatePackageJob, image: str) -> dict[str, Any]:
+    p = spec.package
+    args = ["package", "--model", action.model_uri, "--image", action.image]
+    if p.base_image:
+        args += ["--base-image", p.base_image]
+    if p.push:
+        args.append("--push")
+    return _job(
+        owner,
+        spec,
+        _JobParts(
+            name=action.name,
+            step="package",
+            image=image,
+            args=args,
+            deadline_seconds=p.timeout_seconds,
+            backoff_limit=spec.training.backoff_limit,
+            extra_labels={labels.RETRAIN: str(action.retrain)},
+            annotations={},
+            resources={},
+            node_selector={},
+            tolerations=[],
+            env_from=[],
+        ),
+    )
+
+
+def image_patch(container: str, image: str) -> dict[str, Any]:
+    """Strategic merge patch setting one container's image (containers merge by name)."""
+    return {"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}}

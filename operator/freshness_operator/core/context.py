@@ -1,0 +1,92 @@
+"""The working state of one ``decide`` call: inputs, the status being edited, actions so far. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from freshness_operator.core import actions as act
+from freshness_operator.core.conditions import set_condition
+from freshness_operator.core.observed import Observed
+from freshness_operator.core.spec import Spec
+from freshness_operator.core.status import (
+    HISTORY_LIMIT,
+    CandidateStatus,
+    HistoryEntry,
+    ModelStatus,
+    Outcome,
+    Stage,
+    Status,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What ``decide`` returns: actions in order, the new status, when to look again."""
+
+    actions: tuple[act.Action, ...]
+    status: Status
+    requeue_at: datetime | None
+
+
+@dataclass
+class Context:
+    name: str
+    spec: Spec
+    status: Status
+    observed: Observed
+    now: datetime
+    generation: int
+    actions: list[act.Action] = field(default_factory=list)
+    wakeups: list[datetime] = field(default_factory=list)
+
+    @property
+    def may_act(self) -> bool:
+        """Paused ModelDeployments keep their status fresh but start and patch nothing."""
+        return not self.spec.paused
+
+    def emit(self, reason: str, message: str, *, warning: bool = False) -> None:
+        self.actions.append(act.Emit(reason, message, warning))
+
+    def count(self, metric: str, result: str | None = None) -> None:
+        self.actions.append(act.Count(metric, result))
+
+    def duration(self, step: str, started: datetime | None, finished: datetime | None) -> None:
+        if started is not None and finished is not None and finished >= started:
+            self.actions.append(act.ObserveDuration(step, (finished - started).total_seconds()))
+
+    def wake_at(self, when: datetime) -> None:
+        self.wakeups.append(when)
+
+    def condition(self, type_: str, status: str, reason: str, message: str) -> bool:
+        return set_condition(
+            self.status.conditions, type_, status, reason, message, now=self.now, generation=self.generation
+        )
+
+    def finish(self, c: CandidateStatus, outcome: Outcome, reason: str, message: str, result: str) -> None:
+        """Close the retrain with ``outcome``; ``result`` labels modelfreshness_retrains_total."""
+        c.stage, c.outcome, c.reason, c.message = Stage.DONE, outcome, reason, message
+        c.finished_at = self.now
+        c.after_check = self.status.drift.sequence
+        self.count("retrains", result)
+
+    def push_history(self, old: ModelStatus | None, *, replaced_by: str | None, reason: str) -> None:
+        if old is None or old.image is None:
+            return
+        entry = HistoryEntry(
+            version=old.version,
+            image=old.image,
+            uri=old.uri,
+            experiment=old.experiment,
+            rev=old.rev,
+            metrics=old.metrics,
+            deployed_at=old.deployed_at,
+            replaced_at=self.now,
+            replaced_by=replaced_by,
+            reason=reason,
+        )
+        self.status.history = [entry, *self.status.history][:HISTORY_LIMIT]
+
+    def decision(self) -> Decision:
+        future = [w for w in self.wakeups if w > self.now]
+        return Decision(tuple(self.actions), self.status, min(future) if future else None)

@@ -1,0 +1,44 @@
+"""The decision function: spec + status + observations + now -> actions + new status. Pure.
+
+One reconcile is the numbered steps below, each in its own module. Every step only edits the
+copy of the status and appends actions, so calling ``decide`` twice on the same inputs gives the
+same answer, and executing its actions twice is harmless (names are deterministic).
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+
+from freshness_operator.core import adopt, drift, retrain, summary
+from freshness_operator.core.actions import Emit
+from freshness_operator.core.conditions import set_condition
+from freshness_operator.core.context import Context, Decision
+from freshness_operator.core.observed import Observed
+from freshness_operator.core.spec import Spec, SpecError
+from freshness_operator.core.status import Phase, Status
+
+__all__ = ["Decision", "decide", "reject_spec"]
+
+
+def decide(*, name: str, spec: Spec, status: Status, observed: Observed, now: datetime, generation: int) -> Decision:
+    """Decide what to do for ModelDeployment ``name``. Pure: no I/O, no clock (``now`` is given)."""
+    ctx = Context(name, spec, copy.deepcopy(status), observed, now, generation)
+    adopt.adopt_jobs(ctx)  # 1. take over Jobs the status does not know about
+    adopt.track_serving(ctx)  # 2. what the serving Deployment runs now
+    drift.finish_check(ctx)  # 3. the verdict of the finished check
+    retrain.advance(ctx)  # 4. training -> gate -> packaging -> rollout -> outcome
+    retrain.start_if_needed(ctx)  # 5. confirmed drift -> new retrain, unless suppressed
+    drift.start_check_if_due(ctx)  # 6. the next check
+    adopt.prune_jobs(ctx)  # 7. old Jobs
+    summary.summarize(ctx)  # 8. phase and conditions
+    return ctx.decision()
+
+
+def reject_spec(*, status: Status, error: SpecError, now: datetime, generation: int) -> Decision:
+    """A spec the operator cannot act on: phase Failed, Ready=False InvalidSpec, one Event. Pure."""
+    st = copy.deepcopy(status)
+    st.phase = Phase.FAILED
+    st.observed_generation = generation
+    changed = set_condition(st.conditions, "Ready", "False", "InvalidSpec", str(error), now=now, generation=generation)
+    return Decision((Emit("InvalidSpec", str(error), True),) if changed else (), st, None)

@@ -1,0 +1,93 @@
+"""Drift checks: record the verdict of the check in flight; start the next one when due. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from freshness_operator.core import names
+from freshness_operator.core.actions import CreateDriftJob
+from freshness_operator.core.context import Context
+from freshness_operator.core.observed import JobState, StepOutcome
+from freshness_operator.core.spec import Drift
+from freshness_operator.core.status import StepError
+
+
+def next_check(drift: Drift, after: datetime) -> datetime:
+    """When the check after one started at ``after`` is due (interval or cron)."""
+    if drift.schedule is not None:
+        return drift.schedule.next_after(after)
+    return after + timedelta(seconds=drift.interval_seconds or 0)
+
+
+def finish_check(ctx: Context) -> None:
+    """Step 3: when the check in flight has finished, record its verdict or its failure."""
+    d = ctx.status.drift
+    if d.job is None:
+        return
+    job = ctx.observed.job(d.job)
+    if job is not None and job.state is JobState.RUNNING:
+        return
+    name, d.job = d.job, None
+    if job is None:
+        outcome = StepOutcome(False, "JobNotFound", f"drift Job {name} disappeared before it finished")
+    else:
+        outcome = job.outcome or StepOutcome(False, "MissingResult", "the Job finished without a result")
+        ctx.duration("drift", job.started_at, job.finished_at)
+    if outcome.ok:
+        _record_verdict(ctx, outcome.result, (job.finished_at if job else None) or ctx.now)
+        return
+    d.last_error = StepError(outcome.reason, outcome.message, ctx.now)
+    ctx.count("drift_checks", "failed")
+    ctx.emit("DriftCheckFailed", f"{name}: {outcome.reason}: {outcome.message}", warning=True)
+
+
+def _record_verdict(ctx: Context, r: dict[str, Any], finished: datetime) -> None:
+    d = ctx.status.drift
+    previously = d.detected
+    d.detected = bool(r.get("detected"))
+    d.share = float(r.get("share", 0.0))
+    d.score = float(r.get("score", 0.0))
+    d.threshold = float(r.get("threshold", ctx.spec.drift.threshold))
+    d.method = r.get("method")
+    d.samples = r.get("samples")
+    d.reference_samples = r.get("referenceSamples")
+    d.top_features = list(r.get("topFeatures") or []) or None
+    d.report = r.get("report")
+    d.accuracy = dict(r.get("accuracy") or {}) or None
+    d.last_check_time = finished
+    d.verdict_check = d.sequence
+    d.consecutive = d.consecutive + 1 if d.detected else 0
+    d.last_error = None
+    d.summary = f"{d.share:.2f}" + (" drifted" if d.detected else "")
+    ctx.count("drift_checks", "succeeded")
+    verdict = f"share {d.share:.2f}, score {d.score:.3f}, threshold {d.threshold:.3f}, {d.samples} samples"
+    if d.detected:
+        top = f"; top features: {', '.join(d.top_features)}" if d.top_features else ""
+        ctx.emit(
+            "DriftDetected",
+            f"check {d.sequence}: {verdict}; {d.consecutive} of {ctx.spec.drift.consecutive} "
+            f"drifted checks in a row{top}",
+            warning=True,
+        )
+    elif previously is not False:
+        ctx.emit("NoDrift", f"check {d.sequence}: {verdict}")
+
+
+def start_check_if_due(ctx: Context) -> None:
+    """Step 6: start the next check when due, unless one is running or a retrain is in flight."""
+    d = ctx.status.drift
+    c = ctx.status.candidate
+    due = next_check(ctx.spec.drift, d.started_at) if d.started_at is not None else ctx.now
+    d.next_check_time = due
+    if d.job is not None or (c is not None and c.in_flight) or not ctx.may_act:
+        return
+    if ctx.now < due:
+        ctx.wake_at(due)
+        return
+    number = d.sequence + 1
+    name = names.drift_job(ctx.name, number)
+    model = ctx.status.model.uri if ctx.status.model else None
+    ctx.actions.append(CreateDriftJob(name, number, model or ctx.spec.serving.model_uri))
+    d.sequence, d.job, d.started_at = number, name, ctx.now
+    d.next_check_time = next_check(ctx.spec.drift, ctx.now)

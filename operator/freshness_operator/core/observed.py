@@ -1,0 +1,82 @@
+"""What the operator saw in the cluster, already reduced to what the core needs. Pure values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class Step(StrEnum):
+    DRIFT = "drift"
+    TRAIN = "train"
+    PACKAGE = "package"
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """A finished step: ``ok`` and its result section, or the reason it failed."""
+
+    ok: bool
+    reason: str = ""
+    message: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    name: str
+    step: Step
+    number: int
+    state: JobState
+    index: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    outcome: StepOutcome | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeploymentObservation:
+    """The serving Deployment's rollout state (``found`` False when it does not exist)."""
+
+    found: bool = False
+    image: str | None = None
+    container_found: bool = False
+    generation: int = 0
+    observed_generation: int = 0
+    replicas: int = 0
+    status_replicas: int = 0
+    updated_replicas: int = 0
+    available_replicas: int = 0
+    progress_deadline_exceeded: bool = False
+    message: str = ""
+
+    @property
+    def rolled_out(self) -> bool:
+        """kubectl rollout status' rule: every replica updated and available, no old ones left."""
+        return (
+            self.observed_generation >= self.generation
+            and self.updated_replicas >= self.replicas
+            and self.status_replicas <= self.updated_replicas
+            and self.available_replicas >= self.updated_replicas
+        )
+
+
+@dataclass(frozen=True)
+class Observed:
+    jobs: tuple[JobObservation, ...] = ()
+    deployment: DeploymentObservation = field(default_factory=DeploymentObservation)
+
+    def job(self, name: str | None) -> JobObservation | None:
+        return next((j for j in self.jobs if j.name == name), None)
+
+    def of_step(self, step: Step) -> list[JobObservation]:
+        return [j for j in self.jobs if j.step is step]

@@ -1,0 +1,99 @@
+"""Rolling the serving Deployment to the packaged image, and rolling back. Pure."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from freshness_operator.core.actions import PatchImage
+from freshness_operator.core.context import Context
+from freshness_operator.core.status import CandidateStatus, ModelStatus, Outcome
+
+
+def _problem(ctx: Context) -> tuple[str, str] | None:
+    dep, serving = ctx.observed.deployment, ctx.spec.serving
+    if not dep.found:
+        return "ServingDeploymentNotFound", f"Deployment {serving.deployment} does not exist"
+    if not dep.container_found:
+        return "ContainerNotFound", f"Deployment {serving.deployment} has no container {serving.container}"
+    return None
+
+
+def advance(ctx: Context, c: CandidateStatus) -> None:
+    """Patch the image once, then judge the rollout from the Deployment's status."""
+    if c.rollout_started_at is None:
+        _start(ctx, c)
+    else:
+        _judge(ctx, c)
+
+
+def _start(ctx: Context, c: CandidateStatus) -> None:
+    dep, serving = ctx.observed.deployment, ctx.spec.serving
+    if not ctx.may_act:
+        return
+    problem = _problem(ctx)
+    if problem is not None:
+        _failed(ctx, c, *problem)
+        return
+    c.previous_image = dep.image
+    ctx.actions.append(PatchImage(str(c.target_image)))
+    c.rollout_started_at = ctx.now
+    ctx.emit("RolloutStarted", f"{serving.deployment}/{serving.container}: {dep.image} -> {c.target_image}")
+    ctx.wake_at(ctx.now + timedelta(seconds=ctx.spec.rollout.progress_deadline_seconds))
+
+
+def _judge(ctx: Context, c: CandidateStatus) -> None:
+    dep, rollout = ctx.observed.deployment, ctx.spec.rollout
+    assert c.rollout_started_at is not None
+    problem = _problem(ctx)
+    if problem is not None:
+        _failed(ctx, c, *problem)
+    elif dep.image != c.target_image:
+        _failed(ctx, c, "ImageChanged", f"the container image was changed to {dep.image} during the rollout")
+    elif dep.rolled_out:
+        _promote(ctx, c)
+    else:
+        deadline = c.rollout_started_at + timedelta(seconds=rollout.progress_deadline_seconds)
+        if not dep.progress_deadline_exceeded and ctx.now < deadline:
+            ctx.wake_at(deadline)
+            return
+        message = dep.message or f"not available within {rollout.progress_deadline_seconds}s"
+        if rollout.auto_rollback and c.previous_image:
+            _roll_back(ctx, c, c.previous_image, message)
+        else:
+            _failed(ctx, c, "ProgressDeadlineExceeded", message)
+
+
+def _roll_back(ctx: Context, c: CandidateStatus, previous: str, message: str) -> None:
+    if not ctx.may_act:
+        return  # paused: the rollback is an action too; it happens on resume
+    reason = "ProgressDeadlineExceeded"
+    ctx.actions.append(PatchImage(previous, rollback=True))
+    ctx.count("rollouts", "failed")
+    ctx.count("rollbacks")
+    ctx.emit("RolloutFailed", f"{c.target_image}: {reason}: {message}", warning=True)
+    ctx.emit("RolledBack", f"restored {previous} on {ctx.spec.serving.deployment}", warning=True)
+    ctx.finish(c, Outcome.ROLLED_BACK, reason, message, "failed")
+
+
+def _failed(ctx: Context, c: CandidateStatus, reason: str, message: str) -> None:
+    ctx.count("rollouts", "failed")
+    ctx.emit("RolloutFailed", f"retrain {c.retrain}: {reason}: {message}", warning=True)
+    ctx.finish(c, Outcome.ROLLOUT_FAILED, reason, message, "failed")
+
+
+def _promote(ctx: Context, c: CandidateStatus) -> None:
+    best = c.best_run()
+    ctx.push_history(ctx.status.model, replaced_by=c.version, reason=f"Retrained after {c.trigger}")
+    ctx.status.model = ModelStatus(
+        version=c.version,
+        image=c.target_image,
+        uri=best.model if best else None,
+        experiment=best.experiment if best else None,
+        rev=best.rev if best else None,
+        metrics=best.metrics if best else None,
+        deployed_at=ctx.now,
+    )
+    ctx.count("rollouts", "succeeded")
+    message = f"{ctx.spec.serving.deployment} serves {c.version} ({c.target_image})"
+    ctx.emit("RolledOut", message)
+    ctx.finish(c, Outcome.ROLLED_OUT, "RolledOut", message, "succeeded")

@@ -1,0 +1,222 @@
+"""The ModelDeployment spec as typed values, parsed once per reconcile. Pure.
+
+The CRD already validates and defaults; parsing repeats the defaults so the core also works on
+objects written before a default existed, and turns durations and schedules into numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from freshness_operator.core.times import Cron, parse_duration
+
+DEFAULT_INTERVAL_SECONDS = 6 * 3600
+
+
+class SpecError(ValueError):
+    """A spec the CRD let through but the operator cannot act on; ``field`` is its path."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Source:
+    repo: str
+    revision: str = "main"
+    credentials_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class Data:
+    reference: str
+    current: str
+
+
+@dataclass(frozen=True)
+class Serving:
+    deployment: str
+    container: str
+    image: str
+    model_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class Drift:
+    interval_seconds: int | None = DEFAULT_INTERVAL_SECONDS
+    schedule: Cron | None = None
+    threshold: float = 0.3
+    min_samples: int = 200
+    consecutive: int = 1
+    accuracy_drop: float | None = None
+    report_dir: str | None = None
+    timeout_seconds: int = 3600
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Training:
+    image: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    candidates: tuple[dict[str, Any], ...] = ({},)
+    max_parallel: int = 1
+    resources: dict[str, Any] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    timeout_seconds: int = 7200
+    backoff_limit: int = 1
+    remote: str | None = None
+
+
+@dataclass(frozen=True)
+class Package:
+    base_image: str | None = None
+    push: bool = True
+    timeout_seconds: int = 3600
+
+
+@dataclass(frozen=True)
+class Promotion:
+    metric: str = "val_acc"
+    min_improvement: float = 0.0
+    min_value: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rollout:
+    progress_deadline_seconds: int = 600
+    auto_rollback: bool = True
+
+
+@dataclass(frozen=True)
+class Policy:
+    cooldown_seconds: int = 24 * 3600
+    max_retrains_per_day: int = 2
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Typed ModelDeployment spec (DESIGN.md §1)."""
+
+    source: Source
+    data: Data
+    serving: Serving
+    paused: bool = False
+    drift: Drift = field(default_factory=Drift)
+    training: Training = field(default_factory=Training)
+    package: Package = field(default_factory=Package)
+    promotion: Promotion = field(default_factory=Promotion)
+    rollout: Rollout = field(default_factory=Rollout)
+    policy: Policy = field(default_factory=Policy)
+    env: tuple[dict[str, Any], ...] = ()
+
+
+def _duration(section: dict[str, Any], key: str, path: str, default: int) -> int:
+    if key not in section:
+        return default
+    try:
+        return parse_duration(str(section[key]))
+    except ValueError as exc:
+        raise SpecError(f"{path}.{key}", str(exc)) from exc
+
+
+def _required(section: dict[str, Any], key: str, path: str) -> str:
+    value = section.get(key)
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{path}.{key}", "required")
+    return value
+
+
+def _drift(d: dict[str, Any]) -> Drift:
+    schedule = None
+    interval: int | None = DEFAULT_INTERVAL_SECONDS
+    if "schedule" in d:
+        try:
+            schedule = Cron.parse(str(d["schedule"]))
+        except ValueError as exc:
+            raise SpecError("spec.drift.schedule", str(exc)) from exc
+        interval = None
+    else:
+        interval = _duration(d, "interval", "spec.drift", DEFAULT_INTERVAL_SECONDS)
+        if interval < 1:
+            raise SpecError("spec.drift.interval", "must be at least 1s")
+    accuracy = d.get("accuracyDrop")
+    return Drift(
+        interval_seconds=interval,
+        schedule=schedule,
+        threshold=float(d.get("threshold", 0.3)),
+        min_samples=int(d.get("minSamples", 200)),
+        consecutive=int(d.get("consecutive", 1)),
+        accuracy_drop=None if accuracy is None else float(accuracy),
+        report_dir=d.get("reportDir"),
+        timeout_seconds=_duration(d, "timeout", "spec.drift", 3600),
+        resources=dict(d.get("resources") or {}),
+    )
+
+
+def _training(t: dict[str, Any]) -> Training:
+    candidates = t.get("candidates", [{}])
+    if not isinstance(candidates, list) or not candidates:
+        raise SpecError("spec.training.candidates", "needs at least one candidate")
+    return Training(
+        image=t.get("image"),
+        params=dict(t.get("params") or {}),
+        candidates=tuple(dict(c or {}) for c in candidates),
+        max_parallel=max(1, int(t.get("maxParallel", 1))),
+        resources=dict(t.get("resources") or {}),
+        node_selector=dict(t.get("nodeSelector") or {}),
+        tolerations=tuple(t.get("tolerations") or ()),
+        timeout_seconds=_duration(t, "timeout", "spec.training", 7200),
+        backoff_limit=int(t.get("backoffLimit", 1)),
+        remote=t.get("remote"),
+    )
+
+
+def parse_spec(raw: dict[str, Any]) -> Spec:
+    """Parse a ModelDeployment's ``spec``; raise SpecError naming the field. Pure."""
+    source = raw.get("source") or {}
+    data = raw.get("data") or {}
+    serving = raw.get("serving") or {}
+    package = raw.get("package") or {}
+    promotion = raw.get("promotion") or {}
+    rollout = raw.get("rollout") or {}
+    policy = raw.get("policy") or {}
+    return Spec(
+        source=Source(
+            repo=_required(source, "repo", "spec.source"),
+            revision=source.get("revision", "main"),
+            credentials_secret=source.get("credentialsSecret"),
+        ),
+        data=Data(_required(data, "reference", "spec.data"), _required(data, "current", "spec.data")),
+        serving=Serving(
+            deployment=_required(serving, "deployment", "spec.serving"),
+            container=_required(serving, "container", "spec.serving"),
+            image=_required(serving, "image", "spec.serving"),
+            model_uri=serving.get("modelUri"),
+        ),
+        paused=bool(raw.get("paused", False)),
+        drift=_drift(raw.get("drift") or {}),
+        training=_training(raw.get("training") or {}),
+        package=Package(
+            base_image=package.get("baseImage"),
+            push=bool(package.get("push", True)),
+            timeout_seconds=_duration(package, "timeout", "spec.package", 3600),
+        ),
+        promotion=Promotion(
+            metric=promotion.get("metric", "val_acc"),
+            min_improvement=float(promotion.get("minImprovement", 0.0)),
+            min_value=float(promotion.get("minValue", 0.0)),
+        ),
+        rollout=Rollout(
+            progress_deadline_seconds=int(rollout.get("progressDeadlineSeconds", 600)),
+            auto_rollback=bool(rollout.get("autoRollback", True)),
+        ),
+        policy=Policy(
+            cooldown_seconds=_duration(policy, "cooldown", "spec.policy", 24 * 3600),
+            max_retrains_per_day=int(policy.get("maxRetrainsPerDay", 2)),
+        ),
+        env=tuple(raw.get("env") or ()),
+    )

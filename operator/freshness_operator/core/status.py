@@ -1,0 +1,203 @@
+"""The ModelDeployment status as dataclasses (serialised with ``serde``, camelCase). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+HISTORY_LIMIT = 10
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    MONITORING = "Monitoring"
+    DRIFT_DETECTED = "DriftDetected"
+    TRAINING = "Training"
+    PACKAGING = "Packaging"
+    ROLLING_OUT = "RollingOut"
+    DEGRADED = "Degraded"
+    PAUSED = "Paused"
+    FAILED = "Failed"
+
+
+class Stage(StrEnum):
+    """Where the retrain in flight is; DONE once it has an outcome."""
+
+    TRAINING = "Training"
+    PACKAGING = "Packaging"
+    ROLLING_OUT = "RollingOut"
+    DONE = "Done"
+
+
+class Outcome(StrEnum):
+    ROLLED_OUT = "RolledOut"
+    REJECTED = "CandidateRejected"
+    TRAINING_FAILED = "TrainingFailed"
+    PACKAGING_FAILED = "PackagingFailed"
+    ROLLED_BACK = "RolledBack"
+    ROLLOUT_FAILED = "RolloutFailed"
+
+
+FAILED_OUTCOMES = {Outcome.TRAINING_FAILED, Outcome.PACKAGING_FAILED}
+DEGRADED_OUTCOMES = {Outcome.ROLLED_BACK, Outcome.ROLLOUT_FAILED}
+
+
+class RunState(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass
+class Condition:
+    type: str
+    status: str
+    reason: str
+    message: str
+    last_transition_time: datetime
+    observed_generation: int = 0
+
+
+@dataclass
+class StepError:
+    reason: str
+    message: str
+    time: datetime | None = None
+
+
+@dataclass
+class DriftStatus:
+    sequence: int = 0
+    job: str | None = None
+    started_at: datetime | None = None
+    next_check_time: datetime | None = None
+    last_check_time: datetime | None = None
+    detected: bool | None = None
+    share: float | None = None
+    score: float | None = None
+    threshold: float | None = None
+    method: str | None = None
+    samples: int | None = None
+    reference_samples: int | None = None
+    top_features: list[str] | None = None
+    report: str | None = None
+    accuracy: dict[str, float] | None = None
+    verdict_check: int = 0
+    consecutive: int = 0
+    summary: str | None = None
+    last_error: StepError | None = None
+
+
+@dataclass
+class ModelStatus:
+    version: str | None = None
+    image: str | None = None
+    uri: str | None = None
+    experiment: str | None = None
+    rev: str | None = None
+    metrics: dict[str, float] | None = None
+    deployed_at: datetime | None = None
+
+
+@dataclass
+class RunStatus:
+    index: int
+    job: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    state: RunState = RunState.PENDING
+    reason: str | None = None
+    message: str | None = None
+    metrics: dict[str, float] | None = None
+    baseline_metrics: dict[str, float] | None = None
+    experiment: str | None = None
+    rev: str | None = None
+    model: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass
+class Gate:
+    metric: str
+    passed: bool
+    reason: str
+    message: str
+    value: float | None = None
+    baseline: float | None = None
+    min_improvement: float | None = None
+    min_value: float | None = None
+
+
+@dataclass
+class CandidateStatus:
+    """The retrain in flight, or the last one with its outcome."""
+
+    retrain: int
+    stage: Stage = Stage.TRAINING
+    started_at: datetime | None = None
+    trigger: str | None = None
+    trigger_check: int = 0
+    runs: list[RunStatus] = field(default_factory=list)
+    best: int | None = None
+    gate: Gate | None = None
+    version: str | None = None
+    package_job: str | None = None
+    package_started_at: datetime | None = None
+    image: str | None = None
+    digest: str | None = None
+    target_image: str | None = None
+    previous_image: str | None = None
+    rollout_started_at: datetime | None = None
+    outcome: Outcome | None = None
+    reason: str | None = None
+    message: str | None = None
+    finished_at: datetime | None = None
+    after_check: int = 0
+
+    @property
+    def in_flight(self) -> bool:
+        return self.stage is not Stage.DONE
+
+    def best_run(self) -> RunStatus | None:
+        return next((r for r in self.runs if r.index == self.best), None)
+
+
+@dataclass
+class Retrains:
+    """Retrain start times kept for the cooldown and the per-day limit."""
+
+    last_started: datetime | None = None
+    recent: list[datetime] = field(default_factory=list)
+    count: int = 0  # the highest retrain number used, so Job names are never reused
+
+
+@dataclass
+class HistoryEntry:
+    version: str | None = None
+    image: str | None = None
+    uri: str | None = None
+    experiment: str | None = None
+    rev: str | None = None
+    metrics: dict[str, float] | None = None
+    deployed_at: datetime | None = None
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class Status:
+    phase: Phase = Phase.PENDING
+    observed_generation: int = 0
+    conditions: list[Condition] = field(default_factory=list)
+    drift: DriftStatus = field(default_factory=DriftStatus)
+    model: ModelStatus | None = None
+    candidate: CandidateStatus | None = None
+    retrains: Retrains = field(default_factory=Retrains)
+    history: list[HistoryEntry] = field(default_factory=list)
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)

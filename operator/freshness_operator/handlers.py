@@ -1,0 +1,70 @@
+"""kopf wiring: watch events become reconcile kicks. Each handler is a few lines.
+
+ModelDeployment events, events of Jobs the operator created, and events of Deployments that a
+ModelDeployment serves through (found with a kopf index) all kick the same reconcile. No
+finalizers and no kopf state annotations: nothing blocks deletion, owner references GC the Jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from freshness_operator import GROUP, KIND, PLURAL, VERSION, labels
+from freshness_operator.kube import Kube
+from freshness_operator.metrics import Metrics
+from freshness_operator.reconcile import Deps
+from freshness_operator.runner import Runner
+from freshness_operator.settings import Settings
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    settings.posting.level = logging.WARNING  # our own Events say what happened; kopf's only on trouble
+    settings.watching.server_timeout = 300
+    config: Settings = memo["settings"]
+    metrics: Metrics = memo["metrics"]
+    memo["runner"] = Runner(Deps(kube=await Kube.connect(), settings=config, metrics=metrics))
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    runner: Runner = memo["runner"]
+    await runner.close()
+    await runner.deps.kube.close()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def serving_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
+    """(namespace, serving Deployment) -> ModelDeployment names, to route Deployment events."""
+    return {(namespace or "", str(spec.get("serving", {}).get("deployment", ""))): name}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def modeldeployment_event(
+    event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **_: Any
+) -> None:
+    runner: Runner = memo["runner"]
+    key = (namespace or "", name)
+    if event["type"] == "DELETED":
+        runner.forget(key)
+    elif not runner.is_own_write(key, meta.get("resourceVersion")):
+        runner.kick(key)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGER})
+async def job_event(namespace: str | None, meta: kopf.Meta, memo: Any, **_: Any) -> None:
+    runner: Runner = memo["runner"]
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
+            runner.kick((namespace or "", ref["name"]))
+
+
+@kopf.on.event("apps", "v1", "deployments")
+async def deployment_event(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    runner: Runner = memo["runner"]
+    index: kopf.Index[tuple[str, str], str] = kwargs["serving_index"]
+    for mdep in index.get((namespace or "", name), []):
+        runner.kick((namespace or "", mdep))

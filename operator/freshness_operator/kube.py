@@ -1,0 +1,164 @@
+"""The only module that talks to the Kubernetes API (kopf's own watching aside).
+
+A small asyncio client over aiohttp: plain dicts in and out, 404 and 409 handled where the
+callers want them handled on purpose. Credentials come from the in-cluster service account or
+the kubeconfig, through the ``kubernetes`` package's config loaders.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from freshness_operator import GROUP, KIND, PLURAL, VERSION, labels
+from freshness_operator.builders import Owner
+
+log = logging.getLogger(__name__)
+_MDEP = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}/{{name}}"
+
+
+class ApiError(Exception):
+    """A refused API request; ``status`` is the HTTP status, ``reason`` the API's reason."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message = status, reason, message
+
+
+class Kube:
+    """Touches the API. Create it with ``await Kube.connect()``; close it with ``close()``."""
+
+    def __init__(self, config: k8s_client.Configuration, session: aiohttp.ClientSession) -> None:
+        self._config = config
+        self._session = session
+        self._base = config.host.rstrip("/")
+
+    @classmethod
+    async def connect(cls) -> Kube:
+        config = k8s_client.Configuration()
+        try:
+            k8s_config.load_incluster_config(client_configuration=config)
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config(client_configuration=config)
+        ctx: ssl.SSLContext | bool = False
+        if config.verify_ssl:
+            ctx = ssl.create_default_context(cafile=config.ssl_ca_cert)
+            if config.cert_file:
+                ctx.load_cert_chain(config.cert_file, config.key_file)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ctx, limit=16),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        return cls(config, session)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        token = self._config.get_api_key_with_prefix("BearerToken", alias="authorization")
+        if token:
+            headers["Authorization"] = token
+        async with self._session.request(method, self._base + path, params=params, json=body, headers=headers) as resp:
+            data = await resp.json(content_type=None) if resp.content_length != 0 else {}
+            if resp.status >= 400:
+                data = data if isinstance(data, dict) else {}
+                raise ApiError(resp.status, data.get("reason", resp.reason or ""), data.get("message", ""))
+            return data if isinstance(data, dict) else {}
+
+    async def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        try:
+            return await self._request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def get_mdep(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_or_none(_MDEP.format(ns=namespace, name=name))
+
+    async def list_children(self, namespace: str, mdep: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The ModelDeployment's Jobs and their pods (by label; ownership is checked by the caller)."""
+        params = {"labelSelector": labels.selector(mdep)}
+        jobs = await self._request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs", params=params)
+        pods = await self._request("GET", f"/api/v1/namespaces/{namespace}/pods", params=params)
+        return list(jobs.get("items") or []), list(pods.get("items") or [])
+
+    async def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_or_none(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+
+    async def create_job(self, manifest: dict[str, Any]) -> bool:
+        """Create-if-absent: False when a Job of that name exists already (409)."""
+        namespace = manifest["metadata"]["namespace"]
+        try:
+            await self._request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=manifest)
+        except ApiError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and its pods; a Job already gone (404) is fine."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        try:
+            await self._request("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", body=body)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    async def patch_deployment(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        await self._request(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+            body=patch,
+            content_type="application/strategic-merge-patch+json",
+        )
+
+    async def replace_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT the status subresource; the body's resourceVersion makes a stale write a 409."""
+        meta = body["metadata"]
+        path = _MDEP.format(ns=meta["namespace"], name=meta["name"]) + "/status"
+        return await self._request("PUT", path, body=body)
+
+    async def post_event(self, owner: Owner, reason: str, message: str, *, warning: bool) -> None:
+        """Record a core/v1 Event on the ModelDeployment. Failures are logged, never raised."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{owner.name}.", "namespace": owner.namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": owner.name,
+                "namespace": owner.namespace,
+                "uid": owner.uid,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": labels.MANAGER},
+            "reportingComponent": labels.MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self._request("POST", f"/api/v1/namespaces/{owner.namespace}/events", body=event)
+        except (ApiError, aiohttp.ClientError) as exc:
+            log.warning("%s %s/%s: event %s not recorded: %s", KIND, owner.namespace, owner.name, reason, exc)

@@ -1,0 +1,177 @@
+"""Prometheus metrics of docs/contracts.md (prefix modelfreshness_, labels namespace and name).
+
+Gauges are set from the status after each reconcile; counters and the step histogram from the
+core's Count/ObserveDuration actions. Model age is computed at scrape time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from freshness_operator.core.actions import Action, Count, ObserveDuration
+from freshness_operator.core.spec import Spec
+from freshness_operator.core.status import Phase, Status
+
+_LABELS = ("namespace", "name")
+_STEP_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
+
+
+class _ModelAge(Collector):
+    def __init__(self) -> None:
+        self.deployed: dict[tuple[str, str], float] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "modelfreshness_model_age_seconds",
+            "Seconds since the serving model was rolled out",
+            labels=_LABELS,
+        )
+        now = time.time()
+        for key, deployed in self.deployed.items():
+            family.add_metric(list(key), max(0.0, now - deployed))
+        yield family
+
+
+class Metrics:
+    """All operator metrics in one registry (a fresh one per instance, so tests can make many)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.drift_share = Gauge("modelfreshness_drift_share", "Share of drifted features", _LABELS, registry=r)
+        self.drift_score = Gauge("modelfreshness_drift_score", "Drift decision statistic", _LABELS, registry=r)
+        self.drift_detected = Gauge("modelfreshness_drift_detected", "1 when drift was detected", _LABELS, registry=r)
+        self.last_check = Gauge(
+            "modelfreshness_drift_last_check_timestamp_seconds",
+            "Unix time of the last successful check",
+            _LABELS,
+            registry=r,
+        )
+        self.interval = Gauge(
+            "modelfreshness_drift_interval_seconds", "Seconds between drift checks", _LABELS, registry=r
+        )
+        self.deployed = Gauge(
+            "modelfreshness_model_deployed_timestamp_seconds",
+            "Unix time the serving model was rolled out",
+            _LABELS,
+            registry=r,
+        )
+        self.phase = Gauge("modelfreshness_phase", "1 for the current phase", (*_LABELS, "phase"), registry=r)
+        self.checks = Counter("modelfreshness_drift_checks", "Drift checks by result", (*_LABELS, "result"), registry=r)
+        self.retrains = Counter("modelfreshness_retrains", "Retrains by result", (*_LABELS, "result"), registry=r)
+        self.rollouts = Counter("modelfreshness_rollouts", "Rollouts by result", (*_LABELS, "result"), registry=r)
+        self.rollbacks = Counter("modelfreshness_rollbacks", "Automatic rollbacks", _LABELS, registry=r)
+        self.steps = Histogram(
+            "modelfreshness_step_duration_seconds",
+            "Duration of step Jobs",
+            (*_LABELS, "step"),
+            buckets=_STEP_BUCKETS,
+            registry=r,
+        )
+        self._age = _ModelAge()
+        r.register(self._age)
+        self._known: set[tuple[str, str]] = set()
+
+    def serve(self, port: int) -> None:
+        if port:
+            start_http_server(port, registry=self.registry)
+
+    def record(self, namespace: str, name: str, actions: Iterable[Action]) -> None:
+        """Apply the core's Count and ObserveDuration actions."""
+        counters = {"drift_checks": self.checks, "retrains": self.retrains, "rollouts": self.rollouts}
+        for a in actions:
+            if isinstance(a, Count) and a.metric == "rollbacks":
+                self.rollbacks.labels(namespace, name).inc()
+            elif isinstance(a, Count) and a.metric in counters:
+                counters[a.metric].labels(namespace, name, a.result or "").inc()
+            elif isinstance(a, ObserveDuration):
+                self.steps.labels(namespace, name, a.step).observe(a.seconds)
+
+    def update(self, namespace: str, name: str, spec: Spec | None, status: Status) -> None:
+        """Set the gauges from the status just written."""
+        key = (namespace, name)
+        if key not in self._known:
+            self._known.add(key)
+            self._zero_counters(namespace, name)
+        d = status.drift
+        if d.verdict_check:
+            self.drift_share.labels(*key).set(d.share or 0.0)
+            self.drift_score.labels(*key).set(d.score or 0.0)
+            self.drift_detected.labels(*key).set(1.0 if d.detected else 0.0)
+        if d.last_check_time is not None:
+            self.last_check.labels(*key).set(d.last_check_time.timestamp())
+        if spec is not None:
+            self.interval.labels(*key).set(_interval_seconds(spec))
+        if status.model is not None and status.model.deployed_at is not None:
+            self.deployed.labels(*key).set(status.model.deployed_at.timestamp())
+            self._age.deployed[key] = status.model.deployed_at.timestamp()
+        for phase in Phase:
+            self.phase.labels(namespace, name, phase.value).set(1.0 if phase is status.phase else 0.0)
+
+    def _zero_counters(self, namespace: str, name: str) -> None:
+        # Series that exist at 0 let increase() and absent-free alert rules work from the start.
+        for result in ("succeeded", "failed"):
+            self.checks.labels(namespace, name, result)
+            self.rollouts.labels(namespace, name, result)
+        for result in ("succeeded", "failed", "rejected"):
+            self.retrains.labels(namespace, name, result)
+        self.rollbacks.labels(namespace, name)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop every series of a deleted ModelDeployment."""
+        key = (namespace, name)
+        self._known.discard(key)
+        self._age.deployed.pop(key, None)
+        gauges: tuple[Gauge | Counter, ...] = (
+            self.drift_share,
+            self.drift_score,
+            self.drift_detected,
+            self.last_check,
+            self.interval,
+            self.deployed,
+            self.rollbacks,
+        )
+        for gauge in gauges:
+            _remove(gauge, key)
+        labelled: tuple[Gauge | Counter | Histogram, ...] = (
+            self.checks,
+            self.retrains,
+            self.rollouts,
+            self.phase,
+            self.steps,
+        )
+        for metric in labelled:
+            for labelvalues in _labelsets(metric):
+                if labelvalues[:2] == key:
+                    metric.remove(*labelvalues)
+
+
+def _interval_seconds(spec: Spec) -> float:
+    drift = spec.drift
+    if drift.schedule is not None:
+        # For "checks missing" alerts: the longest gap of the cron schedule over the next week.
+        t = datetime(2024, 1, 1, tzinfo=UTC)
+        end = t + timedelta(days=7)
+        gap = 0.0
+        while t < end:
+            nxt = drift.schedule.next_after(t)
+            gap = max(gap, (nxt - t).total_seconds())
+            t = nxt
+        return gap
+    return float(drift.interval_seconds or 0)
+
+
+def _labelsets(metric: Gauge | Counter | Histogram) -> list[tuple[str, ...]]:
+    return [tuple(k) for k in metric._metrics]  # prometheus_client has no public listing of children
+
+
+def _remove(metric: Gauge | Counter, key: tuple[str, str]) -> None:
+    with contextlib.suppress(KeyError):
+        metric.remove(*key)

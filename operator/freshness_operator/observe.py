@@ -1,0 +1,170 @@
+"""Reduce raw cluster objects (Jobs, their pods, the serving Deployment) to core observations.
+
+Pure: takes dicts as the API returns them. Step results are read from the finished pod's
+termination message and validated with ``freshness_trainer.contract``; a missing, oversized or
+malformed message becomes a failed step with that reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from freshness_trainer import contract
+
+from freshness_operator import labels
+from freshness_operator.core.observed import (
+    DeploymentObservation,
+    JobObservation,
+    JobState,
+    Observed,
+    Step,
+    StepOutcome,
+)
+from freshness_operator.core.serde import parse_time
+
+_NUMBER_LABEL = {Step.DRIFT: labels.CHECK, Step.TRAIN: labels.RETRAIN, Step.PACKAGE: labels.RETRAIN}
+
+
+def observe(
+    owner_uid: str,
+    jobs: Iterable[dict[str, Any]],
+    pods: Iterable[dict[str, Any]],
+    deployment: dict[str, Any] | None,
+    container: str,
+) -> Observed:
+    pods_by_job: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "Job":
+                pods_by_job.setdefault(ref["uid"], []).append(pod)
+    observed = []
+    for job in jobs:
+        if not _owned_by(job, owner_uid):
+            continue
+        obs = job_observation(job, pods_by_job.get(job["metadata"]["uid"], []))
+        if obs is not None:
+            observed.append(obs)
+    return Observed(jobs=tuple(observed), deployment=deployment_observation(deployment, container))
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+
+
+def _time(value: str | None) -> datetime | None:
+    return parse_time(value) if value else None
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_ and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObservation | None:
+    meta = job["metadata"]
+    lbl = meta.get("labels") or {}
+    try:
+        step = Step(lbl[labels.STEP])
+        number = int(lbl[_NUMBER_LABEL[step]])
+        index = int(lbl[labels.CANDIDATE]) if labels.CANDIDATE in lbl else None
+        overrides = json.loads((meta.get("annotations") or {}).get(labels.OVERRIDES, "{}"))
+    except (ValueError, KeyError, TypeError):
+        return None  # not one of ours in a shape we know; leave it alone
+    status = job.get("status") or {}
+    complete, failed = _condition(job, "Complete"), _condition(job, "Failed")
+    state = JobState.SUCCEEDED if complete else JobState.FAILED if failed else JobState.RUNNING
+    outcome = None
+    finished = None
+    if complete:
+        finished = _time(status.get("completionTime") or complete.get("lastTransitionTime"))
+        outcome = _succeeded_outcome(step, pods)
+    elif failed:
+        finished = _time(failed.get("lastTransitionTime"))
+        outcome = _failed_outcome(step, failed, pods)
+    return JobObservation(
+        name=meta["name"],
+        step=step,
+        number=number,
+        state=state,
+        index=index,
+        overrides=overrides if isinstance(overrides, dict) else {},
+        outcome=outcome,
+        started_at=_time(status.get("startTime")) or _time(meta.get("creationTimestamp")),
+        finished_at=finished,
+    )
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == labels.CONTAINER:
+            state = cs.get("state") or {}
+            term = state.get("terminated") or (cs.get("lastState") or {}).get("terminated")
+            return dict(term) if term else None
+    return None
+
+
+def _latest(pods: list[dict[str, Any]], phase: str) -> dict[str, Any] | None:
+    matching = [p for p in pods if (p.get("status") or {}).get("phase") == phase]
+    return max(matching, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
+
+
+def _succeeded_outcome(step: Step, pods: list[dict[str, Any]]) -> StepOutcome:
+    pod = _latest(pods, "Succeeded")
+    term = _terminated(pod) if pod else None
+    try:
+        result = contract.parse(term.get("message") if term else None, expected_step=step.value)
+    except contract.ResultError as exc:
+        return StepOutcome(False, exc.reason, exc.message)
+    if not result.ok:
+        return StepOutcome(False, result.reason, result.message)
+    return StepOutcome(True, result.reason, result.message, dict(result.doc.get(step.value) or {}))
+
+
+def _failed_outcome(step: Step, condition: dict[str, Any], pods: list[dict[str, Any]]) -> StepOutcome:
+    pod = _latest(pods, "Failed")
+    term = _terminated(pod) if pod else None
+    if term:
+        try:
+            result = contract.parse(term.get("message"), expected_step=step.value)
+            if not result.ok:
+                return StepOutcome(False, result.reason, result.message)
+        except contract.ResultError:
+            pass  # the Job's own failure reason says more than a missing result here
+    reason = condition.get("reason") or "JobFailed"
+    detail = condition.get("message") or "the Job failed"
+    if term:
+        detail += f" (exit code {term.get('exitCode')}, {term.get('reason') or 'Error'})"
+    return StepOutcome(False, reason, detail)
+
+
+def deployment_observation(dep: dict[str, Any] | None, container: str) -> DeploymentObservation:
+    if dep is None:
+        return DeploymentObservation()
+    containers = dep["spec"]["template"]["spec"].get("containers") or []
+    image = next((c.get("image") for c in containers if c.get("name") == container), None)
+    status = dep.get("status") or {}
+    exceeded, message = False, ""
+    generation = int(dep["metadata"].get("generation") or 0)
+    observed_generation = int(status.get("observedGeneration") or 0)
+    # A deadline exceeded by an older rollout says nothing until the controller saw the new spec.
+    for cond in status.get("conditions") or [] if observed_generation >= generation else []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            exceeded, message = cond.get("status") == "False", cond.get("message") or ""
+    return DeploymentObservation(
+        found=True,
+        image=image,
+        container_found=image is not None,
+        generation=generation,
+        observed_generation=observed_generation,
+        replicas=int(dep["spec"].get("replicas", 1)),
+        status_replicas=int(status.get("replicas") or 0),
+        updated_replicas=int(status.get("updatedReplicas") or 0),
+        available_replicas=int(status.get("availableReplicas") or 0),
+        progress_deadline_exceeded=exceeded,
+        message=message,
+    )

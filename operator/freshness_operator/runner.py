@@ -1,0 +1,103 @@
+"""Runs reconciles: one at a time per ModelDeployment, triggers coalesced, deadlines as timers.
+
+Watch events (the ModelDeployment, its Jobs, its serving Deployment) call ``kick``; the only
+timers are the deadlines ``decide`` asks for (the next drift check, a cooldown's end, a rollout's
+progress deadline). No polling of child state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from freshness_operator import KIND
+from freshness_operator.kube import ApiError
+from freshness_operator.reconcile import Deps, reconcile, utcnow
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+ERROR_BACKOFF_SECONDS = (1, 2, 5, 10, 30, 60)
+
+
+class Runner:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._dirty: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._errors: dict[Key, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.written: dict[Key, str] = {}
+
+    def kick(self, key: Key) -> None:
+        """Ask for a reconcile soon; repeated kicks while one runs collapse into one more run."""
+        self._dirty.add(key)
+        task = asyncio.get_running_loop().create_task(self._run(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def is_own_write(self, key: Key, resource_version: str | None) -> bool:
+        """True for the watch event of our own status write (nothing new to look at)."""
+        return resource_version is not None and self.written.get(key) == resource_version
+
+    def forget(self, key: Key) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._errors.pop(key, None)
+        self.written.pop(key, None)
+        self.deps.metrics.forget(*key)
+
+    async def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self, key: Key) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            while key in self._dirty:
+                self._dirty.discard(key)
+                when = await self._once(key)
+                self._schedule(key, when)
+
+    async def _once(self, key: Key) -> datetime | None:
+        namespace, name = key
+        try:
+            when, written = await reconcile(self.deps, namespace, name)
+        except ApiError as exc:
+            if exc.status == 409:
+                self._dirty.add(key)  # the object changed under us: look again now
+                return None
+            if exc.status == 404:
+                log.info("%s %s/%s: gone during the reconcile: %s", KIND, *key, exc)
+                return None  # deleted meanwhile; a watch event brings any recreation
+            return self._failed(key, exc)
+        except Exception as exc:  # one broken object must not stop the others
+            return self._failed(key, exc)
+        self._errors.pop(key, None)
+        if written:
+            self.written[key] = written
+        return when
+
+    def _failed(self, key: Key, exc: Exception) -> datetime:
+        attempt = self._errors.get(key, 0)
+        self._errors[key] = attempt + 1
+        delay = ERROR_BACKOFF_SECONDS[min(attempt, len(ERROR_BACKOFF_SECONDS) - 1)]
+        # Refusals by the API explain themselves; anything else gets its traceback once.
+        trace = attempt == 0 and not isinstance(exc, ApiError)
+        log.warning("%s %s/%s: reconcile failed (retry in %ss): %s", KIND, *key, delay, exc, exc_info=trace)
+        return utcnow() + timedelta(seconds=delay)
+
+    def _schedule(self, key: Key, when: datetime | None) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        if when is None:
+            return
+        # A little late rather than early: ``now`` has whole seconds and the timer loop its own clock.
+        delay = max(0.0, (when - utcnow()).total_seconds()) + 0.05
+        self._timers[key] = asyncio.get_running_loop().call_later(delay, self.kick, key)

@@ -1,0 +1,262 @@
+"""A fake world for the pure core: ``decide`` plus an in-memory cluster that applies its actions.
+
+Fluent on purpose (Kubebuilder/Kueue style): ``Sim().check(drift=True).finish_runs(...)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from freshness_operator.core import actions as act
+from freshness_operator.core import decide, parse_spec
+from freshness_operator.core.context import Decision
+from freshness_operator.core.observed import (
+    DeploymentObservation,
+    JobObservation,
+    JobState,
+    Observed,
+    Step,
+    StepOutcome,
+)
+from freshness_operator.core.spec import Spec
+from freshness_operator.core.status import Phase, Status
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+IMAGE0 = "registry.example/cats-dogs:0.1"
+DIGEST = "sha256:" + "ab" * 32
+
+BASE_SPEC: dict[str, Any] = {
+    "source": {"repo": "https://git.example/acme/cats-dogs.git", "revision": "main"},
+    "data": {"reference": "data/train", "current": "s3://prod/cats-dogs/"},
+    "serving": {
+        "deployment": "cats-dogs",
+        "container": "server",
+        "image": "registry.example/cats-dogs",
+        "modelUri": "s3://models/cats-dogs/0.1/model.pt",
+    },
+    "drift": {"interval": "1h", "threshold": 0.3, "minSamples": 10},
+    "training": {
+        "params": {"train.num_classes": 3},
+        "candidates": [{"train.lr": 0.01}, {"train.lr": 0.001}],
+        "maxParallel": 2,
+    },
+    "promotion": {"metric": "val_acc", "minImprovement": 0.0},
+    "rollout": {"progressDeadlineSeconds": 600, "autoRollback": True},
+    "policy": {"cooldown": "0s", "maxRetrainsPerDay": 100},
+}
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def make_spec(**sections: Any) -> Spec:
+    return parse_spec(merge(BASE_SPEC, sections))
+
+
+def healthy(image: str = IMAGE0, replicas: int = 2) -> DeploymentObservation:
+    return DeploymentObservation(
+        found=True,
+        image=image,
+        container_found=True,
+        generation=1,
+        observed_generation=1,
+        replicas=replicas,
+        status_replicas=replicas,
+        updated_replicas=replicas,
+        available_replicas=replicas,
+    )
+
+
+def drift_result(detected: bool, share: float = 0.5, score: float | None = None) -> dict[str, Any]:
+    return {
+        "detected": detected,
+        "share": share,
+        "score": share if score is None else score,
+        "threshold": 0.3,
+        "method": "evidently",
+        "samples": 200,
+        "topFeatures": ["confidence"],
+    }
+
+
+def train_result(val_acc: float | None, baseline: float | None = 0.8, rev: str = "abcdef1234") -> dict[str, Any]:
+    metrics = {} if val_acc is None else {"val_acc": val_acc}
+    doc: dict[str, Any] = {"experiment": "exp-1", "rev": rev, "metrics": metrics, "model": f"s3://m/{rev}.pt"}
+    if baseline is not None:
+        doc["baselineMetrics"] = {"val_acc": baseline}
+    return doc
+
+
+@dataclass
+class Sim:
+    spec: Spec = field(default_factory=make_spec)
+    name: str = "cats"
+    now: datetime = T0
+    status: Status = field(default_factory=Status)
+    jobs: dict[str, JobObservation] = field(default_factory=dict)
+    deployment: DeploymentObservation = field(default_factory=healthy)
+    generation: int = 1
+    last: Decision | None = None
+    history: list[Decision] = field(default_factory=list)
+
+    # ---------------------------------------------------------------- driving
+    def observed(self) -> Observed:
+        return Observed(tuple(self.jobs.values()), self.deployment)
+
+    def step(self, seconds: float = 0) -> Sim:
+        """Advance the clock, decide, apply the actions to the fake cluster."""
+        self.now += timedelta(seconds=seconds)
+        d = decide(
+            name=self.name,
+            spec=self.spec,
+            status=self.status,
+            observed=self.observed(),
+            now=self.now,
+            generation=self.generation,
+        )
+        self.status, self.last = d.status, d
+        self.history.append(d)
+        for a in d.actions:
+            self._apply(a)
+        return self
+
+    def _apply(self, a: act.Action) -> None:
+        if isinstance(a, act.CreateDriftJob):
+            self._create(a.name, Step.DRIFT, a.number)
+        elif isinstance(a, act.CreateTrainJob):
+            self._create(a.name, Step.TRAIN, a.retrain, a.index, a.overrides)
+        elif isinstance(a, act.CreatePackageJob):
+            self._create(a.name, Step.PACKAGE, a.retrain)
+        elif isinstance(a, act.DeleteJob):
+            self.jobs.pop(a.name, None)
+        elif isinstance(a, act.PatchImage):
+            gen = self.deployment.generation + 1
+            self.deployment = replace(self.deployment, image=a.image, generation=gen, updated_replicas=0)
+
+    def _create(
+        self,
+        name: str,
+        step: Step,
+        number: int,
+        index: int | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        if name not in self.jobs:  # create-if-absent, like the API (409)
+            self.jobs[name] = JobObservation(
+                name, step, number, JobState.RUNNING, index, overrides or {}, started_at=self.now
+            )
+
+    def finish(
+        self,
+        name: str,
+        result: dict[str, Any] | None = None,
+        *,
+        ok: bool = True,
+        reason: str = "",
+        message: str = "",
+        seconds: float = 5,
+    ) -> Sim:
+        """Finish a Job with a result (ok) or a failure reason, then decide."""
+        job = self.jobs[name]
+        outcome = StepOutcome(ok, reason, message, result or {})
+        state = JobState.SUCCEEDED if ok else JobState.FAILED
+        self.jobs[name] = replace(job, state=state, outcome=outcome, finished_at=self.now + timedelta(seconds=seconds))
+        return self.step(seconds)
+
+    def check(self, detected: bool, share: float = 0.5) -> Sim:
+        """Run the next drift check to the end with the given verdict."""
+        if self.status.drift.job is None:
+            due = self.status.drift.next_check_time
+            self.step(max(0.0, (due - self.now).total_seconds()) if due else 0)
+        job = self.status.drift.job
+        assert job is not None, "no drift check started"
+        return self.finish(job, drift_result(detected, share))
+
+    def finish_runs(self, *accs: float | None, baseline: float | None = 0.8) -> Sim:
+        """Finish the running training Jobs in order with these val_acc values (None: fail)."""
+        for acc in accs:
+            running = self.running(Step.TRAIN)
+            assert running, "no training Job is running"
+            if acc is None:
+                self.finish(running[0], ok=False, reason="TrainingError", message="loss is NaN")
+            else:
+                self.finish(running[0], train_result(acc, baseline, rev=f"rev{running[0][-1]}000000"))
+        return self
+
+    def package(self, digest: str | None = DIGEST) -> Sim:
+        c = self.status.candidate
+        assert c is not None and c.package_job
+        result = {"image": f"registry.example/cats-dogs:{c.version}"}
+        if digest:
+            result["digest"] = digest
+        return self.finish(c.package_job, result)
+
+    def rollout_completes(self) -> Sim:
+        d = self.deployment
+        self.deployment = replace(
+            d,
+            observed_generation=d.generation,
+            updated_replicas=d.replicas,
+            available_replicas=d.replicas,
+            status_replicas=d.replicas,
+        )
+        return self.step(3)
+
+    def rollout_stalls(self) -> Sim:
+        d = self.deployment
+        self.deployment = replace(
+            d,
+            observed_generation=d.generation,
+            updated_replicas=1,
+            available_replicas=d.replicas,
+            status_replicas=d.replicas + 1,
+            progress_deadline_exceeded=True,
+            message="ReplicaSet has timed out progressing.",
+        )
+        return self.step(3)
+
+    def to_packaging(self) -> Sim:
+        return self.check(True).finish_runs(0.9, 0.85)
+
+    def to_rolling_out(self) -> Sim:
+        return self.to_packaging().package()
+
+    # ---------------------------------------------------------------- reading
+    @property
+    def phase(self) -> Phase:
+        return self.status.phase
+
+    def running(self, step: Step) -> list[str]:
+        return sorted(j.name for j in self.jobs.values() if j.step is step and j.state is JobState.RUNNING)
+
+    def of_step(self, step: Step) -> list[str]:
+        return sorted(j.name for j in self.jobs.values() if j.step is step)
+
+    def actions(self, kind: type) -> list[Any]:
+        assert self.last is not None
+        return [a for a in self.last.actions if isinstance(a, kind)]
+
+    def events(self) -> list[str]:
+        """Event reasons of the last decision."""
+        return [a.reason for a in self.actions(act.Emit)]
+
+    def all_events(self) -> list[str]:
+        return [a.reason for d in self.history for a in d.actions if isinstance(a, act.Emit)]
+
+    def counts(self) -> list[tuple[str, str | None]]:
+        return [(a.metric, a.result) for d in self.history for a in d.actions if isinstance(a, act.Count)]
+
+    def condition(self, type_: str) -> tuple[str, str]:
+        c = self.status.condition(type_)
+        assert c is not None, f"no {type_} condition"
+        return c.status, c.reason

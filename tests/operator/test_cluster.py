@@ -1,0 +1,345 @@
+"""The operator against the real local control plane (hack/localcluster.py), end to end.
+
+The operator runs as a subprocess (``python -m freshness_operator``); the tests play the step
+containers (see cluster_kit.Kit.finish) and the serving Deployment's users.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import Cluster
+from tests.operator.cluster_kit import (
+    CRD,
+    DIGEST,
+    ROOT,
+    SERVING_IMAGE,
+    Kit,
+    Operator,
+    drift_doc,
+    mdep,
+    package_doc,
+    restricted_namespace,
+    serving_deployment,
+    train_doc,
+    wait_for,
+)
+
+pytestmark = pytest.mark.cluster
+OLD_IMAGE = f"{SERVING_IMAGE}:0.1"
+
+
+@pytest.fixture(scope="module")
+def crd(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "-f", str(CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelfreshness.io", "--timeout=60s")
+
+
+@pytest.fixture(scope="module")
+def prefix() -> str:
+    return f"mft{uuid.uuid4().hex[:4]}"
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, crd: None, prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    op = Operator(cluster, f"{prefix}-*", tmp_path_factory.mktemp("operator") / "operator.log")
+    try:
+        yield op.start()
+    finally:
+        op.stop()
+
+
+@pytest.fixture
+def kit(cluster: Cluster, operator: Operator, prefix: str) -> Iterator[Kit]:
+    ns = restricted_namespace(cluster, f"{prefix}-{uuid.uuid4().hex[:5]}")
+    kit = Kit(cluster, ns, operator)
+    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    yield kit
+    cluster.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: None) -> None:
+    cases: dict[str, dict[str, Any]] = {
+        "spec.drift.threshold": {"drift": {"threshold": 2.0}},
+        "spec.training.candidates": {"training": {"candidates": []}},
+        "spec.drift.interval": {"drift": {"interval": "soon"}},
+        "spec.serving.image": {"serving": {"image": "registry.example/cats-dogs:0.1"}},
+        "spec.training.maxParallel": {"training": {"maxParallel": 0}},
+    }
+    for field, spec in cases.items():
+        manifest = mdep("bad", **spec)
+        manifest["metadata"]["namespace"] = "default"
+        out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False)
+        assert out.returncode != 0, f"{field}: accepted"
+        assert field in out.stderr, out.stderr
+    missing = mdep("bad")
+    del missing["spec"]["serving"]["container"]
+    missing["metadata"]["namespace"] = "default"
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(missing), check=False)
+    assert out.returncode != 0 and "spec.serving.container" in out.stderr, out.stderr
+
+
+def test_examples_are_accepted(cluster: Cluster, crd: None) -> None:
+    for name in ("modeldeployment.yaml", "serving-deployment.yaml"):
+        obj = yaml.safe_load((ROOT / "examples" / name).read_text())
+        obj["metadata"]["namespace"] = "default"
+        cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj))
+
+
+def test_happy_path(kit: Kit) -> None:
+    candidates = [{"train.lr": 0.01}, {"train.lr": 0.001}, {"train.lr": 0.0001}]
+    kit.apply(
+        mdep(
+            "cats",
+            drift={"interval": "3s"},
+            training={"candidates": candidates, "maxParallel": 2, "params": {"train.num_classes": 3}},
+        )
+    )
+    # 1. first check: no drift -> Monitoring
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(False, 0.05))
+    status = kit.wait_phase("cats", "Monitoring")
+    assert status["model"]["version"] == "0.1" and status["drift"]["detected"] is False
+    # 2. next check: drift -> two of three candidates start (maxParallel 2)
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), drift_doc(True, 0.62))
+    kit.wait_phase("cats", "Training")
+    kit.until("two training Jobs", lambda: len(kit.jobs("cats", "train")) == 2)
+    assert kit.jobs("cats", "train") == ["cats-train-1-0", "cats-train-1-1"]
+    job = kit.get("job", "cats-train-1-0")
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "train.lr=0.01" in args and "train.num_classes=3" in args
+    # 3. a slot frees up -> the third candidate starts
+    kit.finish("cats-train-1-0", train_doc(0.91, rev="aaaaaaaa11"))
+    kit.wait_job("cats", "train", "cats-train-1-2")
+    kit.finish("cats-train-1-1", train_doc(0.95, rev="bbbbbbbb22"))
+    kit.finish("cats-train-1-2", train_doc(0.90, rev="cccccccc33"))
+    # 4. best chosen (candidate 1) -> package -> image patched by digest -> rolled out
+    kit.wait_phase("cats", "Packaging")
+    package = kit.get("job", kit.wait_job("cats", "package", "cats-package-1"))
+    assert "registry.example/cats-dogs:v1-bbbbbbbb" in package["spec"]["template"]["spec"]["containers"][0]["args"]
+    kit.finish("cats-package-1", package_doc("v1-bbbbbbbb"))
+    kit.until("the image patch", lambda: kit.image() == f"{SERVING_IMAGE}:v1-bbbbbbbb@{DIGEST}")
+    status = kit.wait_phase("cats", "Monitoring")
+    assert status["model"]["version"] == "v1-bbbbbbbb"
+    assert status["model"]["uri"] == "s3://dvc-remote/models/bbbbbbbb22/model.pt"
+    assert status["history"][0]["image"] == OLD_IMAGE
+    assert status["candidate"]["gate"]["passed"] is True
+    dep = kit.get("deployment", "cats-dogs")
+    assert dep["status"]["updatedReplicas"] == dep["status"]["availableReplicas"] == 1
+    events = kit.until("the loop's events", lambda: (e := kit.events("cats")) and "RolledOut" in e and e)
+    for reason in (
+        "NoDrift",
+        "DriftDetected",
+        "TrainingStarted",
+        "CandidateAccepted",
+        "PackagingStarted",
+        "RolloutStarted",
+        "RolledOut",
+    ):
+        assert reason in events
+    metrics = kit.operator.metrics()
+    labels = f'name="cats",namespace="{kit.ns}"'
+    assert f'modelfreshness_retrains_total{{{labels},result="succeeded"}} 1.0' in metrics
+    assert f'modelfreshness_rollouts_total{{{labels},result="succeeded"}} 1.0' in metrics
+    assert f"modelfreshness_drift_detected{{{labels}}} 1.0" in metrics
+    assert f'modelfreshness_phase{{{labels},phase="Monitoring"}} 1.0' in metrics
+    # 5. kubectl get mdep shows the printer columns with real values
+    out = kit.kubectl("get", "mdep", "cats").stdout.splitlines()
+    assert out[0].split() == ["NAME", "PHASE", "DRIFT", "MODEL", "LAST-CHECK", "AGE"]
+    row = out[1].split()
+    assert row[:5] == ["cats", "Monitoring", "0.62", "drifted", "v1-bbbbbbbb"] and row[5][-1] in "sm"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["RolledOut"]["observedGeneration"] == 1 and conditions["RolledOut"]["lastTransitionTime"]
+
+
+def test_candidate_worse_than_serving_is_rejected(kit: Kit) -> None:
+    kit.apply(mdep("cats"))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.70, baseline=0.80))
+    status = kit.until(
+        "the rejection",
+        lambda: (s := kit.status("cats")).get("candidate", {}).get("outcome") == "CandidateRejected" and s,
+    )
+    assert status["phase"] in ("Monitoring", "DriftDetected")
+    assert status["candidate"]["gate"]["reason"] == "NotBetterThanServing"
+    assert kit.jobs("cats", "package") == [] and kit.image() == OLD_IMAGE
+    kit.until("a CandidateRejected event", lambda: "CandidateRejected" in kit.events("cats"))
+
+
+def test_failed_training_job_and_bad_results(kit: Kit) -> None:
+    kit.apply(mdep("cats"))
+    # a malformed drift result fails the check, with the reason in status and an Event
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), raw="{this is not json")
+    kit.until("Ready=False MalformedResult", lambda: kit.condition("cats", "Ready") == ("False", "MalformedResult"))
+    assert kit.status("cats")["drift"]["lastError"]["reason"] == "MalformedResult"
+    kit.until("a DriftCheckFailed event", lambda: "DriftCheckFailed" in kit.events("cats"))
+    # the next check drifts; the training Job fails with the step's own reason
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), drift_doc(True))
+    failed = {"step": "train", "ok": False, "reason": "TrainingDiverged", "message": "loss is NaN at epoch 2"}
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), failed, exit_code=1)
+    status = kit.wait_phase("cats", "Failed")
+    assert status["candidate"]["reason"] == "TrainingDiverged"
+    assert kit.condition("cats", "Ready") == ("False", "TrainingDiverged")
+    kit.until("a TrainingFailed event", lambda: "TrainingFailed" in kit.events("cats"))
+    # the next retrain's Job ends without writing any result: MissingResult
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-3"), drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-2-0"), None)
+    kit.until("MissingResult", lambda: kit.status("cats").get("candidate", {}).get("reason") == "MissingResult")
+    assert kit.status("cats")["phase"] == "Failed"
+
+
+def test_new_version_never_ready_is_rolled_back(cluster: Cluster, kit: Kit) -> None:
+    # Honest stall: a quota on the serving pods' priority class leaves no room for a surge pod, so
+    # the new ReplicaSet never gets a pod (FailedCreate) and the Deployment misses its deadline.
+    priority = f"{kit.ns}-serving"
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "scheduling.k8s.io/v1",
+                "kind": "PriorityClass",
+                "metadata": {"name": priority},
+                "value": 1000,
+            }
+        ),
+    )
+    try:
+        kit.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": {"name": "serving-pods"},
+                "spec": {
+                    "hard": {"pods": "1"},
+                    "scopeSelector": {
+                        "matchExpressions": [{"scopeName": "PriorityClass", "operator": "In", "values": [priority]}]
+                    },
+                },
+            }
+        )
+        dep = serving_deployment("cats-dogs", OLD_IMAGE, priority_class=priority)
+        dep["spec"]["progressDeadlineSeconds"] = 5
+        kit.apply(dep)
+        kit.until(
+            "the serving Deployment",
+            lambda: kit.get("deployment", "cats-dogs").get("status", {}).get("availableReplicas") == 1,
+        )
+        kit.apply(mdep("cats", rollout={"progressDeadlineSeconds": 20}))
+        kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+        kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="dddddddd44"))
+        kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-dddddddd"))
+        kit.until("the image patch", lambda: kit.image().endswith(DIGEST))
+        status = kit.wait_phase("cats", "Degraded", timeout=90)
+        assert status["candidate"]["outcome"] == "RolledBack"
+        assert status["candidate"]["reason"] == "ProgressDeadlineExceeded"
+        assert status["model"]["image"] == OLD_IMAGE
+        assert kit.image() == OLD_IMAGE
+        kit.until(
+            "the old version available again",
+            lambda: kit.get("deployment", "cats-dogs")["status"].get("availableReplicas") == 1,
+        )
+        events = kit.until("RolledBack", lambda: (e := kit.events("cats")) and "RolledBack" in e and e)
+        assert "RolloutFailed" in events
+        assert kit.condition("cats", "RolledOut") == ("False", "RolledBack")
+        assert f'modelfreshness_rollbacks_total{{name="cats",namespace="{kit.ns}"}} 1.0' in kit.operator.metrics()
+    finally:
+        cluster.kubectl("delete", "priorityclass", priority, "--wait=false", check=False)
+
+
+def test_storm_control_consecutive_and_cooldown(kit: Kit) -> None:
+    kit.apply(mdep("cats", drift={"consecutive": 2}, policy={"cooldown": "1h"}))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.until(
+        "Suppressed ConsecutiveNotReached",
+        lambda: kit.condition("cats", "Suppressed") == ("True", "ConsecutiveNotReached"),
+    )
+    assert kit.status("cats")["phase"] == "DriftDetected" and kit.jobs("cats", "train") == []
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.5))  # rejected: quick end
+    kit.until("the first retrain's end", lambda: kit.status("cats").get("candidate", {}).get("outcome"))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-3"), drift_doc(True))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-4"), drift_doc(True))
+    kit.until("Suppressed Cooldown", lambda: kit.condition("cats", "Suppressed") == ("True", "Cooldown"))
+    assert kit.status("cats")["phase"] == "DriftDetected"
+    assert kit.jobs("cats", "train") == ["cats-train-1-0"]
+    kit.until("a RetrainSuppressed event", lambda: "RetrainSuppressed" in kit.events("cats"))
+
+
+def test_pause_stops_actions_but_keeps_status(kit: Kit) -> None:
+    kit.apply(mdep("cats", paused=True, training={"candidates": [{"train.lr": 0.1}, {"train.lr": 0.01}]}))
+    kit.wait_phase("cats", "Paused")
+    assert kit.jobs("cats", "drift") == [] and kit.condition("cats", "Ready") == ("False", "Paused")
+    kit.kubectl("patch", "mdep", "cats", "--type=merge", "-p", '{"spec": {"paused": false}}')
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.wait_job("cats", "train", "cats-train-1-0")
+    kit.kubectl("patch", "mdep", "cats", "--type=merge", "-p", '{"spec": {"paused": true}}')
+    kit.wait_phase("cats", "Paused")
+    kit.finish("cats-train-1-0", train_doc(0.9))
+    # the finished candidate is recorded (status stays fresh) but the next one does not start
+    kit.until("the recorded candidate", lambda: kit.status("cats")["candidate"]["runs"][0]["state"] == "Succeeded")
+    assert kit.jobs("cats", "train") == ["cats-train-1-0"]
+    kit.kubectl("patch", "mdep", "cats", "--type=merge", "-p", '{"spec": {"paused": false}}')
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-1"), train_doc(0.95))
+    kit.wait_job("cats", "package", "cats-package-1")
+    events = kit.until("the pause events", lambda: (e := kit.events("cats")) and "Resumed" in e and e)
+    assert "Paused" in events
+
+
+def test_delete_collects_jobs_and_leaves_the_deployment(kit: Kit) -> None:
+    kit.apply(mdep("cats"))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.wait_job("cats", "train", "cats-train-1-0")
+    kit.kubectl("delete", "mdep", "cats", "--wait=true", "--timeout=30s")
+    kit.until("the Jobs garbage-collected", lambda: not kit.jobs("cats", "drift") and not kit.jobs("cats", "train"))
+    dep = kit.get("deployment", "cats-dogs")
+    assert dep and kit.image() == OLD_IMAGE and not dep["metadata"].get("ownerReferences")
+
+
+def test_restart_in_the_middle_of_training(cluster: Cluster, crd: None, tmp_path: Path) -> None:
+    # Its own namespace prefix and operator, so killing it does not disturb the shared one.
+    prefix = f"mfr{uuid.uuid4().hex[:4]}"
+    ns = restricted_namespace(cluster, f"{prefix}-a")
+    op = Operator(cluster, f"{prefix}-*", tmp_path / "operator.log").start()
+    kit = Kit(cluster, ns, op)
+    try:
+        kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+        kit.apply(
+            mdep(
+                "cats",
+                training={"candidates": [{"train.lr": 0.1}, {"train.lr": 0.01}, {"train.lr": 0.001}], "maxParallel": 2},
+            )
+        )
+        kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+        kit.until("two training Jobs", lambda: len(kit.jobs("cats", "train")) == 2)
+        op.stop(kill=True)
+        kit.finish("cats-train-1-0", train_doc(0.91, rev="eeeeeeee55"))  # finishes while the operator is down
+        wait_for(
+            "the Job to complete",
+            lambda: any(
+                c["type"] == "Complete" for c in kit.get("job", "cats-train-1-0")["status"].get("conditions", [])
+            ),
+        )
+        op.start()
+        kit.wait_job("cats", "train", "cats-train-1-2")
+        assert kit.jobs("cats", "train") == ["cats-train-1-0", "cats-train-1-1", "cats-train-1-2"]
+        kit.finish("cats-train-1-1", train_doc(0.92, rev="ffffffff66"))
+        op.stop(kill=True)
+        op.start()
+        kit.finish("cats-train-1-2", train_doc(0.90, rev="1111111177"))
+        kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-ffffffff"))
+        status = kit.wait_phase("cats", "Monitoring")
+        assert status["model"]["version"] == "v1-ffffffff"
+        assert kit.jobs("cats", "train") == ["cats-train-1-0", "cats-train-1-1", "cats-train-1-2"]
+        assert kit.jobs("cats", "package") == ["cats-package-1"]
+    finally:
+        op.stop()
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)

@@ -1,0 +1,166 @@
+"""Reading Jobs, pods and the serving Deployment: results from termination messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from freshness_operator import labels
+from freshness_operator.core.observed import JobState, Step
+from freshness_operator.observe import deployment_observation, observe
+from freshness_trainer import contract
+
+UID = "mdep-uid"
+
+
+def job(name: str, step: str = "train", *, state: str = "running", owner: str = UID, **lbl: str) -> dict[str, Any]:
+    conditions = []
+    if state == "complete":
+        conditions = [{"type": "SuccessCriteriaMet", "status": "True"}, {"type": "Complete", "status": "True"}]
+    elif state == "failed":
+        conditions = [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+                "lastTransitionTime": "2025-03-01T12:10:00Z",
+            }
+        ]
+    number_label = labels.CHECK if step == "drift" else labels.RETRAIN
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"uid-{name}",
+            "ownerReferences": [{"kind": "ModelDeployment", "uid": owner}],
+            "labels": {labels.STEP: step, number_label: "1", **lbl},
+            "annotations": {labels.OVERRIDES: json.dumps({"train.lr": 0.1})} if step == "train" else {},
+            "creationTimestamp": "2025-03-01T12:00:00Z",
+        },
+        "status": {
+            "startTime": "2025-03-01T12:00:01Z",
+            "conditions": conditions,
+            **({"completionTime": "2025-03-01T12:05:00Z"} if state == "complete" else {}),
+        },
+    }
+
+
+def pod(job_name: str, phase: str, message: str | None, exit_code: int = 0) -> dict[str, Any]:
+    term: dict[str, Any] = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
+    if message is not None:
+        term["message"] = message
+    return {
+        "metadata": {
+            "name": f"{job_name}-abcde",
+            "creationTimestamp": "2025-03-01T12:00:00Z",
+            "ownerReferences": [{"kind": "Job", "uid": f"uid-{job_name}"}],
+        },
+        "status": {"phase": phase, "containerStatuses": [{"name": "main", "state": {"terminated": term}}]},
+    }
+
+
+TRAIN_OK = contract.encode({"step": "train", "ok": True, "train": {"metrics": {"val_acc": 0.9}, "model": "s3://m"}})
+
+
+def test_running_job() -> None:
+    obs = observe(UID, [job("j", **{labels.CANDIDATE: "0"})], [], None, "server")
+    (j,) = obs.jobs
+    assert (j.state, j.step, j.number, j.index, j.outcome) == (JobState.RUNNING, Step.TRAIN, 1, 0, None)
+    assert j.overrides == {"train.lr": 0.1}
+
+
+def test_succeeded_job_reads_the_result_section() -> None:
+    obs = observe(UID, [job("j", state="complete")], [pod("j", "Succeeded", TRAIN_OK)], None, "server")
+    (j,) = obs.jobs
+    assert j.state is JobState.SUCCEEDED and j.outcome is not None and j.outcome.ok
+    assert j.outcome.result == {"metrics": {"val_acc": 0.9}, "model": "s3://m"}
+    assert j.finished_at is not None and j.finished_at.minute == 5
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (None, "MissingResult"),
+        ("", "MissingResult"),
+        ("{not json", "MalformedResult"),
+        (
+            json.dumps({"schemaVersion": contract.SCHEMA_VERSION, "step": "train", "ok": True, "train": {}}),
+            "MalformedResult",
+        ),
+        (json.dumps({"schemaVersion": contract.SCHEMA_VERSION, "step": "drift", "ok": True}), "MalformedResult"),
+        ("x" * 5000, "OversizedResult"),
+        (
+            contract.encode({"step": "train", "ok": False, "reason": "DatasetEmpty", "message": "no images"}),
+            "DatasetEmpty",
+        ),
+    ],
+)
+def test_bad_results_fail_the_step_with_a_reason(message: str | None, reason: str) -> None:
+    obs = observe(UID, [job("j", state="complete")], [pod("j", "Succeeded", message)], None, "server")
+    outcome = obs.jobs[0].outcome
+    assert outcome is not None and not outcome.ok
+    assert outcome.reason == reason and outcome.message
+
+
+def test_failed_job_prefers_the_step_reason_then_the_jobs() -> None:
+    failed_doc = contract.encode({"step": "train", "ok": False, "reason": "OutOfMemory", "message": "CUDA OOM"})
+    obs = observe(
+        UID,
+        [job("a", state="failed"), job("b", state="failed")],
+        [pod("a", "Failed", failed_doc, 1), pod("b", "Failed", None, 137)],
+        None,
+        "server",
+    )
+    a, b = obs.jobs
+    assert a.outcome is not None and (a.outcome.reason, a.outcome.message) == ("OutOfMemory", "CUDA OOM")
+    assert b.outcome is not None and b.outcome.reason == "BackoffLimitExceeded"
+    assert "exit code 137" in b.outcome.message
+    assert a.state is JobState.FAILED and a.finished_at is not None
+
+
+def test_jobs_of_other_owners_and_foreign_shapes_are_ignored() -> None:
+    foreign = job("x")
+    foreign["metadata"]["labels"][labels.STEP] = "lint"
+    obs = observe(UID, [job("other", owner="someone-else"), foreign], [], None, "server")
+    assert obs.jobs == ()
+
+
+def deployment(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": 3},
+        "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "server", "image": "r/c:1"}]}}},
+        "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, **status},
+    }
+
+
+def test_deployment_rolled_out() -> None:
+    d = deployment_observation(deployment(), "server")
+    assert d.found and d.container_found and d.image == "r/c:1" and d.rolled_out
+
+
+def test_deployment_still_rolling() -> None:
+    assert not deployment_observation(deployment(replicas=3, updatedReplicas=1), "server").rolled_out
+    assert not deployment_observation(deployment(observedGeneration=2), "server").rolled_out
+
+
+def test_progress_deadline_counts_only_for_the_current_generation() -> None:
+    exceeded = {
+        "conditions": [
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": 'ReplicaSet "c-1" has timed out progressing.',
+            }
+        ]
+    }
+    d = deployment_observation(deployment(**exceeded), "server")
+    assert d.progress_deadline_exceeded and "timed out" in d.message
+    assert not deployment_observation(deployment(observedGeneration=2, **exceeded), "server").progress_deadline_exceeded
+
+
+def test_missing_deployment_or_container() -> None:
+    assert not deployment_observation(None, "server").found
+    d = deployment_observation(deployment(), "sidecar")
+    assert d.found and not d.container_found and d.image is None

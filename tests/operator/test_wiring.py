@@ -1,0 +1,155 @@
+"""The wiring without a cluster: settings, metrics, and one reconcile against a fake API."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from freshness_operator.builders import Owner
+from freshness_operator.core import actions as act
+from freshness_operator.metrics import Metrics
+from freshness_operator.reconcile import Deps, reconcile
+from freshness_operator.settings import DEFAULT_TRAINER_IMAGE, Settings, SettingsError
+from prometheus_client import generate_latest
+
+from tests.operator.sim import BASE_SPEC, Sim
+
+
+def test_settings_from_env() -> None:
+    s = Settings.from_env(
+        {
+            "FRESHNESS_NAMESPACES": "ml, team-*",
+            "FRESHNESS_METRICS_PORT": "9100",
+            "FRESHNESS_STANDALONE": "false",
+            "FRESHNESS_TRAINER_IMAGE": "r/t:1",
+        }
+    )
+    assert s.namespaces == ("ml", "team-*") and not s.clusterwide
+    assert (s.metrics_port, s.health_port, s.trainer_image, s.standalone) == (9100, 8080, "r/t:1", False)
+    d = Settings.from_env({})
+    assert d.clusterwide and d.trainer_image == DEFAULT_TRAINER_IMAGE and d.standalone
+
+
+@pytest.mark.parametrize(
+    "env", [{"FRESHNESS_METRICS_PORT": "http"}, {"FRESHNESS_HEALTH_PORT": "70000"}, {"FRESHNESS_STANDALONE": "maybe"}]
+)
+def test_settings_refuse_bad_values_naming_the_variable(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match=next(iter(env))):
+        Settings.from_env(env)
+
+
+def scrape(m: Metrics) -> str:
+    return generate_latest(m.registry).decode()
+
+
+def test_metrics_follow_status_and_counters() -> None:
+    m = Metrics()
+    sim = Sim().to_rolling_out().rollout_completes()
+    for d in sim.history:
+        m.record("ml", "cats", d.actions)
+    m.update("ml", "cats", sim.spec, sim.status)
+    text = scrape(m)
+    labels = 'name="cats",namespace="ml"'
+    assert f"modelfreshness_drift_detected{{{labels}}} 1.0" in text
+    assert f"modelfreshness_drift_share{{{labels}}} 0.5" in text
+    assert f"modelfreshness_drift_interval_seconds{{{labels}}} 3600.0" in text
+    assert f'modelfreshness_retrains_total{{{labels},result="succeeded"}} 1.0' in text
+    assert f'modelfreshness_retrains_total{{{labels},result="failed"}} 0.0' in text
+    assert f'modelfreshness_rollouts_total{{{labels},result="succeeded"}} 1.0' in text
+    assert f'modelfreshness_drift_checks_total{{{labels},result="succeeded"}} 1.0' in text
+    assert f'modelfreshness_phase{{{labels},phase="Monitoring"}} 1.0' in text
+    assert f'modelfreshness_phase{{{labels},phase="Training"}} 0.0' in text
+    assert "modelfreshness_model_age_seconds{" in text
+    assert "modelfreshness_model_deployed_timestamp_seconds{" in text
+    assert "modelfreshness_drift_last_check_timestamp_seconds{" in text
+    assert 'modelfreshness_step_duration_seconds_count{name="cats",namespace="ml",step="train"} 2.0' in text
+    m.forget("ml", "cats")
+    assert 'name="cats"' not in scrape(m)
+
+
+def test_cron_interval_metric_is_the_longest_gap() -> None:
+    m = Metrics()
+    sim = Sim()
+    from tests.operator.sim import make_spec
+
+    spec = make_spec(drift={"schedule": "0 6,18 * * *", "interval": None})
+    m.update("ml", "cats", spec, sim.status)
+    assert 'modelfreshness_drift_interval_seconds{name="cats",namespace="ml"} 43200.0' in scrape(m)
+
+
+class FakeKube:
+    """Records calls in order; holds one ModelDeployment and its serving Deployment."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.jobs: list[dict[str, Any]] = []
+        self.body: dict[str, Any] = {
+            "apiVersion": "modelfreshness.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "cats", "namespace": "ml", "uid": "u1", "generation": 1, "resourceVersion": "1"},
+            "spec": spec,
+        }
+        self.deployment = {
+            "metadata": {"generation": 1},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "server", "image": "r/c:0.1"}]}}},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+        }
+
+    async def get_mdep(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.body)
+
+    async def list_children(self, namespace: str, mdep: str) -> tuple[list[Any], list[Any]]:
+        return self.jobs, []
+
+    async def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.deployment
+
+    async def create_job(self, manifest: dict[str, Any]) -> bool:
+        self.calls.append(("create_job", manifest["metadata"]["name"]))
+        self.jobs.append({**manifest, "metadata": {**manifest["metadata"], "uid": "j1"}, "status": {}})
+        return True
+
+    async def replace_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("replace_status", body["status"]["phase"]))
+        self.body = {**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}
+        return self.body
+
+    async def post_event(self, owner: Owner, reason: str, message: str, *, warning: bool) -> None:
+        self.calls.append(("event", reason))
+
+
+def run_once(kube: FakeKube) -> tuple[Any, str | None]:
+    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics())  # type: ignore[arg-type]
+    return asyncio.run(reconcile(deps, "ml", "cats"))
+
+
+def test_reconcile_acts_then_writes_status_and_is_quiet_when_nothing_changed() -> None:
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
+    when, written = run_once(kube)
+    assert kube.calls == [("create_job", "cats-drift-1"), ("replace_status", "Pending")]
+    assert written == "2" and when is None  # the next wake-up comes from the Job's events
+    kube.calls.clear()
+    assert run_once(kube) == (None, None)
+    assert kube.calls == []
+
+
+def test_reconcile_of_an_invalid_spec_reports_it() -> None:
+    spec = copy.deepcopy(BASE_SPEC)
+    spec["drift"] = {"schedule": "*/0 * * * *"}
+    kube = FakeKube(spec)
+    run_once(kube)
+    assert kube.calls == [("replace_status", "Failed"), ("event", "InvalidSpec")]
+    ready = next(c for c in kube.body["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "InvalidSpec" and "spec.drift.schedule" in ready["message"]
+
+
+def test_events_follow_the_status_write() -> None:
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
+    kube.body["spec"]["paused"] = True
+    kube.body["status"] = {"phase": "Monitoring", "observedGeneration": 1}
+    run_once(kube)
+    assert [c[0] for c in kube.calls] == ["replace_status", "event"]
+    assert kube.calls[-1] == ("event", "Paused")
+    assert isinstance(act.Emit("Paused", ""), act.Emit)
