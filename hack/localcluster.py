@@ -625,6 +625,8 @@ def down(state_dir: Path = DEFAULT_STATE_DIR, info: ClusterInfo | None = None) -
         if pid and _alive(pid):
             _stop(pid)
             stopped.append(name)
+        if pid:
+            _reap(pid)  # a component that died on its own is still our zombie until waited for
     state = state_dir / "state.json"
     if state.exists():
         state.unlink()
@@ -648,8 +650,9 @@ def _stop(pid: int, grace: float = 10.0) -> None:
 
 
 def _reap(pid: int) -> None:
+    """Collect a dead child's exit status (blocking is safe: it is already dead or a zombie)."""
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        os.waitpid(pid, 0)
 
 
 def _print_env(info: ClusterInfo) -> None:

@@ -64,3 +64,6 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(info.kubeconfig, info.bin_dir, info.env(), info.log_dir)
     finally:
         localcluster.down(state_dir, info)
+    # /proc/<pid> also exists for a zombie: a process not waited for counts as left behind.
+    left = [f"{name} (pid {pid})" for name, pid in info.pids.items() if Path(f"/proc/{pid}").exists()]
+    assert not left, f"the local control plane left processes running: {', '.join(left)}"
