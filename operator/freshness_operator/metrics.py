@@ -1,7 +1,8 @@
 """Prometheus metrics of docs/contracts.md (prefix modelfreshness_, labels namespace and name).
 
 Gauges are set from the status after each reconcile; counters and the step histogram from the
-core's Count/ObserveDuration actions. Model age is computed at scrape time.
+core's Count/ObserveDuration actions. Model age is computed at scrape time. Touches no API; the
+scrape runs in prometheus_client's HTTP thread.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -34,7 +34,8 @@ class _ModelAge(Collector):
             labels=_LABELS,
         )
         now = time.time()
-        for key, deployed in self.deployed.items():
+        # A copy: the event loop adds and drops keys while the HTTP thread scrapes.
+        for key, deployed in list(self.deployed.items()):
             family.add_metric(list(key), max(0.0, now - deployed))
         yield family
 
@@ -55,7 +56,10 @@ class Metrics:
             registry=r,
         )
         self.interval = Gauge(
-            "modelfreshness_drift_interval_seconds", "Seconds between drift checks", _LABELS, registry=r
+            "modelfreshness_drift_interval_seconds",
+            "Seconds between drift checks (0: a cron schedule)",
+            _LABELS,
+            registry=r,
         )
         self.deployed = Gauge(
             "modelfreshness_model_deployed_timestamp_seconds",
@@ -85,6 +89,7 @@ class Metrics:
 
     def record(self, namespace: str, name: str, actions: Iterable[Action]) -> None:
         """Apply the core's Count and ObserveDuration actions."""
+        self._ensure_series(namespace, name)
         counters = {"drift_checks": self.checks, "retrains": self.retrains, "rollouts": self.rollouts}
         for a in actions:
             if isinstance(a, Count) and a.metric == "rollbacks":
@@ -97,9 +102,7 @@ class Metrics:
     def update(self, namespace: str, name: str, spec: Spec | None, status: Status) -> None:
         """Set the gauges from the status just written."""
         key = (namespace, name)
-        if key not in self._known:
-            self._known.add(key)
-            self._zero_counters(namespace, name)
+        self._ensure_series(namespace, name)
         d = status.drift
         if d.verdict_check:
             self.drift_share.labels(*key).set(d.share or 0.0)
@@ -115,8 +118,16 @@ class Metrics:
         for phase in Phase:
             self.phase.labels(namespace, name, phase.value).set(1.0 if phase is status.phase else 0.0)
 
-    def _zero_counters(self, namespace: str, name: str) -> None:
-        # Series that exist at 0 let increase() and absent-free alert rules work from the start.
+    def _ensure_series(self, namespace: str, name: str) -> None:
+        """On first sight of a ModelDeployment, create its counter series at 0, before any increment.
+
+        increase() over a series that appears at 1 sees no increase, so an alert on the first
+        failure would never fire.
+        """
+        key = (namespace, name)
+        if key in self._known:
+            return
+        self._known.add(key)
         for result in ("succeeded", "failed"):
             self.checks.labels(namespace, name, result)
             self.rollouts.labels(namespace, name, result)
@@ -154,18 +165,14 @@ class Metrics:
 
 
 def _interval_seconds(spec: Spec) -> float:
-    drift = spec.drift
-    if drift.schedule is not None:
-        # For "checks missing" alerts: the longest gap of the cron schedule over the next week.
-        t = datetime(2024, 1, 1, tzinfo=UTC)
-        end = t + timedelta(days=7)
-        gap = 0.0
-        while t < end:
-            nxt = drift.schedule.next_after(t)
-            gap = max(gap, (nxt - t).total_seconds())
-            t = nxt
-        return gap
-    return float(drift.interval_seconds or 0)
+    """The spec's drift interval; 0 ("none known", which DriftCheckMissing skips) for a cron schedule.
+
+    A cron schedule has no single interval: its gaps vary (monthly, "29 2", weekdays only), and
+    walking the fire times to find the longest one cost seconds per reconcile for "* * * * *".
+    """
+    if spec.drift.schedule is not None:
+        return 0.0
+    return float(spec.drift.interval_seconds or 0)
 
 
 def _labelsets(metric: Gauge | Counter | Histogram) -> list[tuple[str, ...]]:

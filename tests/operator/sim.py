@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from freshness_operator.core import actions as act
 from freshness_operator.core import decide, parse_spec
@@ -22,11 +22,19 @@ from freshness_operator.core.observed import (
     StepOutcome,
 )
 from freshness_operator.core.spec import Spec
-from freshness_operator.core.status import Phase, Status
+from freshness_operator.core.status import CandidateStatus, ModelStatus, Phase, Status
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 IMAGE0 = "registry.example/cats-dogs:0.1"
 DIGEST = "sha256:" + "ab" * 32
+T = TypeVar("T")
+
+
+def some(value: T | None, what: str = "value") -> T:
+    """The value, asserted present: narrows an Optional inside a table row's lambda."""
+    assert value is not None, f"no {what}"
+    return value
+
 
 BASE_SPEC: dict[str, Any] = {
     "source": {"repo": "https://git.example/acme/cats-dogs.git", "revision": "main"},
@@ -106,7 +114,6 @@ class Sim:
     jobs: dict[str, JobObservation] = field(default_factory=dict)
     deployment: DeploymentObservation = field(default_factory=healthy)
     generation: int = 1
-    last: Decision | None = None
     history: list[Decision] = field(default_factory=list)
 
     # ---------------------------------------------------------------- driving
@@ -124,7 +131,7 @@ class Sim:
             now=self.now,
             generation=self.generation,
         )
-        self.status, self.last = d.status, d
+        self.status = d.status
         self.history.append(d)
         for a in d.actions:
             self._apply(a)
@@ -173,6 +180,21 @@ class Sim:
         self.jobs[name] = replace(job, state=state, outcome=outcome, finished_at=self.now + timedelta(seconds=seconds))
         return self.step(seconds)
 
+    def lose_jobs(self) -> Sim:
+        """Every Job disappears (deleted by someone, or garbage-collected)."""
+        self.jobs.clear()
+        return self
+
+    def serving_image(self, image: str) -> Sim:
+        """Someone else sets the serving container's image."""
+        self.deployment = replace(self.deployment, image=image)
+        return self
+
+    def serving_gone(self) -> Sim:
+        """The serving Deployment is deleted."""
+        self.deployment = DeploymentObservation()
+        return self
+
     def check(self, detected: bool, share: float = 0.5) -> Sim:
         """Run the next drift check to the end with the given verdict."""
         if self.status.drift.job is None:
@@ -194,8 +216,8 @@ class Sim:
         return self
 
     def package(self, digest: str | None = DIGEST) -> Sim:
-        c = self.status.candidate
-        assert c is not None and c.package_job
+        c = self.candidate
+        assert c.package_job, "no package Job started"
         result = {"image": f"registry.example/cats-dogs:{c.version}"}
         if digest:
             result["digest"] = digest
@@ -236,6 +258,22 @@ class Sim:
     def phase(self) -> Phase:
         return self.status.phase
 
+    @property
+    def last(self) -> Decision:
+        """The latest decision (asserted to exist)."""
+        assert self.history, "no decision taken yet"
+        return self.history[-1]
+
+    @property
+    def model(self) -> ModelStatus:
+        """The serving model of the status (asserted present)."""
+        return some(self.status.model, "status.model")
+
+    @property
+    def candidate(self) -> CandidateStatus:
+        """The retrain in flight or the last one (asserted present)."""
+        return some(self.status.candidate, "status.candidate")
+
     def running(self, step: Step) -> list[str]:
         return sorted(j.name for j in self.jobs.values() if j.step is step and j.state is JobState.RUNNING)
 
@@ -243,7 +281,6 @@ class Sim:
         return sorted(j.name for j in self.jobs.values() if j.step is step)
 
     def actions(self, kind: type) -> list[Any]:
-        assert self.last is not None
         return [a for a in self.last.actions if isinstance(a, kind)]
 
     def events(self) -> list[str]:

@@ -298,8 +298,12 @@ def test_delete_collects_jobs_and_leaves_the_deployment(kit: Kit) -> None:
     kit.apply(mdep("cats"))
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
     kit.wait_job("cats", "train", "cats-train-1-0")
+    labels = f'name="cats",namespace="{kit.ns}"'
+    # Alert rules use increase(): series without an increment yet must exist at 0.
+    assert f'modelfreshness_retrains_total{{{labels},result="failed"}} 0.0' in kit.operator.metrics()
     kit.kubectl("delete", "mdep", "cats", "--wait=true", "--timeout=30s")
     kit.until("the Jobs garbage-collected", lambda: not kit.jobs("cats", "drift") and not kit.jobs("cats", "train"))
+    kit.until("the metric series dropped", lambda: labels not in kit.operator.metrics())
     dep = kit.get("deployment", "cats-dogs")
     assert dep and kit.image() == OLD_IMAGE and not dep["metadata"].get("ownerReferences")
 

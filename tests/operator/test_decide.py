@@ -12,10 +12,10 @@ from datetime import timedelta
 
 import pytest
 from freshness_operator.core import actions as act
-from freshness_operator.core.observed import DeploymentObservation, Step
+from freshness_operator.core.observed import Step
 from freshness_operator.core.status import Outcome, Phase, RunState, Status
 
-from tests.operator.sim import DIGEST, IMAGE0, Sim, make_spec
+from tests.operator.sim import DIGEST, IMAGE0, Sim, make_spec, some
 
 EFFECTS = (act.CreateDriftJob, act.CreateTrainJob, act.CreatePackageJob, act.PatchImage, act.DeleteJob)
 
@@ -58,7 +58,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.step(),
             Phase.PENDING,
             ["CreateDriftJob"],
-            check=lambda s: (s.condition("Ready") == ("False", "FirstCheckPending"), s.status.model.version == "0.1"),
+            check=lambda s: (s.condition("Ready") == ("False", "FirstCheckPending"), s.model.version == "0.1"),
         ),
     ),
     "pending: the first check is still running": (
@@ -83,11 +83,11 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
     "pending: the drift Job disappeared": (
         Sim,
         Row(
-            lambda s: (s.step(), s.jobs.clear(), s.step(1)),
+            lambda s: s.step().lose_jobs().step(1),
             Phase.PENDING,
             [],
             ["DriftCheckFailed"],
-            check=lambda s: s.status.drift.last_error.reason == "JobNotFound",
+            check=lambda s: some(s.status.drift.last_error).reason == "JobNotFound",
         ),
     ),
     # ------------------------------------------------------------------ Monitoring
@@ -121,7 +121,12 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
     ),
     "monitoring: a cron schedule sets the next check": (
         sim_with(drift={"schedule": "0 */6 * * *", "interval": None}),
-        Row(lambda s: s.check(False), Phase.MONITORING, [], check=lambda s: s.status.drift.next_check_time.hour == 18),
+        Row(
+            lambda s: s.check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: some(s.status.drift.next_check_time).hour == 18,
+        ),
     ),
     "monitoring: a failed check after a good one keeps the phase, Ready turns False": (
         Sim,
@@ -136,12 +141,12 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
     "monitoring: the serving image changed outside the operator": (
         Sim,
         Row(
-            lambda s: (s.check(False), setattr(s, "deployment", replace(s.deployment, image="r/c:hotfix")), s.step(1)),
+            lambda s: s.check(False).serving_image("r/c:hotfix").step(1),
             Phase.MONITORING,
             [],
             ["ServingImageChanged"],
             check=lambda s: (
-                s.status.model.version == "hotfix",
+                s.model.version == "hotfix",
                 s.status.history[0].reason == "ChangedOutsideOperator",
             ),
         ),
@@ -193,7 +198,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["RetrainSuppressed"],
             check=lambda s: (
                 s.condition("Suppressed") == ("True", "Cooldown"),
-                s.last.requeue_at == s.status.retrains.last_started + timedelta(hours=6),
+                s.last.requeue_at == some(s.status.retrains.last_started) + timedelta(hours=6),
             ),
         ),
     ),
@@ -235,7 +240,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: (
                 s.actions(act.CreateTrainJob)[0].overrides == {"train.num_classes": 3, "train.lr": 0.1},
                 s.condition("Training")[0] == "True",
-                s.status.candidate.runs[2].state is RunState.PENDING,
+                s.candidate.runs[2].state is RunState.PENDING,
             ),
         ),
     ),
@@ -265,7 +270,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["CreatePackageJob"],
             ["CandidateAccepted", "PackagingStarted"],
             check=lambda s: (
-                s.status.candidate.best == 1,
+                s.candidate.best == 1,
                 s.actions(act.CreatePackageJob)[0].image == "registry.example/cats-dogs:v1-rev10000",
             ),
         ),
@@ -278,7 +283,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["TrainingFailed"],
             check=lambda s: (
-                s.status.candidate.outcome is Outcome.TRAINING_FAILED,
+                s.candidate.outcome is Outcome.TRAINING_FAILED,
                 s.condition("Ready") == ("False", "TrainingError"),
                 ("retrains", "failed") in s.counts(),
             ),
@@ -291,7 +296,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.FAILED,
             [],
             ["CandidateFailed", "TrainingFailed"],
-            check=lambda s: s.status.candidate.runs[0].reason == "MalformedResult",
+            check=lambda s: s.candidate.runs[0].reason == "MalformedResult",
         ),
     ),
     "training: a result without a model fails that candidate": (
@@ -300,7 +305,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.check(True).finish("cats-train-1-0", {"metrics": {"val_acc": 0.9}}),
             Phase.FAILED,
             [],
-            check=lambda s: s.status.candidate.runs[0].reason == "MissingModel",
+            check=lambda s: s.candidate.runs[0].reason == "MissingModel",
         ),
     ),
     "training: no candidate reports the promotion metric": (
@@ -310,7 +315,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.FAILED,
             [],
             ["TrainingFailed"],
-            check=lambda s: s.status.candidate.reason == "MetricMissing",
+            check=lambda s: s.candidate.reason == "MetricMissing",
         ),
     ),
     "training: the best candidate is worse than the serving model": (
@@ -321,8 +326,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["CandidateRejected"],
             check=lambda s: (
-                s.status.candidate.gate.reason == "NotBetterThanServing",
-                s.status.model.image == IMAGE0,
+                some(s.candidate.gate).reason == "NotBetterThanServing",
+                s.model.image == IMAGE0,
                 ("retrains", "rejected") in s.counts(),
                 s.condition("Training") == ("False", "CandidateRejected"),
             ),
@@ -335,7 +340,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.MONITORING,
             [],
             ["CandidateRejected"],
-            check=lambda s: s.status.candidate.gate.reason == "BelowMinValue",
+            check=lambda s: some(s.candidate.gate).reason == "BelowMinValue",
         ),
     ),
     "training: no drift check runs while a retrain is in flight": (
@@ -362,7 +367,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["Packaged", "RolloutStarted"],
             check=lambda s: (
                 s.actions(act.PatchImage)[0].image == f"registry.example/cats-dogs:v1-rev00000@{DIGEST}",
-                s.status.candidate.previous_image == IMAGE0,
+                s.candidate.previous_image == IMAGE0,
                 s.condition("RolledOut") == ("Unknown", "RollingOut"),
             ),
         ),
@@ -383,7 +388,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.to_rolling_out().step(10),
             Phase.ROLLING_OUT,
             [],
-            check=lambda s: s.last.requeue_at == s.status.candidate.rollout_started_at + timedelta(seconds=600),
+            check=lambda s: s.last.requeue_at == some(s.candidate.rollout_started_at) + timedelta(seconds=600),
         ),
     ),
     "rolling out: the new ReplicaSet is ready": (
@@ -394,8 +399,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["RolledOut"],
             check=lambda s: (
-                s.status.model.version == "v1-rev00000",
-                s.status.model.uri == "s3://m/rev0000000.pt",
+                s.model.version == "v1-rev00000",
+                s.model.uri == "s3://m/rev0000000.pt",
                 s.status.history[0].image == IMAGE0,
                 s.condition("RolledOut") == ("True", "RolledOut"),
                 ("rollouts", "succeeded") in s.counts(),
@@ -413,7 +418,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["RolloutFailed", "RolledBack"],
             check=lambda s: (
                 s.actions(act.PatchImage)[0] == act.PatchImage(IMAGE0, rollback=True),
-                s.status.model.image == IMAGE0,
+                s.model.image == IMAGE0,
                 ("rollbacks", None) in s.counts(),
                 s.condition("RolledOut") == ("False", "RolledBack"),
             ),
@@ -430,27 +435,27 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.DEGRADED,
             [],
             ["RolloutFailed"],
-            check=lambda s: s.status.candidate.outcome is Outcome.ROLLOUT_FAILED,
+            check=lambda s: s.candidate.outcome is Outcome.ROLLOUT_FAILED,
         ),
     ),
     "rolling out: the serving Deployment is gone": (
         Sim,
         Row(
-            lambda s: (s.to_packaging(), setattr(s, "deployment", DeploymentObservation()), s.package()),
+            lambda s: s.to_packaging().serving_gone().package(),
             Phase.DEGRADED,
             [],
             ["RolloutFailed"],
-            check=lambda s: s.status.candidate.reason == "ServingDeploymentNotFound",
+            check=lambda s: s.candidate.reason == "ServingDeploymentNotFound",
         ),
     ),
     "rolling out: someone else changed the image meanwhile": (
         Sim,
         Row(
-            lambda s: (s.to_rolling_out(), setattr(s, "deployment", replace(s.deployment, image="x:y")), s.step(1)),
+            lambda s: s.to_rolling_out().serving_image("x:y").step(1),
             Phase.DEGRADED,
             [],
             ["RolloutFailed"],
-            check=lambda s: s.status.candidate.reason == "ImageChanged",
+            check=lambda s: s.candidate.reason == "ImageChanged",
         ),
     ),
     # ------------------------------------------------------------------ Degraded and Failed
@@ -542,7 +547,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["StateRebuilt"],
             check=lambda s: (
-                [r.state for r in s.status.candidate.runs] == [RunState.RUNNING, RunState.RUNNING, RunState.PENDING],
+                [r.state for r in s.candidate.runs] == [RunState.RUNNING, RunState.RUNNING, RunState.PENDING],
                 s.status.drift.job is None,
                 len(s.of_step(Step.TRAIN)) == 2,
             ),

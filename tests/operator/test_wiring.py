@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from freshness_operator.builders import Owner
 from freshness_operator.core import actions as act
+from freshness_operator.core.status import Status
 from freshness_operator.metrics import Metrics
 from freshness_operator.reconcile import Deps, reconcile
 from freshness_operator.settings import DEFAULT_TRAINER_IMAGE, Settings, SettingsError
 from prometheus_client import generate_latest
 
-from tests.operator.sim import BASE_SPEC, Sim
+from tests.operator.sim import BASE_SPEC, Sim, make_spec
 
 
 def test_settings_from_env() -> None:
@@ -69,14 +70,67 @@ def test_metrics_follow_status_and_counters() -> None:
     assert 'name="cats"' not in scrape(m)
 
 
-def test_cron_interval_metric_is_the_longest_gap() -> None:
-    m = Metrics()
-    sim = Sim()
-    from tests.operator.sim import make_spec
+COUNTER_RESULTS = (
+    ("drift_checks", "succeeded"),
+    ("drift_checks", "failed"),
+    ("retrains", "succeeded"),
+    ("retrains", "failed"),
+    ("retrains", "rejected"),
+    ("rollouts", "succeeded"),
+    ("rollouts", "failed"),
+)
 
-    spec = make_spec(drift={"schedule": "0 6,18 * * *", "interval": None})
-    m.update("ml", "cats", spec, sim.status)
-    assert 'modelfreshness_drift_interval_seconds{name="cats",namespace="ml"} 43200.0' in scrape(m)
+
+def counter_series(namespace: str, name: str) -> list[str]:
+    """Every counter series of one ModelDeployment as the exposition format names it."""
+    labels = f'name="{name}",namespace="{namespace}"'
+    series = [f'modelfreshness_{metric}_total{{{labels},result="{result}"}}' for metric, result in COUNTER_RESULTS]
+    return [*series, f"modelfreshness_rollbacks_total{{{labels}}}"]
+
+
+def missing(text: str, lines: list[str]) -> list[str]:
+    return [line for line in lines if line not in text]
+
+
+def test_every_counter_series_exists_at_zero_when_a_modeldeployment_is_first_seen() -> None:
+    m = Metrics()
+    m.update("ml", "cats", make_spec(), Status())
+    assert missing(scrape(m), [f"{s} 0.0" for s in counter_series("ml", "cats")]) == []
+
+
+def test_counter_series_are_zeroed_before_the_first_increment() -> None:
+    # The first reconcile records its counts before it sets the gauges: the zeros must not wait.
+    m = Metrics()
+    m.record("ml", "cats", [act.Count("drift_checks", "failed")])
+    failed = 'modelfreshness_drift_checks_total{name="cats",namespace="ml",result="failed"}'
+    zeros = [f"{s} 0.0" for s in counter_series("ml", "cats") if s != failed]
+    assert len(zeros) == 7 and missing(scrape(m), [f"{failed} 1.0", *zeros]) == []
+
+
+def test_forget_drops_only_that_modeldeployment_and_a_recreated_one_starts_at_zero() -> None:
+    m = Metrics()
+    sim = Sim().to_rolling_out().rollout_completes()
+    for name in ("cats", "dogs"):
+        for d in sim.history:
+            m.record("ml", name, d.actions)
+        m.update("ml", name, sim.spec, sim.status)
+    m.forget("ml", "cats")
+    text = scrape(m)
+    assert 'name="cats"' not in text
+    assert 'modelfreshness_retrains_total{name="dogs",namespace="ml",result="succeeded"} 1.0' in text
+    m.update("ml", "cats", sim.spec, Status())
+    assert missing(scrape(m), [f"{s} 0.0" for s in counter_series("ml", "cats")]) == []
+
+
+def test_a_cron_schedule_exports_an_interval_of_zero() -> None:
+    # DriftCheckMissing skips 0: a schedule has no single interval to compare against.
+    m = Metrics()
+    line = 'modelfreshness_drift_interval_seconds{name="cats",namespace="ml"}'
+    m.update("ml", "cats", make_spec(), Status())
+    assert f"{line} 3600.0" in scrape(m)
+    for schedule in ("0 6,18 * * *", "* * * * *", "0 0 29 2 *"):
+        m.update("ml", "cats", make_spec(drift={"schedule": schedule, "interval": None}), Status())
+        assert f"{line} 0.0" in scrape(m), schedule
 
 
 class FakeKube:
@@ -84,6 +138,7 @@ class FakeKube:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.gone = False  # the ModelDeployment was deleted
         self.jobs: list[dict[str, Any]] = []
         self.body: dict[str, Any] = {
             "apiVersion": "modelfreshness.io/v1alpha1",
@@ -98,7 +153,7 @@ class FakeKube:
         }
 
     async def get_mdep(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.body)
+        return None if self.gone else copy.deepcopy(self.body)
 
     async def list_children(self, namespace: str, mdep: str) -> tuple[list[Any], list[Any]]:
         return self.jobs, []
@@ -120,9 +175,18 @@ class FakeKube:
         self.calls.append(("event", reason))
 
 
-def run_once(kube: FakeKube) -> tuple[Any, str | None]:
-    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics())  # type: ignore[arg-type]
+def run_once(kube: FakeKube, metrics: Metrics | None = None) -> tuple[Any, str | None]:
+    deps = Deps(kube=kube, settings=Settings(), metrics=metrics or Metrics())  # type: ignore[arg-type]
     return asyncio.run(reconcile(deps, "ml", "cats"))
+
+
+def test_the_first_reconcile_creates_the_counter_series_and_a_deleted_object_loses_them() -> None:
+    kube, m = FakeKube(copy.deepcopy(BASE_SPEC)), Metrics()
+    run_once(kube, m)
+    assert missing(scrape(m), [f"{s} 0.0" for s in counter_series("ml", "cats")]) == []
+    kube.gone = True
+    run_once(kube, m)
+    assert 'name="cats"' not in scrape(m)
 
 
 def test_reconcile_acts_then_writes_status_and_is_quiet_when_nothing_changed() -> None:

@@ -48,7 +48,7 @@ class Serving:
 class Drift:
     interval_seconds: int | None = DEFAULT_INTERVAL_SECONDS
     schedule: Cron | None = None
-    threshold: float = 0.3
+    threshold: float = 0.95
     min_samples: int = 200
     consecutive: int = 1
     accuracy_drop: float | None = None
@@ -147,7 +147,7 @@ def _drift(d: dict[str, Any]) -> Drift:
     return Drift(
         interval_seconds=interval,
         schedule=schedule,
-        threshold=float(d.get("threshold", 0.3)),
+        threshold=float(d.get("threshold", 0.95)),
         min_samples=int(d.get("minSamples", 200)),
         consecutive=int(d.get("consecutive", 1)),
         accuracy_drop=None if accuracy is None else float(accuracy),
