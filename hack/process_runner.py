@@ -6,7 +6,8 @@ this machine: same command, args and env; each volume mapped to a temporary fold
 are rewritten in args and env); the container's termination-message path points to a file. When
 the main container exits it writes the pod status — phase, exit code and termination message —
 exactly where a kubelet would, so the operator reads it as in production. The image is ignored:
-commands run from this machine's PATH (the project's virtual environment).
+commands run from this machine's PATH (the project's virtual environment). A volume mounted over a
+folder this machine already has (``/tmp``) is not mapped: the host's folder is used as it is.
 
 Not for production: no isolation, no resource limits. Every other pod stays with kwok.
 
@@ -208,7 +209,10 @@ class Runner:
         containers = pod["spec"]["containers"]
         code, message = self._run_container(run, containers[0], mounts)
         self._finish(ns, name, pod, code, message)
-        shutil.rmtree(run.workdir, ignore_errors=True)
+        if code == 0:
+            shutil.rmtree(run.workdir, ignore_errors=True)
+        else:
+            log.warning("pod %s/%s failed; its output is in %s", ns, name, run.workdir / f"{containers[0]['name']}.log")
 
     def _volumes(self, run: PodRun) -> dict[str, str]:
         """Every volume becomes a folder under the pod's workdir; returns mountPath -> folder."""
@@ -220,7 +224,9 @@ class Runner:
         mounts: dict[str, str] = {}
         for c in (run.pod["spec"].get("initContainers") or []) + run.pod["spec"]["containers"]:
             for m in c.get("volumeMounts") or []:
-                if m["name"] in folders:
+                # A mount over a folder this machine already has (/tmp) is not mapped: the host's
+                # own folder is used, so host paths below it (data, reports) keep their meaning.
+                if m["name"] in folders and not Path(m["mountPath"]).exists():
                     mounts[m["mountPath"]] = folders[m["name"]]
         return mounts
 
@@ -237,7 +243,6 @@ class Runner:
         env = container_env(container, run.pod, paths)
         # The trainer CLI writes its result where this variable says (docs/contracts.md).
         env.setdefault("FRESHNESS_RESULT_PATH", str(term_file))
-        env["FRESHNESS_RESULT_PATH"] = map_paths(env["FRESHNESS_RESULT_PATH"], paths)
         cwd = map_paths(container.get("workingDir") or str(run.workdir), paths)
         Path(cwd).mkdir(parents=True, exist_ok=True)
         with open(run.workdir / f"{container['name']}.log", "wb") as out:
