@@ -11,9 +11,10 @@ export GIT_COMMITTER_NAME ?= $(GIT_AUTHOR_NAME)
 export GIT_COMMITTER_EMAIL ?= $(GIT_AUTHOR_EMAIL)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help setup binaries promtool lint test test-fast cluster-up cluster-down clean
+.PHONY: help demo setup binaries promtool lint test test-fast cluster-up cluster-down clean
 
 help:
+	@echo "make demo       set up, then run the whole loop on a local control plane with real training"
 	@echo "make test       set up everything, then lint and run the whole suite (cluster tests included)"
 	@echo "make test-fast  the suite without cluster and slow tests"
 	@echo "make lint       ruff, mypy and the import contracts"
@@ -37,6 +38,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+demo: $(STAMP) binaries
+	$(PY) -m hack.demo $(DEMO_ARGS)
 
 test: setup lint
 	$(PY) -m pytest

@@ -1,0 +1,504 @@
+"""`make demo`: the tutorial's story end to end on this machine, with the real operator and trainer.
+
+1. Start the local control plane; kwok's nodes are tainted so that only the dev-only process
+   runner's node (hack/process_runner.py) takes the operator's step Jobs: they run as real
+   processes of the trainer CLI (`dvc exp run` on the CPU). The serving Deployment tolerates the
+   taint and stays with kwok.
+2. Install the CRD and RBAC with the Helm chart (operator replicas 0) and run the operator as a
+   local process with the chart's ServiceAccount token, so the demo also proves its RBAC.
+3. Make the sample data, train the serving model v1 on two classes, create the serving
+   Deployment and a ModelDeployment, and let production batches arrive: first an iid batch (no
+   drift), then a batch where bees appear. The operator detects drift, trains two candidates,
+   gates the best, packages it and rolls the Deployment.
+
+Prints a timeline; ends with a summary (also written to <workdir>/summary.json); stops every
+process it started, on Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hack import localcluster
+
+REPO = Path(__file__).resolve().parent.parent
+NAMESPACE = "demo"
+MDEP = "cats-dogs"
+TAINT = "modelfreshness.io/simulated=true:NoSchedule"
+CHART = REPO / "charts" / "model-freshness-operator"
+RELEASE = "freshness"
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def say(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Timeline:
+    """What the demo has seen of the ModelDeployment's status; prints each new fact once."""
+
+    def __init__(self) -> None:
+        self.phases: list[str] = []
+        self.last_check: str | None = None
+        self.seen_runs: set[str] = set()
+        self.gate: dict[str, Any] | None = None
+        self.version: str | None = None
+        self.best_overrides: dict[str, Any] = {}
+        self.bees_sent = False
+        self.rolled_out = False
+        self.accuracy_before: float | None = None
+        self.accuracy_after: float | None = None
+
+    def phase(self, phase: str | None) -> None:
+        if phase and (not self.phases or self.phases[-1] != phase):
+            self.phases.append(phase)
+            say(f"phase -> {phase}")
+
+    def new_check(self, drift: dict[str, Any]) -> bool:
+        check_time = drift.get("lastCheckTime")
+        if not check_time or check_time == self.last_check:
+            return False
+        self.last_check = check_time
+        acc = drift.get("accuracy") or {}
+        say(
+            f"drift check: detected={drift.get('detected')} score={drift.get('score')} "
+            f"(threshold {drift.get('threshold')}) share={drift.get('share')} samples={drift.get('samples')} "
+            f"accuracy={acc.get('current')} (reference {acc.get('reference')}) top={drift.get('topFeatures')}"
+        )
+        say(f"  HTML drift report: {drift.get('report')}")
+        return True
+
+    def candidate(self, candidate: dict[str, Any]) -> None:
+        for run in candidate.get("runs") or []:
+            key = f"{run.get('job')}:{run.get('state')}"
+            if key in self.seen_runs:
+                continue
+            self.seen_runs.add(key)
+            metrics = {k: v for k, v in (run.get("metrics") or {}).items() if k.startswith("val_acc")}
+            line = f"candidate {run.get('index')} {run.get('overrides')}: {run.get('state')}"
+            if metrics:
+                baseline = (run.get("baselineMetrics") or {}).get("val_acc")
+                line += f" {metrics}; serving model on the same data: val_acc={baseline}"
+            if run.get("reason"):
+                line += f" ({run.get('reason')}: {run.get('message')})"
+            say(line)
+        gate = candidate.get("gate")
+        if gate and gate != self.gate:
+            self.gate = gate
+            say(f"gate: {gate.get('reason')}: {gate.get('message')}")
+            if not gate.get("passed"):
+                raise DemoError("the best candidate did not pass the gate; the serving model stays")
+            best = candidate.get("best")
+            for run in candidate.get("runs") or []:
+                if run.get("index") == best:
+                    self.best_overrides = dict(run.get("overrides") or {})
+        if candidate.get("version") and candidate.get("version") != self.version:
+            self.version = candidate["version"]
+            say(f"chosen version {self.version}: packaging it, then rolling the Deployment")
+
+    def outcome(self, status: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "phases": self.phases,
+            "status": status,
+            "gate": self.gate or {},
+            "bestOverrides": self.best_overrides,
+            "accuracyBefore": self.accuracy_before,
+            "accuracyAfter": self.accuracy_after,
+        }
+
+
+class Demo:
+    def __init__(self, work: Path, timeout: float, project: Path) -> None:
+        self.work = work
+        self.project = project
+        self.timeout = timeout
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.named: dict[str, subprocess.Popen[bytes]] = {}
+        self.cluster: localcluster.ClusterInfo | None = None
+        self.venv_bin = Path(sys.executable).parent
+
+    # ------------------------------------------------------------------ helpers
+    def env(self, **extra: str) -> dict[str, str]:
+        assert self.cluster
+        env = self.cluster.env()
+        env["PATH"] = f"{self.venv_bin}{os.pathsep}{env['PATH']}"
+        env.setdefault("GIT_AUTHOR_NAME", "Model Freshness Demo")
+        env.setdefault("GIT_AUTHOR_EMAIL", "demo@localhost")
+        env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
+        env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
+        env["DVC_NO_ANALYTICS"] = "1"
+        env.update(extra)
+        return env
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        assert self.cluster
+        out = localcluster.kubectl(self.cluster, *args, input=input, check=False)
+        if check and out.returncode != 0:
+            raise DemoError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
+        return out.stdout
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        self.kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.work / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.procs.append(proc)
+        self.named[name] = proc
+        return proc
+
+    def run(self, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(argv, env=self.env(), text=True, capture_output=True, **kw)
+        if out.returncode != 0:
+            raise DemoError(f"{' '.join(argv[:3])} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
+        return out
+
+    # ------------------------------------------------------------------ steps
+    def start_cluster(self) -> None:
+        say("starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+        self.cluster = localcluster.up(self.work / "cluster")
+        self.kubectl("taint", "nodes", "-l", "type=kwok", TAINT, "--overwrite")
+        self.kubectl("create", "namespace", NAMESPACE)
+        say(f"control plane up at {self.cluster.server}; logs in {self.cluster.log_dir}")
+
+    def install_chart(self) -> Path:
+        assert self.cluster
+        say("installing the CRD and RBAC with the Helm chart (operator runs locally: replicas=0)")
+        helm = self.cluster.bin_dir / "helm"
+        self.run(
+            [
+                str(helm),
+                "install",
+                RELEASE,
+                str(CHART),
+                "--namespace",
+                "freshness-system",
+                "--create-namespace",
+                "--set",
+                "replicas=0",
+                "--wait",
+                "--timeout",
+                "120s",
+            ]
+        )
+        sa = self.kubectl(
+            "get",
+            "sa",
+            "-n",
+            "freshness-system",
+            "-l",
+            "app.kubernetes.io/instance=" + RELEASE,
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ).strip()
+        token = self.kubectl("create", "token", sa, "-n", "freshness-system", "--duration=2h").strip()
+        cfg = json.loads(self.kubectl("config", "view", "--raw", "-o", "json"))
+        cfg["users"] = [{"name": "operator", "user": {"token": token}}]
+        cfg["contexts"] = [{"name": "operator", "context": {"cluster": cfg["clusters"][0]["name"], "user": "operator"}}]
+        cfg["current-context"] = "operator"
+        path = self.work / "operator.kubeconfig"
+        path.write_text(json.dumps(cfg))
+        path.chmod(0o600)
+        say(f"operator identity: system:serviceaccount:freshness-system:{sa}")
+        return path
+
+    def start_runner(self) -> None:
+        self.spawn(
+            "process-runner",
+            [sys.executable, "-m", "hack.process_runner", "--workdir", str(self.work / "pods")],
+            self.env(PYTHONPATH=str(REPO)),
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if "True" in self.kubectl(
+                "get",
+                "node",
+                "local-runner",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                check=False,
+            ):
+                say("process runner node local-runner is Ready (step Jobs run here as local processes)")
+                return
+            time.sleep(0.5)
+        raise DemoError(f"the process runner did not register its node; see {self.work / 'process-runner.log'}")
+
+    def start_operator(self, kubeconfig: Path) -> None:
+        env = self.env(
+            KUBECONFIG=str(kubeconfig),
+            FRESHNESS_NAMESPACES=NAMESPACE,
+            FRESHNESS_METRICS_PORT=str(localcluster.free_port()),
+            FRESHNESS_HEALTH_PORT=str(localcluster.free_port()),
+            FRESHNESS_TRAINER_IMAGE="registry.local/freshness-trainer:demo",
+        )
+        self.metrics_port = env["FRESHNESS_METRICS_PORT"]
+        self.spawn("operator", [sys.executable, "-m", "freshness_operator"], env)
+        say(f"operator started (log {self.work / 'operator.log'}, metrics :{self.metrics_port}/metrics)")
+
+    def make_data(self) -> Path:
+        data = self.work / "data"
+        say("making the sample data set from images shipped in scikit-learn and scikit-image")
+        self.run(["freshness-trainer", "make-sample-data", str(data)])
+        (self.work / "production").mkdir()
+        return data
+
+    def train_v1(self, data: Path) -> dict[str, Any]:
+        say("training the serving model v1 on two classes (cats, dogs) with `dvc exp run`")
+        result = self.work / "v1-result.json"
+        self.run(
+            [
+                "freshness-trainer",
+                "train",
+                "--repo",
+                str(self.project),
+                "--rev",
+                "HEAD",
+                "--set",
+                f"data.source={data / 'reference'}",
+                "--set",
+                "train.num_classes=2",
+                "--name",
+                "v1",
+                "--remote",
+                str(self.work / "remote"),
+                "--result-path",
+                str(result),
+            ],
+            cwd=self.work,
+            timeout=900,
+        )
+        doc: dict[str, Any] = json.loads(result.read_text())
+        say(f"v1: val_acc={doc['train']['metrics'].get('val_acc', float('nan')):.3f}, model {doc['train']['model']}")
+        return doc
+
+    def create_serving(self, v1_model: str, data: Path) -> None:
+        self.apply(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": MDEP, "namespace": NAMESPACE},
+                "spec": {
+                    "replicas": 2,
+                    "progressDeadlineSeconds": 60,
+                    "selector": {"matchLabels": {"app": MDEP}},
+                    "template": {
+                        "metadata": {"labels": {"app": MDEP}},
+                        "spec": {
+                            "tolerations": [{"key": "modelfreshness.io/simulated", "operator": "Exists"}],
+                            "containers": [{"name": "server", "image": "registry.local/cats-dogs:v1"}],
+                        },
+                    },
+                },
+            }
+        )
+        self.kubectl("rollout", "status", f"deployment/{MDEP}", "-n", NAMESPACE, "--timeout=60s")
+        say("serving Deployment cats-dogs runs registry.local/cats-dogs:v1 (pods simulated by kwok)")
+        manifest = {
+            "apiVersion": "modelfreshness.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": MDEP, "namespace": NAMESPACE},
+            "spec": {
+                "source": {"repo": str(self.project), "revision": "HEAD"},
+                "data": {"reference": str(data / "reference"), "current": str(self.work / "production")},
+                "serving": {
+                    "deployment": MDEP,
+                    "container": "server",
+                    "image": "registry.local/cats-dogs",
+                    "modelUri": v1_model,
+                },
+                "drift": {
+                    "interval": "10s",
+                    "minSamples": 100,
+                    "consecutive": 1,
+                    "reportDir": str(self.work / "reports"),
+                },
+                "training": {
+                    # 15 epochs: enough for AlexNet to learn the third class on the CPU (~0.88 val_acc).
+                    "params": {
+                        "train.num_classes": 3,
+                        "train.epochs": 15,
+                        "train.batch_size": 32,
+                        "data.source": str(data / "extended"),
+                    },
+                    "candidates": [{"train.lr": 0.001}, {"train.lr": 0.0003}],
+                    "maxParallel": 2,
+                    "remote": str(self.work / "remote"),
+                },
+                "package": {"push": False},
+                "promotion": {"metric": "val_acc", "minImprovement": 0.05},
+                "rollout": {"progressDeadlineSeconds": 120, "autoRollback": True},
+                "policy": {"cooldown": "30m", "maxRetrainsPerDay": 2},
+            },
+        }
+        (self.work / "modeldeployment.json").write_text(json.dumps(manifest, indent=2))
+        self.apply(manifest)
+        say("ModelDeployment cats-dogs applied (drift check every 10s)")
+
+    def arrive(self, data: Path, batch: str) -> None:
+        target = self.work / "production"
+        shutil.rmtree(target)
+        shutil.copytree(data / "production" / batch, target)
+        n = sum(1 for _ in target.rglob("*.png"))
+        say(f"production batch '{batch}' arrives: {n} images in {target}")
+
+    def mdep(self) -> dict[str, Any]:
+        out = self.kubectl("get", "mdep", MDEP, "-n", NAMESPACE, "-o", "json", check=False)
+        return json.loads(out) if out else {}
+
+    def watch(self, data: Path) -> dict[str, Any]:
+        """Print the timeline and drive the story from what status says, until the new model has
+        served through one drift check of its own (its accuracy on the production batch)."""
+        deadline = time.monotonic() + self.timeout
+        t = Timeline()
+        while time.monotonic() < deadline:
+            self.check_children_alive()
+            status = self.mdep().get("status") or {}
+            t.phase(status.get("phase"))
+            drift = status.get("drift") or {}
+            if t.new_check(drift):
+                if not t.bees_sent and drift.get("detected") is False:
+                    self.arrive(data, "new-class")
+                    t.bees_sent = True
+                elif t.bees_sent and drift.get("detected") and t.accuracy_before is None:
+                    t.accuracy_before = (drift.get("accuracy") or {}).get("current")
+                elif t.rolled_out:
+                    t.accuracy_after = (drift.get("accuracy") or {}).get("current")
+                    return t.outcome(status)
+            t.candidate(status.get("candidate") or {})
+            model = status.get("model") or {}
+            if not t.rolled_out and t.gate and model.get("version") == t.version:
+                t.rolled_out = True
+                say(f"serving model is now {model.get('version')} ({model.get('image')})")
+                # As in the tutorial: the data the new model was trained on is the new reference.
+                patch = {"spec": {"data": {"reference": str(data / "extended")}}}
+                self.kubectl("patch", "mdep", MDEP, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch))
+                say("data.reference now points at the three-class set; waiting for the new model's first check")
+            if status.get("phase") == "Failed":
+                raise DemoError(f"the loop failed: {json.dumps(status.get('conditions'), indent=1)}")
+            time.sleep(1)
+        raise DemoError(f"the story did not finish within {self.timeout:.0f}s; phases seen: {t.phases}")
+
+    def check_children_alive(self) -> None:
+        for name, proc in self.named.items():
+            if proc.poll() is not None:
+                raise DemoError(f"{name} exited with {proc.returncode}; see {self.work / (name + '.log')}")
+
+    def summary(self, v1: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+        from freshness_trainer import model as model_file  # torch: only once the story is done
+
+        status = outcome["status"]
+        model = status.get("model") or {}
+        image = self.kubectl(
+            "get", "deployment", MDEP, "-n", NAMESPACE, "-o", "jsonpath={.spec.template.spec.containers[0].image}"
+        )
+        gate = outcome["gate"]
+        served = model_file.load(model["uri"])
+        summary = {
+            "phases": outcome["phases"],
+            "model": model,
+            "servingImage": image,
+            "servedClasses": list(served.classes),
+            "v1ValAccOnTwoClasses": v1["train"]["metrics"].get("val_acc"),
+            "gate": gate,
+            "bestOverrides": outcome["bestOverrides"],
+            "productionAccuracyBefore": outcome["accuracyBefore"],
+            "productionAccuracyAfter": outcome["accuracyAfter"],
+            "report": (status.get("drift") or {}).get("report"),
+        }
+        (self.work / "summary.json").write_text(json.dumps(summary, indent=2))
+        say("summary")
+        print(f"  phases seen:           {' -> '.join(summary['phases'])}")
+        print(f"  serving image:         {image}")
+        print(f"  model version:         {model.get('version')} (experiment {model.get('experiment')})")
+        print(f"  model file:            {model.get('uri')}")
+        print(f"  classes it predicts:   {', '.join(summary['servedClasses'])}")
+        print(f"  gate:                  {gate.get('message')}")
+        print(
+            f"  accuracy on the production batch with bees: {summary['productionAccuracyBefore']} (v1) "
+            f"-> {summary['productionAccuracyAfter']} ({model.get('version')})"
+        )
+        print(f"  drift reports:         {self.work / 'reports'}")
+        print(f"  logs and data:         {self.work}")
+        return summary
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.cluster:
+            localcluster.down(self.cluster.state_dir, self.cluster)
+        say("stopped every process the demo started")
+
+
+@contextlib.contextmanager
+def interrupts_as_exit() -> Iterator[None]:
+    def handler(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hack.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, help="where data, logs and the summary go (default: a temp dir)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the rollout")
+    parser.add_argument(
+        "--project", type=Path, default=REPO, help="the DVC project (a git repository) to train from; default: this one"
+    )
+    args = parser.parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="freshness-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    demo = Demo(work.resolve(), args.timeout, args.project.resolve())
+    with interrupts_as_exit():
+        try:
+            demo.start_cluster()
+            kubeconfig = demo.install_chart()
+            demo.start_runner()
+            data = demo.make_data()
+            v1 = demo.train_v1(data)
+            demo.create_serving(v1["train"]["model"], data)
+            demo.arrive(data, "iid")
+            demo.start_operator(kubeconfig)
+            outcome = demo.watch(data)
+            demo.summary(v1, outcome)
+        except KeyboardInterrupt:
+            say("interrupted")
+            return 130
+        except (DemoError, localcluster.ClusterError) as exc:
+            say(f"demo failed: {exc}")
+            return 1
+        finally:
+            demo.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

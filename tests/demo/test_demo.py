@@ -1,0 +1,53 @@
+"""`make demo` from a fresh clone runs the tutorial's story to the end (issue: the main job)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+
+def _in_order(seen: list[str], expected: list[str]) -> bool:
+    it = iter(seen)
+    return all(any(phase == want for phase in it) for want in expected)
+
+
+def test_in_order_helper() -> None:
+    assert _in_order(["Pending", "Monitoring", "Training", "Monitoring"], ["Monitoring", "Training", "Monitoring"])
+    assert not _in_order(["Training", "Monitoring"], ["Monitoring", "Training"])
+
+
+@pytest.mark.timeout(1200)
+def test_make_demo_from_a_fresh_clone(tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+    work = tmp_path / "work"
+    # The clone reuses this checkout's virtual environment: reinstalling torch would test pip, not us.
+    venv = Path(sys.executable).parent.parent
+    proc = subprocess.run(
+        ["make", "-C", str(clone), "demo", f"VENV={venv}", f"DEMO_ARGS=--workdir {work} --timeout 780"],
+        text=True,
+        capture_output=True,
+        timeout=15 * 60,
+    )
+    print(proc.stdout[-6000:])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((work / "summary.json").read_text())
+    assert _in_order(
+        summary["phases"], ["Monitoring", "DriftDetected", "Training", "Packaging", "RollingOut", "Monitoring"]
+    ), summary["phases"]
+    assert summary["servedClasses"] == ["bees", "cats", "dogs"], summary["servedClasses"]
+    assert str(summary["bestOverrides"].get("train.num_classes")) == "3", summary["bestOverrides"]
+    assert summary["servingImage"].startswith("registry.local/cats-dogs:"), summary["servingImage"]
+    assert summary["servingImage"] != "registry.local/cats-dogs:v1"
+    before, after = summary["productionAccuracyBefore"], summary["productionAccuracyAfter"]
+    assert before is not None and after is not None, summary
+    assert after > before, f"accuracy on the three-class production batch did not improve: {before} -> {after}"
+    assert summary["gate"]["value"] > summary["gate"]["baseline"], summary["gate"]
+    assert "stopped every process the demo started" in proc.stdout
