@@ -63,11 +63,24 @@ class Timeline:
         self.rolled_out = False
         self.accuracy_before: float | None = None
         self.accuracy_after: float | None = None
+        self.seen_events: set[str] = set()
+        self.reasons: list[str] = []
 
     def phase(self, phase: str | None) -> None:
         if phase and (not self.phases or self.phases[-1] != phase):
             self.phases.append(phase)
             say(f"phase -> {phase}")
+
+    def events(self, items: list[dict[str, Any]]) -> None:
+        """Print the ModelDeployment's new Events (one per transition) in the order they happened."""
+        items = sorted(items, key=lambda e: (e.get("lastTimestamp") or e.get("eventTime") or "", e["metadata"]["name"]))
+        for ev in items:
+            key = f"{ev['metadata']['uid']}:{ev.get('count', 1)}"
+            if key in self.seen_events:
+                continue
+            self.seen_events.add(key)
+            self.reasons.append(ev["reason"])
+            say(f"event {ev.get('type')} {ev['reason']}: {ev.get('message')}")
 
     def new_check(self, drift: dict[str, Any]) -> bool:
         check_time = drift.get("lastCheckTime")
@@ -119,6 +132,7 @@ class Timeline:
             "bestOverrides": self.best_overrides,
             "accuracyBefore": self.accuracy_before,
             "accuracyAfter": self.accuracy_after,
+            "events": self.reasons,
         }
 
 
@@ -361,6 +375,21 @@ class Demo:
         out = self.kubectl("get", "mdep", MDEP, "-n", NAMESPACE, "-o", "json", check=False)
         return json.loads(out) if out else {}
 
+    def mdep_events(self) -> list[dict[str, Any]]:
+        out = self.kubectl(
+            "get",
+            "events",
+            "-n",
+            NAMESPACE,
+            "--field-selector",
+            f"involvedObject.kind=ModelDeployment,involvedObject.name={MDEP}",
+            "-o",
+            "json",
+            check=False,
+        )
+        items: list[dict[str, Any]] = json.loads(out)["items"] if out else []
+        return items
+
     def watch(self, data: Path) -> dict[str, Any]:
         """Print the timeline and drive the story from what status says, until the new model has
         served through one drift check of its own (its accuracy on the production batch)."""
@@ -370,6 +399,7 @@ class Demo:
             self.check_children_alive()
             status = self.mdep().get("status") or {}
             t.phase(status.get("phase"))
+            t.events(self.mdep_events())
             drift = status.get("drift") or {}
             if t.new_check(drift):
                 if not t.bees_sent and drift.get("detected") is False:
@@ -411,6 +441,7 @@ class Demo:
         served = model_file.load(model["uri"])
         summary = {
             "phases": outcome["phases"],
+            "events": outcome["events"],
             "model": model,
             "servingImage": image,
             "servedClasses": list(served.classes),
@@ -424,6 +455,7 @@ class Demo:
         (self.work / "summary.json").write_text(json.dumps(summary, indent=2))
         say("summary")
         print(f"  phases seen:           {' -> '.join(summary['phases'])}")
+        print(f"  events:                {' -> '.join(summary['events'])}")
         print(f"  serving image:         {image}")
         print(f"  model version:         {model.get('version')} (experiment {model.get('experiment')})")
         print(f"  model file:            {model.get('uri')}")

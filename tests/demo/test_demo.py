@@ -39,9 +39,13 @@ def test_make_demo_from_a_fresh_clone(tmp_path: Path) -> None:
     print(proc.stdout[-6000:])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((work / "summary.json").read_text())
+    # Phases are polled once a second, so short ones (RollingOut on kwok) may be missed; the
+    # Events record every transition.
+    assert _in_order(summary["phases"], ["Monitoring", "Training", "Packaging", "Monitoring"]), summary["phases"]
     assert _in_order(
-        summary["phases"], ["Monitoring", "DriftDetected", "Training", "Packaging", "RollingOut", "Monitoring"]
-    ), summary["phases"]
+        summary["events"],
+        ["NoDrift", "DriftDetected", "TrainingStarted", "CandidateAccepted", "Packaged", "RolloutStarted", "RolledOut"],
+    ), summary["events"]
     assert summary["servedClasses"] == ["bees", "cats", "dogs"], summary["servedClasses"]
     assert str(summary["bestOverrides"].get("train.num_classes")) == "3", summary["bestOverrides"]
     assert summary["servingImage"].startswith("registry.local/cats-dogs:"), summary["servingImage"]
