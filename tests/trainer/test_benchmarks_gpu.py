@@ -1,0 +1,56 @@
+"""The GPU fast path (CUDA only) and the benchmark scripts' ``--smoke`` runs (on the CPU here)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from freshness_trainer import data, engine, evaluation, fastpath, model
+
+from tests.trainer.conftest import Project
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fast_path_decodes_on_the_gpu_and_trains(tmp_path: Path) -> None:
+    gpu_train = _load("gpu_train")
+    gpu_train.make_jpeg_folder(tmp_path, 256, 224)
+    device = torch.device("cuda")
+    loaded = fastpath.load(data.list_images(str(tmp_path), labelled=True, min_classes=2), 224, device)
+    assert loaded.images.device.type == "cuda" and loaded.images.shape == (256, 3, 224, 224)
+    assert loaded.labels is not None
+    settings = engine.Settings.for_device(device)
+    assert settings.amp and settings.channels_last
+    net, losses = engine.fit(model.build("alexnet", 2), loaded.images, loaded.labels.to(device), optimizer="adamw",
+                             lr=3e-4, momentum=0.9, batch_size=64, epochs=3, seed=0, settings=settings)
+    logits = engine.predict(net, loaded.images, batch_size=128, settings=settings)
+    assert losses[-1] < losses[0]
+    assert evaluation.score(logits, loaded.labels, ["cats", "dogs"]).accuracy > 0.5
+
+
+def test_gpu_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _load("gpu_train").main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    for line in ("(a) tutorial", "(b) fast path", "ratio (b)/(a)", "drift check end to end"):
+        assert line in out
+
+
+def test_drift_quality_benchmark_smoke(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _load("drift_quality").main(["--smoke", "--model", str(project.serving_model)]) == 0
+    out = capsys.readouterr().out
+    for condition in ("| iid |", "| new-class |", "| noise |", "| rotation |"):
+        assert condition in out
+    assert "0 disagreements" in out

@@ -1,0 +1,117 @@
+"""``freshness-trainer``: every command's result validates against the shared schema, and bad
+inputs exit non-zero with ok=false and a message naming the problem."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from freshness_trainer import cli, contract
+
+from tests.trainer.conftest import Project, tool_env
+
+
+def _run(tmp_path: Path, step: str, *args: str) -> tuple[int, contract.StepResult]:
+    result = tmp_path / f"{step}-result.json"
+    code = cli.main([step, *args, "--result-path", str(result)])
+    return code, contract.parse(result.read_text(encoding="utf-8"), expected_step=step)
+
+
+def _fails(tmp_path: Path, step: str, reason: str, names: str, *args: str) -> None:
+    code, res = _run(tmp_path, step, *args)
+    assert code == 1 and not res.ok
+    assert res.reason == reason, res.message
+    assert names in res.message
+
+
+def test_drift_on_labelled_production(project: Project, sample_dir: Path, tmp_path: Path) -> None:
+    report = tmp_path / "reports" / "drift.html"
+    code, res = _run(tmp_path, "drift", "--reference", str(sample_dir / "reference"),
+                     "--current", str(sample_dir / "production/new-class"), "--model", str(project.serving_model),
+                     "--min-samples", "100", "--report", str(report))
+    assert code == 0 and res.ok
+    d = res.drift
+    assert d["detected"] is True
+    assert d["samples"] == 120 and d["referenceSamples"] == 120
+    assert d["threshold"] == 0.95 and 0 <= d["share"] <= 1
+    # 2-class model, 30% bees: those are always wrong, so accuracy falls.
+    assert d["accuracy"]["drop"] > 0.2
+    assert report.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
+
+
+def test_drift_no_drift_with_params_defaults(project: Project, sample_dir: Path, tmp_path: Path) -> None:
+    code, res = _run(tmp_path, "drift", "--reference", str(sample_dir / "reference"),
+                     "--current", str(sample_dir / "production/iid"), "--model", str(project.serving_model),
+                     "--params", str(project.path / "params.yaml"), "--min-samples", "50")
+    assert code == 0 and res.ok
+    assert res.drift["detected"] is False, res.drift
+    assert res.drift["score"] < res.drift["threshold"]
+
+
+def test_evaluate(project: Project, sample_dir: Path, tmp_path: Path) -> None:
+    code, res = _run(tmp_path, "evaluate", "--model", str(project.serving_model),
+                     "--data", str(sample_dir / "production/iid"))
+    assert code == 0 and res.ok
+    metrics = res.doc["train"]["metrics"]
+    assert set(metrics) == {"val_acc", "val_loss", "val_acc_cats", "val_acc_dogs"}
+    assert metrics["val_acc"] > 0.6
+
+
+def test_package(project: Project, tmp_path: Path) -> None:
+    code, res = _run(tmp_path, "package", "--model", str(project.serving_model),
+                     "--image", "registry.example.com/cats-dogs:v1", "--output", str(tmp_path / "layout"))
+    assert code == 0 and res.ok
+    assert res.package["image"] == "registry.example.com/cats-dogs:v1"
+    assert (tmp_path / "layout" / "blobs" / "sha256" / res.package["digest"].split(":")[1]).exists()
+
+
+def test_package_push_without_crane(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    _fails(tmp_path, "package", "CraneNotFound", "crane", "--model", str(project.serving_model),
+           "--image", "r:t", "--output", str(tmp_path / "l"), "--push")
+
+
+def test_bad_drift_inputs(project: Project, sample_dir: Path, tmp_path: Path) -> None:
+    m = str(project.serving_model)
+    empty = tmp_path / "empty"
+    (empty / "cats").mkdir(parents=True)
+    _fails(tmp_path, "drift", "EmptyDataset", str(empty), "--reference", str(sample_dir / "reference"),
+           "--current", str(empty), "--model", m)
+    single = tmp_path / "single"
+    shutil.copytree(sample_dir / "reference" / "cats", single / "cats")
+    _fails(tmp_path, "drift", "SingleClass", str(single), "--reference", str(single),
+           "--current", str(sample_dir / "production/iid"), "--model", m)
+    _fails(tmp_path, "drift", "TooFewSamples", "--min-samples 500", "--reference", str(sample_dir / "reference"),
+           "--current", str(sample_dir / "production/iid"), "--model", m, "--min-samples", "500")
+    _fails(tmp_path, "drift", "ModelNotFound", "nope.pt", "--reference", str(sample_dir / "reference"),
+           "--current", str(sample_dir / "production/iid"), "--model", str(tmp_path / "nope.pt"))
+    bad_params = tmp_path / "params.yaml"
+    bad_params.write_text((project.path / "params.yaml").read_text().replace("  threshold: 0.95", "  x: 1"))
+    _fails(tmp_path, "drift", "MissingParam", "drift.threshold", "--reference", str(sample_dir / "reference"),
+           "--current", str(sample_dir / "production/iid"), "--model", m, "--params", str(bad_params))
+
+
+def test_corrupt_image_via_the_console_script(project: Project, sample_dir: Path, tmp_path: Path) -> None:
+    """The installed entry point exits non-zero and still writes its result document."""
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir / "production" / "iid", data)
+    (data / "dogs" / "zz-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    result = tmp_path / "result.json"
+    env = tool_env()
+    env["FRESHNESS_RESULT_PATH"] = str(result)
+    proc = subprocess.run([str(Path(sys.executable).parent / "freshness-trainer"), "evaluate", "--model",
+                           str(project.serving_model), "--data", str(data)],
+                          env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1, proc.stderr
+    res = contract.parse(result.read_text(encoding="utf-8"), expected_step="evaluate")
+    assert not res.ok and res.reason == "CorruptImage" and "zz-broken.png" in res.message
+    assert "zz-broken.png" in proc.stderr
+
+
+def test_make_sample_data_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["make-sample-data", str(tmp_path / "s"), "--per-class", "2", "--production", "4"]) == 0
+    assert len(list((tmp_path / "s" / "extended" / "bees").glob("*.png"))) == 2
+    assert "production/new-class" in capsys.readouterr().out

@@ -1,0 +1,81 @@
+"""Model file round trip, optional weights, the CPU loop's building blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from freshness_trainer import engine, evaluation, model
+from freshness_trainer.errors import TrainerError
+
+
+def test_torchvision_alexnet_with_num_classes() -> None:
+    net = model.build("alexnet", 3)
+    assert net.classifier[6].out_features == 3  # type: ignore[index,union-attr]
+    assert net.classifier[1].out_features == 4096  # type: ignore[index,union-attr]
+    narrow = model.build("alexnet", 2, hidden_units=64)
+    assert narrow.classifier[4].in_features == 64  # type: ignore[index,union-attr]
+    with pytest.raises(TrainerError, match="resnet"):
+        model.build("resnet", 2)
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    net = model.build("alexnet", 2, hidden_units=32)
+    path = tmp_path / "m.pt"
+    model.save(model.Checkpoint(net, ["cats", "dogs"], 64, metrics={"val_acc": 0.75}), str(path))
+    back = model.load(str(path))
+    assert back.classes == ["cats", "dogs"] and back.image_size == 64 and back.metrics == {"val_acc": 0.75}
+    x = torch.rand(2, 3, 64, 64)
+    net.eval()
+    torch.testing.assert_close(back.model(x), net(x))
+
+
+def test_local_weights_file_starts_the_trunk(tmp_path: Path) -> None:
+    """An ImageNet-shaped state_dict (1000 classes) seeds everything but the last layer."""
+    donor = model.build("alexnet", 1000, hidden_units=32)
+    torch.save(donor.state_dict(), tmp_path / "w.pt")
+    net = model.build("alexnet", 2, str(tmp_path / "w.pt"), hidden_units=32)
+    torch.testing.assert_close(net.features[0].weight, donor.features[0].weight)  # type: ignore[index,union-attr]
+    with pytest.raises(TrainerError) as err:
+        model.build("alexnet", 2, str(tmp_path / "missing.pt"))
+    assert err.value.reason == "ModelNotFound"
+
+
+def test_bad_model_files(tmp_path: Path) -> None:
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(TrainerError) as err:
+        model.load(str(tmp_path / "junk.pt"))
+    assert err.value.reason == "InvalidModel" and "junk.pt" in err.value.message
+
+
+def test_cpu_settings_and_augmentation_shapes() -> None:
+    s = engine.Settings.for_device("cpu", compile=True)
+    assert (s.amp, s.channels_last, s.compile) == (False, False, False)
+    x = engine.normalize(torch.randint(0, 255, (4, 3, 64, 64), dtype=torch.uint8), s)
+    y = engine.augment(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and not torch.equal(x, y)
+
+
+def test_fit_learns_a_trivial_task() -> None:
+    """Bright vs dark images: a few AdamW steps separate them (the loop wiring works)."""
+    g = torch.Generator().manual_seed(0)
+    dark = torch.randint(0, 60, (16, 3, 64, 64), generator=g, dtype=torch.uint8)
+    bright = torch.randint(190, 255, (16, 3, 64, 64), generator=g, dtype=torch.uint8)
+    images, labels = torch.cat([dark, bright]), torch.tensor([0] * 16 + [1] * 16)
+    torch.manual_seed(0)
+    s = engine.Settings.for_device("cpu")
+    net, losses = engine.fit(model.build("alexnet", 2, hidden_units=32), images, labels, optimizer="adamw",
+                             lr=3e-4, momentum=0.9, batch_size=16, epochs=4, seed=0, settings=s)
+    scores = evaluation.score(engine.predict(net, images, batch_size=32, settings=s), labels, ["dark", "bright"])
+    assert losses[-1] < losses[0]
+    assert scores.accuracy == 1.0 and scores.confusion == [[16, 0], [0, 16]]
+
+
+def test_scores_count_unknown_labels_as_wrong() -> None:
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    s = evaluation.score(logits, torch.tensor([0, 1, -1]), ["cats", "dogs"])
+    assert s.accuracy == pytest.approx(2 / 3) and s.per_class == {"cats": 1.0, "dogs": 1.0}
+    assert s.metrics()["val_acc_cats"] == 1.0
+    rows = evaluation.confusion_rows(logits, torch.tensor([0, 1, -1]), ["cats", "dogs"])
+    assert rows[2] == {"actual": "unknown", "predicted": "cats"}

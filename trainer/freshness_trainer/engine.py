@@ -1,0 +1,172 @@
+"""The training and inference loops, shared by the plain CPU path and the GPU fast path.
+
+Data arrive as one uint8 tensor (N, 3, S, S) already decoded and resized (``data.load_images`` on
+the CPU, ``fastpath.decode_folder`` on the GPU). Augmentation, normalisation and the forward pass
+run as batched tensor ops on whatever device the images sit on, so the GPU path needs no
+DataLoader workers: ``Settings`` only switches on bf16 autocast, channels_last and torch.compile.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from freshness_trainer.model import MEAN, STD
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to run the loops on a device. ``for_device`` picks the defaults."""
+
+    device: torch.device
+    amp: bool = False
+    """bf16 autocast (CUDA only)."""
+    channels_last: bool = False
+    compile: bool = False
+
+    @staticmethod
+    def for_device(device: str | torch.device | None = None, *, compile: bool = False) -> Settings:
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        cuda = dev.type == "cuda"
+        return Settings(dev, amp=cuda, channels_last=cuda, compile=compile and cuda)
+
+
+@functools.cache
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # Built once per device: a fresh host->device copy per batch would stall the GPU queue.
+    return (torch.tensor(MEAN, device=device).view(1, 3, 1, 1), torch.tensor(STD, device=device).view(1, 3, 1, 1))
+
+
+def normalize(images: torch.Tensor, settings: Settings) -> torch.Tensor:
+    """uint8 or [0,1] float images -> normalised float, on the settings' device and memory format."""
+    x = images.to(settings.device, non_blocking=True)
+    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+    mean, std = _mean_std(x.device)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if settings.channels_last else x
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random scale (0.85-1.15), shift (up to 8%) and horizontal flip as one batched affine warp."""
+    n = x.shape[0]
+
+    def rand(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator, device=generator.device).to(x.device) * (hi - lo) + lo
+
+    scale = rand(0.85, 1.15)
+    flip = torch.where(rand(0, 1) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=x.device)
+    theta[:, 0, 0] = scale * flip
+    theta[:, 1, 1] = scale
+    theta[:, 0, 2] = rand(-0.08, 0.08)
+    theta[:, 1, 2] = rand(-0.08, 0.08)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """Index batches over ``n`` items, shuffled when a generator is given (drops nothing)."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for i in range(0, n, batch_size):
+        yield order[i : i + batch_size]
+
+
+def prepare_model(model: nn.Module, settings: Settings) -> nn.Module:
+    """Move to the device, switch memory format and compile as the settings ask."""
+    model = model.to(settings.device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if settings.compile:
+        compiled: nn.Module = torch.compile(model)  # type: ignore[assignment]
+        return compiled
+    return model
+
+
+def _autocast(settings: Settings) -> torch.autocast:
+    return torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.amp)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    batch_size: int,
+    settings: Settings,
+    generator: torch.Generator,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> float:
+    """One pass over the data with augmentation; returns the mean training loss."""
+    model.train()
+    aug_gen = torch.Generator(device=settings.device).manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
+    # The loss is summed on the device and read once per epoch: no host sync per step.
+    total, count = torch.zeros((), device=settings.device), 0
+    for idx in batches(len(labels), batch_size, generator):
+        x = augment(normalize(images[idx.to(images.device)], settings), aug_gen)
+        y = labels[idx.to(labels.device)].to(settings.device, non_blocking=True)
+        with _autocast(settings):
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if schedule is not None:
+            schedule.step()
+        total += loss.detach().float() * len(idx)
+        count += len(idx)
+    return float(total) / max(count, 1)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int, settings: Settings) -> torch.Tensor:
+    """Logits (float32, on the CPU) for every image, in order."""
+    model.eval()
+    out = []
+    for idx in batches(len(images), batch_size):
+        with _autocast(settings):
+            out.append(model(normalize(images[idx.to(images.device)], settings)).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def make_optimizer(model: nn.Module, name: str, *, lr: float, momentum: float, fused: bool = False
+                   ) -> torch.optim.Optimizer:
+    """AdamW (``momentum`` is beta1) or SGD with momentum, both with weight decay 5e-4."""
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, betas=(momentum, 0.999), weight_decay=5e-4, fused=fused)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=5e-4, fused=fused)
+
+
+def fit(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    optimizer: str,
+    lr: float,
+    momentum: float,
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    settings: Settings,
+) -> tuple[nn.Module, list[float]]:
+    """Train with AdamW or SGD and a cosine learning-rate decay; returns the model and epoch losses."""
+    torch.manual_seed(seed)
+    model = prepare_model(model, settings)
+    opt = make_optimizer(model, optimizer, lr=lr, momentum=momentum, fused=settings.device.type == "cuda")
+    steps = max(1, epochs * math.ceil(len(labels) / batch_size))
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        loss = train_one_epoch(
+            model, opt, images, labels,
+            batch_size=batch_size, settings=settings, generator=generator, schedule=schedule,
+        )
+        losses.append(loss)
+    return model, losses

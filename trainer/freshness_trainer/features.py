@@ -1,0 +1,130 @@
+"""Images -> a table of drift features (DESIGN.md §4).
+
+Two groups of columns, one row per image:
+
+* from the serving model: ``prob_<class>`` (softmax), ``confidence`` (top probability),
+  ``predicted`` (class name, categorical) and ``pc1..pcK`` (principal components of the last
+  hidden layer, the PCA fitted on the reference images only);
+* simple image statistics (``IMAGE_STATS``): brightness, contrast, saturation, sharpness (mean
+  absolute Laplacian), noise (Immerkaer's estimator), edge orientation (share of horizontal
+  gradient energy) and the mean of each colour channel.
+
+The PCA is part of the feature map: fit it once on the reference and reuse it for every current
+batch, so reference and current columns mean the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+
+from freshness_trainer import engine
+from freshness_trainer.model import Checkpoint, penultimate
+from freshness_trainer.model import head as model_head
+
+IMAGE_STATS = ("brightness", "contrast", "saturation", "sharpness", "noise", "edge_h_share", "red", "green", "blue")
+CATEGORICAL = ("predicted",)
+
+_LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+_NOISE = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class Pca:
+    """A PCA fitted on reference embeddings: ``(x - mean) @ components.T``."""
+
+    mean: NDArray[np.float64]
+    components: NDArray[np.float64]
+
+    @staticmethod
+    def fit(x: NDArray[np.float64], k: int, max_rows: int = 4096) -> Pca:
+        # A few principal directions are well estimated from a few thousand rows; the SVD of a
+        # large reference (N x 4096) would cost more than the whole forward pass.
+        if len(x) > max_rows:
+            x = x[np.linspace(0, len(x) - 1, max_rows).round().astype(np.int64)]
+        mean = x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+        comps = vt[: min(k, vt.shape[0])]
+        # Fix each component's sign so the feature map does not flip between runs.
+        signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
+        return Pca(mean, comps * signs[:, None])
+
+    def transform(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray((x - self.mean) @ self.components.T, dtype=np.float64)
+
+
+def _filter(gray: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    return F.conv2d(gray, kernel.to(gray.device, gray.dtype).view(1, 1, 3, 3))
+
+
+@torch.no_grad()
+def image_statistics(images: torch.Tensor, batch_size: int = 512) -> dict[str, NDArray[np.float64]]:
+    """Per-image statistics of uint8 (N, 3, H, W) images, computed in batches on their device."""
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in IMAGE_STATS}
+    for idx in engine.batches(len(images), batch_size):
+        x = images[idx.to(images.device)].float() / 255.0
+        gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+        h, w = gray.shape[-2:]
+        gx, gy = _filter(gray, _SOBEL_X), _filter(gray, _SOBEL_X.T)
+        ex, ey = gx.pow(2).flatten(1).sum(1), gy.pow(2).flatten(1).sum(1)
+        stats = {
+            "brightness": gray.flatten(1).mean(1),
+            "contrast": gray.flatten(1).std(1),
+            "saturation": (x.amax(1) - x.amin(1)).flatten(1).mean(1),
+            "sharpness": _filter(gray, _LAPLACE).abs().flatten(1).mean(1),
+            "noise": _filter(gray, _NOISE).abs().flatten(1).sum(1) * math.sqrt(math.pi / 2) / (6 * (h - 2) * (w - 2)),
+            "edge_h_share": ex / (ex + ey + 1e-12),
+            "red": x[:, 0].flatten(1).mean(1),
+            "green": x[:, 1].flatten(1).mean(1),
+            "blue": x[:, 2].flatten(1).mean(1),
+        }
+        for k, v in stats.items():
+            parts[k].append(v.double().cpu())
+    return {k: torch.cat(v).numpy() if v else np.zeros(0) for k, v in parts.items()}
+
+
+@torch.no_grad()
+def model_outputs(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Settings, batch_size: int = 256
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(embeddings of the last hidden layer, logits) for uint8 images, one forward pass."""
+    trunk = engine.prepare_model(penultimate(ckpt.model), settings).eval()
+    head = model_head(ckpt.model).to(settings.device)
+    embs, logits = [], []
+    for idx in engine.batches(len(images), batch_size):
+        with torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.amp):
+            emb = trunk(engine.normalize(images[idx.to(images.device)], settings)).float()
+            logits.append(head(emb).float().cpu())
+        embs.append(emb.cpu())
+    if not embs:
+        return np.zeros((0, 0)), np.zeros((0, len(ckpt.classes)))
+    return torch.cat(embs).double().numpy(), torch.cat(logits).double().numpy()
+
+
+def table(ckpt: Checkpoint, embeddings: NDArray[np.float64], logits: NDArray[np.float64],
+          stats: dict[str, NDArray[np.float64]], pca: Pca) -> pd.DataFrame:
+    """The drift feature table for one set of images. Pure."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    cols: dict[str, object] = {f"prob_{c}": prob[:, i] for i, c in enumerate(ckpt.classes)}
+    cols["confidence"] = prob.max(axis=1)
+    cols["predicted"] = np.asarray(ckpt.classes, dtype=object)[prob.argmax(axis=1)]
+    for i, pc in enumerate(pca.transform(embeddings).T):
+        cols[f"pc{i + 1}"] = pc
+    cols.update(stats)
+    return pd.DataFrame(cols)
+
+
+def extract(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Settings, *,
+            pca: Pca | None = None, pca_components: int = 3) -> tuple[pd.DataFrame, Pca]:
+    """Feature table of uint8 images; fits the PCA when none is given (do that on the reference)."""
+    emb, logits = model_outputs(ckpt, images, settings)
+    if pca is None:
+        pca = Pca.fit(emb, pca_components)
+    return table(ckpt, emb, logits, image_statistics(images.to(settings.device)), pca), pca

@@ -1,0 +1,143 @@
+"""torchvision AlexNet and the model file (``model.pt``) the stages, drift and serving share.
+
+The file is a plain ``torch.save`` dict of tensors and primitives, loadable with
+``weights_only=True``: ``state_dict``, ``model_name``, ``classes``, ``image_size``, ``mean``,
+``std`` and ``metrics`` (the validation metrics at training time; drift compares production
+accuracy with ``metrics['val_acc']``).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import torch
+import torchvision
+from torch import nn
+
+from freshness_trainer.errors import TrainerError
+
+# ImageNet statistics, as torchvision's reference recipes use.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Checkpoint:
+    """A trained model with what is needed to feed it and to judge it."""
+
+    model: nn.Module
+    classes: list[str]
+    image_size: int
+    model_name: str = "alexnet"
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def build(model_name: str, num_classes: int, weights: str = "", hidden_units: int = 4096) -> nn.Module:
+    """torchvision AlexNet with ``num_classes`` outputs; ``weights``: optional local state_dict file.
+
+    ``hidden_units`` below 4096 narrows the two hidden layers of the classifier (the convolutional
+    trunk is unchanged); 4096 is torchvision's AlexNet exactly.
+
+    A weights file for another number of classes (e.g. ImageNet's 1000) loads everything but the
+    last layer, which stays freshly initialised: the usual fine-tuning start.
+    """
+    if model_name != "alexnet":
+        raise TrainerError("InvalidParam", f"train.model_name={model_name!r}: only 'alexnet' is supported")
+    model = torchvision.models.alexnet(weights=None, num_classes=num_classes)
+    if hidden_units != 4096:
+        head = model.classifier
+        assert isinstance(head, nn.Sequential)
+        first = head[1]
+        assert isinstance(first, nn.Linear)
+        in_features = first.in_features
+        head[1] = nn.Linear(in_features, hidden_units)
+        head[4] = nn.Linear(hidden_units, hidden_units)
+        head[6] = nn.Linear(hidden_units, num_classes)
+    if weights:
+        state = _read_state(weights)
+        own = model.state_dict()
+        keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        if not keep:
+            raise TrainerError("InvalidModel", f"weights file {weights} has no AlexNet tensors")
+        model.load_state_dict(keep, strict=False)
+    return model
+
+
+def _read_state(uri: str) -> dict[str, torch.Tensor]:
+    try:
+        with fsspec.open(uri, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError as exc:
+        raise TrainerError("ModelNotFound", f"model file {uri} not found") from exc
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for a bad file
+        raise TrainerError("InvalidModel", f"model file {uri} is not a torch file: {exc}") from exc
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise TrainerError("InvalidModel", f"model file {uri} holds no state_dict")
+    return obj
+
+
+def save(ckpt: Checkpoint, path: str) -> None:
+    """Write the model file (to a local path or fsspec URI)."""
+    state = {k: v.detach().to("cpu", torch.float32) for k, v in _unwrap(ckpt.model).state_dict().items()}
+    doc: dict[str, Any] = {
+        "state_dict": state,
+        "model_name": ckpt.model_name,
+        "classes": list(ckpt.classes),
+        "image_size": ckpt.image_size,
+        "mean": list(MEAN),
+        "std": list(STD),
+        "metrics": {k: float(v) for k, v in ckpt.metrics.items()},
+    }
+    with fsspec.open(path, "wb") as fh:
+        torch.save(doc, fh)
+
+
+def load(uri: str) -> Checkpoint:
+    """Read a model file written by :func:`save`; TrainerError names a missing or bad file."""
+    try:
+        with fsspec.open(uri, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError as exc:
+        raise TrainerError("ModelNotFound", f"model file {uri} not found") from exc
+    try:
+        doc = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        classes = [str(c) for c in doc["classes"]]
+        hidden = int(doc["state_dict"]["classifier.1.weight"].shape[0])
+        model = build(str(doc.get("model_name", "alexnet")), len(classes), hidden_units=hidden)
+        model.load_state_dict(doc["state_dict"])
+    except TrainerError:
+        raise
+    except Exception as exc:
+        raise TrainerError("InvalidModel", f"model file {uri} is not a freshness model file: {exc}") from exc
+    model.eval()
+    metrics = {str(k): float(v) for k, v in dict(doc.get("metrics", {})).items()}
+    return Checkpoint(model, classes, int(doc["image_size"]), str(doc.get("model_name", "alexnet")), metrics)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module under ``torch.compile``'s wrapper, whose state_dict keys are unprefixed."""
+    inner = getattr(model, "_orig_mod", model)
+    return inner if isinstance(inner, nn.Module) else model
+
+
+def penultimate(model: nn.Module) -> nn.Module:
+    """AlexNet up to the last hidden layer's ReLU (4096 features): the drift step's embedding."""
+    net = _unwrap(model)
+    classifier = net.classifier
+    assert isinstance(classifier, nn.Sequential)
+    return nn.Sequential(net.features, net.avgpool, nn.Flatten(1), *list(classifier)[:-1])  # type: ignore[arg-type]
+
+
+def head(model: nn.Module) -> nn.Module:
+    """AlexNet's last layer: logits from the ``penultimate`` features."""
+    classifier = _unwrap(model).classifier
+    assert isinstance(classifier, nn.Sequential)
+    last: nn.Module = classifier[-1]
+    return last

@@ -1,0 +1,1 @@
+"""JSON Schemas of the Job -> operator contract (package data)."""
