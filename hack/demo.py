@@ -49,6 +49,11 @@ def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def _revision(resource_version: str | None) -> int:
+    """etcd revisions are integers; an API server that says otherwise sorts first."""
+    return int(resource_version) if resource_version and resource_version.isdigit() else 0
+
+
 class Timeline:
     """What the demo has seen of the ModelDeployment's status; prints each new fact once."""
 
@@ -73,7 +78,8 @@ class Timeline:
 
     def events(self, items: list[dict[str, Any]]) -> None:
         """Print the ModelDeployment's new Events (one per transition) in the order they happened."""
-        items = sorted(items, key=lambda e: (e.get("lastTimestamp") or e.get("eventTime") or "", e["metadata"]["name"]))
+        # Timestamps have one-second resolution; the resourceVersion keeps the order they were posted in.
+        items = sorted(items, key=lambda e: _revision(e["metadata"].get("resourceVersion")))
         for ev in items:
             key = f"{ev['metadata']['uid']}:{ev.get('count', 1)}"
             if key in self.seen_events:
