@@ -1,0 +1,57 @@
+"""The operator benchmarks at CI size (``--smoke``) on the session's local control plane.
+
+They assert correctness only, never time: every object gets its drift Jobs from both operators
+with finite numbers, and the time-to-fresh loop completes. Each runs as a subprocess, as a user
+would run it, in a namespace of its own that it deletes afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cluster
+
+pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_smoke(cluster: Cluster, module: str, out: Path) -> dict[str, Any]:
+    argv = [sys.executable, "-m", module, "--smoke", "--kubeconfig", str(cluster.kubeconfig), "--json", str(out)]
+    proc = subprocess.run(argv, cwd=ROOT, env=cluster.env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (
+        f"{module} --smoke failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
+    assert "smoke: ok" in proc.stdout
+    return dict(json.loads(out.read_text()))
+
+
+def test_scale_smoke(cluster: Cluster, tmp_path: Path) -> None:
+    result = run_smoke(cluster, "benchmarks.scale", tmp_path / "scale.json")
+    [size] = result["sizes"]
+    for who in ("ours", "baseline"):
+        busy, idle = size[who]["busy"], size[who]["idle"]
+        assert busy["objects_checked"] == size["n"] == 5, who
+        assert busy["checks"] >= size["n"] and busy["latency"]["samples"] > 0, who
+        assert all(math.isfinite(x) for x in busy["latencies"]), who
+        assert busy["rss_mib"] > 0 and sum(busy["requests"].values()) > 0, who
+        assert idle is not None and math.isfinite(idle["requests_per_min"]), who
+    left = cluster.kubectl("get", "flowschemas", "-o", "name").stdout
+    assert "bench-" not in left, "the benchmark left its FlowSchemas behind"
+
+
+def test_time_to_fresh_smoke(cluster: Cluster, tmp_path: Path) -> None:
+    result = run_smoke(cluster, "benchmarks.time_to_fresh", tmp_path / "ttf.json")
+    assert len(result["runs"]) == 2
+    for run in result["runs"]:
+        # the loop's steps happened in order: verdict, train, package, patch, rollout
+        steps = ("verdict", "drift_complete", "train_job", "train_done", "train_complete", "package_job")
+        times = [run[k] for k in (*steps, "package_done", "package_complete", "patched")]
+        assert times == sorted(times), run
+        assert run["patched"] <= run["rolled"] and math.isfinite(run["rolled"] - run["verdict"]), run
