@@ -10,13 +10,28 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hack import localcluster
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60, context: Callable[[], str] | None = None) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` (and context) on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            extra = f"\n{context()}" if context else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
+        time.sleep(0.3)
 
 
 @dataclass

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from freshness_operator import builders
 from tests.chart.contract import rbac_table
 from tests.chart.step_jobs import sample_spec, step_jobs
 from tests.chart.tools import CHART, REPO, Helm, helm_candidates, require_tool
-from tests.conftest import Cluster
+from tests.conftest import Cluster, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -29,15 +28,6 @@ RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
 }
-
-
-def wait_for(what: str, probe: Callable[[], bool], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def create_namespace(cluster: Cluster, name: str, labels: dict[str, str] | None = None) -> None:
@@ -256,7 +246,7 @@ def test_operator_jobs_are_admitted_under_restricted(cluster: Cluster, suffix: s
 
         for job in jobs:
             name = job["metadata"]["name"]
-            wait_for(f"a pod of job {name}", functools.partial(has_pod, name))
+            wait_for(f"a pod of job {name}", functools.partial(has_pod, name), timeout=90)
         # The namespace really enforces: a pod that may run as root is refused.
         rootable = {
             "apiVersion": "v1",
@@ -298,6 +288,7 @@ def test_upgrade_then_uninstall_keeps_crd_and_model_deployments(
         wait_for(
             "the upgraded operator",
             lambda: deployment_available(cluster, release.namespace, release.fullname),
+            timeout=90,
         )
 
         release.uninstall()

@@ -11,7 +11,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 
 from freshness_trainer import contract
 
-from tests.conftest import Cluster
+from tests.conftest import Cluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "modeldeployments.modelfreshness.io.yaml"
@@ -33,19 +32,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60, context: Callable[[], str] | None = None) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` (and context) on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = f"\n{context()}" if context else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(0.3)
 
 
 @dataclass
