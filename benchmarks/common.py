@@ -345,11 +345,12 @@ def delete_namespace(api: Api, name: str) -> None:
 
 
 def serving_deployment(name: str, replicas: int = 1) -> dict[str, Any]:
-    """A serving Deployment as a user would have it: kwok makes its pods Ready. Pure."""
+    """A serving Deployment as a user would have it, opted in for ModelDeployment ``name``: kwok
+    makes its pods Ready. Pure."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": {"modelfreshness.io/serving-for": name}},
         "spec": {
             "replicas": replicas,
             "progressDeadlineSeconds": 600,

@@ -312,7 +312,8 @@ class Demo:
             {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "metadata": {"name": MDEP, "namespace": NAMESPACE},
+                # the opt-in: only ModelDeployment MDEP may patch this Deployment's image
+                "metadata": {"name": MDEP, "namespace": NAMESPACE, "labels": {"modelfreshness.io/serving-for": MDEP}},
                 "spec": {
                     "replicas": 2,
                     "progressDeadlineSeconds": 60,

@@ -13,6 +13,7 @@ RETRAIN = "modelfreshness.io/retrain"  # train and package Jobs: the retrain num
 CANDIDATE = "modelfreshness.io/candidate"  # train Jobs: the candidate index
 OVERRIDES = "modelfreshness.io/overrides"  # annotation: the candidate's -S overrides as JSON
 CONTAINER = "main"  # the step's container; its termination message is the result
+SERVING_FOR = names.SERVING_FOR  # on the serving Deployment, set by its owner: the opt-in
 
 
 def for_child(mdep: str, step: str) -> dict[str, str]:

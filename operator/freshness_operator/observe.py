@@ -159,6 +159,7 @@ def deployment_observation(dep: dict[str, Any] | None, container: str) -> Deploy
         found=True,
         image=image,
         container_found=image is not None,
+        serving_for=(dep["metadata"].get("labels") or {}).get(labels.SERVING_FOR),
         generation=generation,
         observed_generation=observed_generation,
         replicas=int(dep["spec"].get("replicas", 1)),

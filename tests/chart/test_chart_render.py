@@ -29,9 +29,38 @@ def test_every_object_is_labelled_and_namespaced(helm: Helm, variant: str) -> No
             assert meta.get("namespace"), f"{doc['kind']} {meta['name']} has no namespace"
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def operator_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rendered objects without the users' aggregated ClusterRoles (user-roles.yaml)."""
+    return [d for d in docs if not any(k.startswith(AGGREGATE) for k in d["metadata"]["labels"])]
+
+
 def test_default_objects(helm: Helm) -> None:
-    kinds = sorted(d["kind"] for d in helm.template())
+    kinds = sorted(d["kind"] for d in operator_docs(helm.template()))
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+
+
+def test_user_roles_aggregate_into_view_edit_and_admin(helm: Helm) -> None:
+    docs = helm.template()
+    users = [d for d in by_kind(docs, "ClusterRole") if d not in operator_docs(docs)]
+    roles = {d["metadata"]["name"].rsplit("-", 1)[1]: d for d in users}
+    assert sorted(roles) == ["edit", "view"]
+    aggregated = {k.removeprefix(AGGREGATE) for k, v in roles["view"]["metadata"]["labels"].items() if v == "true"}
+    assert {"view", "edit", "admin"} <= aggregated
+    assert {k for k in roles["edit"]["metadata"]["labels"] if k.startswith(AGGREGATE)} == {
+        f"{AGGREGATE}edit",
+        f"{AGGREGATE}admin",
+    }
+    assert as_triples(roles["view"]["rules"]) == {
+        ("modelfreshness.io", "modeldeployments", v) for v in ("get", "list", "watch")
+    }
+    writes = ("create", "update", "patch", "delete", "deletecollection")
+    # never modeldeployments/status: that is the operator's record
+    assert as_triples(roles["edit"]["rules"]) == {("modelfreshness.io", "modeldeployments", v) for v in writes}
+    off = helm.template({"rbac": {"aggregateClusterRoles": False}})
+    assert operator_docs(off) == off
 
 
 def test_monitoring_objects_only_when_enabled(helm: Helm) -> None:
@@ -135,7 +164,7 @@ def test_service_account_binding(helm: Helm) -> None:
 def test_cluster_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
     docs = helm.template()
     assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
-    role = one(docs, "ClusterRole")
+    role = one(operator_docs(docs), "ClusterRole")
     assert as_triples(role["rules"]) == row_triples(rbac_table())
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {
@@ -156,7 +185,7 @@ def test_namespaced_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
     bindings = by_kind(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     # Cluster-scoped: only the CRD read; no namespaces permission outside cluster-wide mode.
-    crd_reader = one(docs, "ClusterRole")
+    crd_reader = one(operator_docs(docs), "ClusterRole")
     assert as_triples(crd_reader["rules"]) == row_triples(
         [r for r in rows if r.cluster_scoped and not r.cluster_wide_only]
     )
@@ -179,6 +208,7 @@ def test_namespaced_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
         ({"watch": {"mode": "namespaces"}}, "namespaces"),
         ({"watch": {"mode": "namespaces", "namespaces": ["Not_A_Namespace"]}}, "namespaces"),
         ({"metricsPort": "9090"}, "metricsPort"),
+        ({"rbac": {"aggregateClusterRoles": "yes"}}, "aggregateClusterRoles"),
         ({"extraEnv": [{"name": "FRESHNESS_NAMESPACES", "value": "x"}]}, "extraEnv"),
     ],
 )

@@ -187,6 +187,38 @@ def test_cluster_wide_rbac_is_exactly_the_contract(cluster: Cluster, cluster_wid
     assert can_i(cluster, cluster_wide.service_account, "list", "namespaces", None)
 
 
+def test_users_bound_to_view_or_edit_get_modeldeployment_access(
+    cluster: Cluster, cluster_wide: Release, watched: str, suffix: str
+) -> None:
+    """The chart's aggregated ClusterRoles: `view` reads ModelDeployments, `edit` also writes them."""
+    viewer, editor, nobody = f"viewer-{suffix}", f"editor-{suffix}", f"nobody-{suffix}"
+    for user, role in ((viewer, "view"), (editor, "edit")):
+        binding = f"{user}-{role}"
+        cluster.kubectl("create", "rolebinding", binding, f"--clusterrole={role}", f"--user={user}", "-n", watched)
+    mdeps = "modeldeployments.modelfreshness.io"
+    # The controller-manager aggregates the chart's rules into view/edit/admin asynchronously.
+    wait_for("edit to include ModelDeployments", lambda: can_i(cluster, editor, "create", mdeps, watched), 60)
+    wait_for("view to include ModelDeployments", lambda: can_i(cluster, viewer, "list", mdeps, watched), 60)
+    table = [
+        (who, verb, allowed)
+        for who, allowed_verbs in (
+            (viewer, {"get", "list", "watch"}),
+            (editor, {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}),
+            (nobody, set()),
+        )
+        for verb in VERBS
+        for allowed in [verb in allowed_verbs]
+    ]
+    wrong = [f"{who} {verb}" for who, verb, allowed in table if can_i(cluster, who, verb, mdeps, watched) != allowed]
+    assert not wrong, f"unexpected answers: {wrong}"
+    # The status is the operator's record: no user role may write it.
+    for who in (viewer, editor):
+        status = cluster.kubectl(
+            "auth", "can-i", "update", mdeps, "--subresource=status", f"--as={who}", "-n", watched, check=False
+        )
+        assert status.stdout.strip() == "no", f"{who} may update modeldeployments/status"
+
+
 def test_namespaced_rbac_is_exactly_the_contract(
     cluster: Cluster, cluster_helm: Helm, suffix: str, watched: str
 ) -> None:

@@ -102,7 +102,10 @@ def restricted_namespace(cluster: Cluster, name: str) -> str:
     return name
 
 
-def serving_deployment(name: str, image: str, *, priority_class: str | None = None) -> dict[str, Any]:
+def serving_deployment(
+    name: str, image: str, *, priority_class: str | None = None, serving_for: str | None = "cats"
+) -> dict[str, Any]:
+    """The serving Deployment, opted in for ModelDeployment ``serving_for`` (None: not opted in)."""
     pod_spec: dict[str, Any] = {
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [
@@ -115,10 +118,11 @@ def serving_deployment(name: str, image: str, *, priority_class: str | None = No
     }
     if priority_class:
         pod_spec["priorityClassName"] = priority_class
+    labels = {"modelfreshness.io/serving-for": serving_for} if serving_for else {}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": labels},
         "spec": {
             "replicas": 1,
             "progressDeadlineSeconds": 600,

@@ -71,11 +71,13 @@ def make_spec(**sections: Any) -> Spec:
     return parse_spec(merge(BASE_SPEC, sections))
 
 
-def healthy(image: str = IMAGE0, replicas: int = 2) -> DeploymentObservation:
+def healthy(image: str = IMAGE0, replicas: int = 2, serving_for: str | None = "cats") -> DeploymentObservation:
+    """A rolled-out serving Deployment, opted in for ModelDeployment "cats" (Sim's default name)."""
     return DeploymentObservation(
         found=True,
         image=image,
         container_found=True,
+        serving_for=serving_for,
         generation=1,
         observed_generation=1,
         replicas=replicas,
@@ -188,6 +190,11 @@ class Sim:
     def serving_image(self, image: str) -> Sim:
         """Someone else sets the serving container's image."""
         self.deployment = replace(self.deployment, image=image)
+        return self
+
+    def serving_for(self, value: str | None) -> Sim:
+        """The serving Deployment's owner sets (or, with None, removes) the opt-in label."""
+        self.deployment = replace(self.deployment, serving_for=value)
         return self
 
     def serving_gone(self) -> Sim:

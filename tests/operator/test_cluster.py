@@ -7,6 +7,7 @@ containers (see cluster_kit.Kit.finish) and the serving Deployment's users.
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.operator.cluster_kit import (
     Operator,
     drift_doc,
     mdep,
+    merge,
     package_doc,
     restricted_namespace,
     serving_deployment,
@@ -72,6 +74,7 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
         "spec.drift.interval": {"drift": {"interval": "soon"}},
         "spec.serving.image": {"serving": {"image": "registry.example/cats-dogs:0.1"}},
         "spec.training.maxParallel": {"training": {"maxParallel": 0}},
+        "spec.drift.minSamples": {"drift": {"minSamples": 0}},
     }
     for field, spec in cases.items():
         manifest = mdep("bad", **spec)
@@ -306,6 +309,71 @@ def test_delete_collects_jobs_and_leaves_the_deployment(kit: Kit) -> None:
     kit.until("the metric series dropped", lambda: labels not in kit.operator.metrics())
     dep = kit.get("deployment", "cats-dogs")
     assert dep and kit.image() == OLD_IMAGE and not dep["metadata"].get("ownerReferences")
+
+
+def test_a_deployment_without_the_opt_in_label_is_never_patched(kit: Kit) -> None:
+    kit.kubectl("label", "deployment", "cats-dogs", "modelfreshness.io/serving-for-")
+    generation = kit.get("deployment", "cats-dogs")["metadata"]["generation"]
+    kit.apply(mdep("cats"))
+    # said before any retrain starts
+    kit.until("Ready=False ServingNotOptedIn", lambda: kit.condition("cats", "Ready") == ("False", "ServingNotOptedIn"))
+    # the whole loop runs up to the rollout, which refuses to patch
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.95))
+    kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-0a1b2c3d"))
+    status = kit.wait_phase("cats", "Degraded")
+    assert status["candidate"]["outcome"] == "RolloutFailed"
+    assert status["candidate"]["reason"] == "ServingNotOptedIn"
+    assert "add the label modelfreshness.io/serving-for=cats" in status["candidate"]["message"]
+    assert kit.condition("cats", "Ready") == ("False", "ServingNotOptedIn")
+    dep = kit.get("deployment", "cats-dogs")
+    assert kit.image() == OLD_IMAGE and dep["metadata"]["generation"] == generation
+
+    def rollout_failed_messages() -> list[str]:
+        out = kit.kubectl(
+            "get", "events", "--field-selector", "involvedObject.name=cats,reason=RolloutFailed", "-o", "json"
+        )
+        return [e["message"] for e in json.loads(out.stdout)["items"]]
+
+    [message] = kit.until("a RolloutFailed event", rollout_failed_messages)
+    assert "ServingNotOptedIn" in message and "modelfreshness.io/serving-for=cats" in message
+    assert "RolloutStarted" not in kit.events("cats")
+
+
+def test_the_example_admission_policy_refuses_a_repo_outside_the_allowed_prefix(
+    cluster: Cluster, crd: None, prefix: str
+) -> None:
+    policy, binding = yaml.safe_load_all((ROOT / "examples" / "admission-policy.yaml").read_text())
+    ns = restricted_namespace(cluster, f"{prefix}-vap-{uuid.uuid4().hex[:5]}")
+    # Its own names, bound to this test's namespace only: other tests here use other repositories.
+    name = f"{policy['metadata']['name']}-{ns}"
+    policy["metadata"]["name"] = binding["metadata"]["name"] = binding["spec"]["policyName"] = name
+    binding["spec"]["matchResources"] = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
+    example = yaml.safe_load((ROOT / "examples" / "modeldeployment.yaml").read_text())
+    example["metadata"]["namespace"] = ns
+
+    def dry_run(**spec: Any) -> subprocess.CompletedProcess[str]:
+        manifest = {**example, "spec": merge(example["spec"], spec)}
+        return cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False)
+
+    try:
+        cluster.kubectl(
+            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]})
+        )
+        evil = {"source": {"repo": "https://git.example.com/acme-evil/cats-dogs.git"}}
+        # The API server picks up a new policy within a second or so.
+        wait_for("the policy to refuse", lambda: dry_run(**evil).returncode != 0)
+        refused = dry_run(**evil)
+        assert "ValidatingAdmissionPolicy" in refused.stderr and "spec.source.repo" in refused.stderr, refused.stderr
+        image = dry_run(serving={"image": "docker.io/someone/cats-dogs"})
+        assert image.returncode != 0 and "spec.serving.image" in image.stderr, image.stderr
+        trainer = dry_run(training={"image": "docker.io/someone/trainer:1"})
+        assert trainer.returncode != 0 and "spec.training.image" in trainer.stderr, trainer.stderr
+        # the example itself is inside the allowed prefixes
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(example))
+    finally:
+        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def test_restart_in_the_middle_of_training(cluster: Cluster, crd: None, tmp_path: Path) -> None:

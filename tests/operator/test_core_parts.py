@@ -78,12 +78,45 @@ def test_spec_defaults_match_the_crd() -> None:
         ({"training": {"candidates": []}}, "spec.training.candidates"),
         ({"policy": {"cooldown": "1 day"}}, "spec.policy.cooldown"),
         ({"serving": {"container": ""}}, "spec.serving.container"),
+        ({"drift": {"minSamples": 0}}, "spec.drift.minSamples"),
+        ({"training": {"params": {"train": {"lr": 0.1}, "train.lr": 0.2}}}, "spec.training.params.train.lr"),
+        ({"training": {"params": {"train": {"opt": {}}}}}, "spec.training.params.train.opt"),
+        ({"training": {"candidates": [{}, {"train": {}}]}}, "spec.training.candidates[1].train"),
+        ({"training": {"candidates": [{}, 3]}}, "spec.training.candidates[1]"),
     ],
 )
 def test_spec_errors_name_the_field(patch: dict[str, object], field: str) -> None:
     with pytest.raises(SpecError) as err:
         parse_spec(merge(BASE_SPEC, patch))
     assert err.value.path == field
+
+
+def test_nested_overrides_become_dotted_keys() -> None:
+    # {train: {lr: 0.1}} as one `--set train={"lr":0.1}` would replace the whole train section
+    spec = parse_spec(
+        merge(
+            BASE_SPEC,
+            {
+                "training": {
+                    "params": {"train": {"epochs": 3, "opt": {"name": "sgd", "momentum": 0.9}}, "seed": 1},
+                    "candidates": [{"train": {"lr": 0.01}}, {"train.lr": 0.001, "aug": {"flip": True}}],
+                }
+            },
+        )
+    )
+    assert spec.training.params == {
+        "train.num_classes": 3,  # BASE_SPEC's, dotted
+        "train.epochs": 3,
+        "train.opt.name": "sgd",
+        "train.opt.momentum": 0.9,
+        "seed": 1,
+    }
+    assert spec.training.candidates == ({"train.lr": 0.01}, {"train.lr": 0.001, "aug.flip": True})
+
+
+def test_lists_stay_one_override() -> None:
+    spec = parse_spec(merge(BASE_SPEC, {"training": {"params": {"train": {"milestones": [10, 20]}}}}))
+    assert spec.training.params["train.milestones"] == [10, 20]
 
 
 def run(

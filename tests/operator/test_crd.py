@@ -82,3 +82,4 @@ def test_the_example_parses_with_the_operators_spec_parser() -> None:
     spec = parse_spec(example["spec"])
     assert spec.training.max_parallel == 2 and len(spec.training.candidates) == 2
     assert spec.serving.image == "registry.example.com/cats-dogs"
+    assert spec.training.params == {"train.num_classes": 3}  # written nested, flattened

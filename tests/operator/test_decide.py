@@ -12,10 +12,11 @@ from datetime import timedelta
 
 import pytest
 from freshness_operator.core import actions as act
+from freshness_operator.core import names
 from freshness_operator.core.observed import Step
 from freshness_operator.core.status import Outcome, Phase, RunState, Status
 
-from tests.operator.sim import DIGEST, IMAGE0, Sim, make_spec, some
+from tests.operator.sim import DIGEST, IMAGE0, Sim, healthy, make_spec, some
 
 EFFECTS = (act.CreateDriftJob, act.CreateTrainJob, act.CreatePackageJob, act.PatchImage, act.DeleteJob)
 
@@ -113,6 +114,24 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.MONITORING,
             ["CreateDriftJob"],
             check=lambda s: s.status.drift.job == "cats-drift-2",
+        ),
+    ),
+    "monitoring: a serving Deployment not opted in is reported before any retrain": (
+        Sim,
+        Row(
+            lambda s: s.serving_for(None).check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: s.condition("Ready") == ("False", "ServingNotOptedIn"),
+        ),
+    ),
+    "monitoring: adding the opt-in label clears it": (
+        Sim,
+        Row(
+            lambda s: s.serving_for(None).check(False).serving_for("cats").step(1),
+            Phase.MONITORING,
+            [],
+            check=lambda s: s.condition("Ready") == ("True", "Monitoring"),
         ),
     ),
     "monitoring: not before the interval": (
@@ -446,6 +465,52 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["RolloutFailed"],
             check=lambda s: s.candidate.reason == "ServingDeploymentNotFound",
+        ),
+    ),
+    "rolling out: a Deployment without the opt-in label is never patched": (
+        Sim,
+        Row(
+            lambda s: s.to_packaging().serving_for(None).package(),
+            Phase.DEGRADED,
+            [],
+            ["RolloutFailed"],
+            check=lambda s: (
+                s.candidate.reason == "ServingNotOptedIn",
+                "add the label modelfreshness.io/serving-for=cats" in some(s.candidate.message),
+                s.deployment.image == IMAGE0,
+                s.condition("Ready") == ("False", "ServingNotOptedIn"),
+                s.condition("RolledOut") == ("False", "RolloutFailed"),
+                not any(isinstance(a, act.PatchImage) for d in s.history for a in d.actions),
+            ),
+        ),
+    ),
+    "rolling out: a label naming another ModelDeployment is no opt-in": (
+        Sim,
+        Row(
+            lambda s: s.to_packaging().serving_for("dogs").package(),
+            Phase.DEGRADED,
+            [],
+            ["RolloutFailed"],
+            check=lambda s: (s.candidate.reason == "ServingNotOptedIn", "'dogs'" in some(s.candidate.message)),
+        ),
+    ),
+    "rolling out: the opt-in removed during a stalled rollout: no rollback patch": (
+        Sim,
+        Row(
+            lambda s: s.to_rolling_out().serving_for(None).rollout_stalls(),
+            Phase.DEGRADED,
+            [],
+            ["RolloutFailed"],
+            check=lambda s: (s.candidate.reason == "ServingNotOptedIn", ("rollbacks", None) not in s.counts()),
+        ),
+    ),
+    "rolling out: a long ModelDeployment name opts in with its hashed label value": (
+        lambda: Sim(name="c" * 70, deployment=healthy(serving_for=names.label_value("c" * 70))),
+        Row(
+            lambda s: s.to_rolling_out().rollout_completes(),
+            Phase.MONITORING,
+            [],
+            ["RolledOut"],
         ),
     ),
     "rolling out: someone else changed the image meanwhile": (

@@ -160,6 +160,13 @@ def test_progress_deadline_counts_only_for_the_current_generation() -> None:
     assert not deployment_observation(deployment(observedGeneration=2, **exceeded), "server").progress_deadline_exceeded
 
 
+def test_the_opt_in_label_is_read() -> None:
+    labelled = deployment()
+    labelled["metadata"]["labels"] = {"modelfreshness.io/serving-for": "cats", "app": "c"}
+    assert deployment_observation(labelled, "server").serving_for == "cats"
+    assert deployment_observation(deployment(), "server").serving_for is None
+
+
 def test_missing_deployment_or_container() -> None:
     assert not deployment_observation(None, "server").found
     d = deployment_observation(deployment(), "sidecar")

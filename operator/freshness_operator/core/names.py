@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 
 MAX_NAME = 63  # Job names become pod label values, which are limited to 63 characters.
+# The serving Deployment's opt-in: the operator patches a Deployment only when this label's value
+# is label_value(<ModelDeployment name>) (docs/security.md).
+SERVING_FOR = "modelfreshness.io/serving-for"
 
 
 def _shorten(base: str, suffix: str) -> str:

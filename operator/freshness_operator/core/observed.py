@@ -45,11 +45,16 @@ class JobObservation:
 
 @dataclass(frozen=True)
 class DeploymentObservation:
-    """The serving Deployment's rollout state (``found`` False when it does not exist)."""
+    """The serving Deployment's rollout state (``found`` False when it does not exist).
+
+    ``serving_for`` is the value of its ``modelfreshness.io/serving-for`` label (None without it):
+    the opt-in naming the one ModelDeployment allowed to patch it.
+    """
 
     found: bool = False
     image: str | None = None
     container_found: bool = False
+    serving_for: str | None = None
     generation: int = 0
     observed_generation: int = 0
     replicas: int = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from freshness_operator.core import names
 from freshness_operator.core.actions import PatchImage
 from freshness_operator.core.context import Context
 from freshness_operator.core.status import CandidateStatus, ModelStatus, Outcome
@@ -15,7 +16,25 @@ def _problem(ctx: Context) -> tuple[str, str] | None:
         return "ServingDeploymentNotFound", f"Deployment {serving.deployment} does not exist"
     if not dep.container_found:
         return "ContainerNotFound", f"Deployment {serving.deployment} has no container {serving.container}"
-    return None
+    return opt_in_problem(ctx)
+
+
+def opt_in_problem(ctx: Context) -> tuple[str, str] | None:
+    """Why the serving Deployment may not be patched by this ModelDeployment, or None. Pure.
+
+    Its owner opts in with the label ``modelfreshness.io/serving-for: <ModelDeployment name>``;
+    without it, whoever may create a ModelDeployment could change the image of any Deployment in
+    the namespace through the operator's permissions (docs/security.md).
+    """
+    dep, want = ctx.observed.deployment, names.label_value(ctx.name)
+    if not dep.found or dep.serving_for == want:
+        return None
+    has = f" (it names {dep.serving_for!r})" if dep.serving_for is not None else ""
+    return (
+        "ServingNotOptedIn",
+        f"Deployment {ctx.spec.serving.deployment} is not opted in{has}: add the label "
+        f"{names.SERVING_FOR}={want} to let ModelDeployment {ctx.name} patch its image",
+    )
 
 
 def advance(ctx: Context, c: CandidateStatus) -> None:

@@ -130,6 +130,32 @@ def _required(section: dict[str, Any], key: str, path: str) -> str:
     return value
 
 
+def _overrides(value: Any, path: str) -> dict[str, Any]:
+    """``dvc exp run -S`` overrides with nested objects flattened to dotted keys.
+
+    ``{train: {lr: 0.1}}`` becomes ``{"train.lr": 0.1}``: one override per leaf, so a nested object
+    never replaces a whole section of params.yaml. A leaf given both nested and dotted is an error.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(path, "must be an object of parameter overrides, e.g. {train.lr: 0.01}")
+    out: dict[str, Any] = {}
+    for key, sub in value.items():
+        leaves = _nested(sub, f"{path}.{key}", str(key)) if isinstance(sub, dict) else {str(key): sub}
+        for dotted, leaf in leaves.items():
+            if dotted in out:
+                raise SpecError(f"{path}.{dotted}", "given twice (once nested, once as a dotted key)")
+            out[dotted] = leaf
+    return out
+
+
+def _nested(section: dict[str, Any], path: str, prefix: str) -> dict[str, Any]:
+    if not section:
+        raise SpecError(path, "an empty object overrides nothing; name the keys to set, e.g. {lr: 0.01}")
+    return {f"{prefix}.{k}": v for k, v in _overrides(section, path).items()}
+
+
 def _drift(d: dict[str, Any]) -> Drift:
     schedule = None
     interval: int | None = DEFAULT_INTERVAL_SECONDS
@@ -144,11 +170,14 @@ def _drift(d: dict[str, Any]) -> Drift:
         if interval < 1:
             raise SpecError("spec.drift.interval", "must be at least 1s")
     accuracy = d.get("accuracyDrop")
+    min_samples = int(d.get("minSamples", 200))
+    if min_samples < 1:
+        raise SpecError("spec.drift.minSamples", "must be at least 1")
     return Drift(
         interval_seconds=interval,
         schedule=schedule,
         threshold=float(d.get("threshold", 0.95)),
-        min_samples=int(d.get("minSamples", 200)),
+        min_samples=min_samples,
         consecutive=int(d.get("consecutive", 1)),
         accuracy_drop=None if accuracy is None else float(accuracy),
         report_dir=d.get("reportDir"),
@@ -163,8 +192,8 @@ def _training(t: dict[str, Any]) -> Training:
         raise SpecError("spec.training.candidates", "needs at least one candidate")
     return Training(
         image=t.get("image"),
-        params=dict(t.get("params") or {}),
-        candidates=tuple(dict(c or {}) for c in candidates),
+        params=_overrides(t.get("params"), "spec.training.params"),
+        candidates=tuple(_overrides(c, f"spec.training.candidates[{i}]") for i, c in enumerate(candidates)),
         max_parallel=max(1, int(t.get("maxParallel", 1))),
         resources=dict(t.get("resources") or {}),
         node_selector=dict(t.get("nodeSelector") or {}),

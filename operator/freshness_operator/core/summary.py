@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from freshness_operator.core.context import Context
+from freshness_operator.core.rollout import opt_in_problem
 from freshness_operator.core.status import DEGRADED_OUTCOMES, FAILED_OUTCOMES, Outcome, Phase, Stage, Status
 
 
@@ -94,6 +95,8 @@ def _ready(ctx: Context, phase: Phase) -> None:
         )
     elif not dep.container_found:
         status, reason, message = "False", "ContainerNotFound", f"no container {ctx.spec.serving.container}"
+    elif (not_opted_in := opt_in_problem(ctx)) is not None:
+        status, reason, message = "False", *not_opted_in
     elif d.last_error is not None:
         status, reason, message = "False", d.last_error.reason, f"drift check failed: {d.last_error.message}"
     elif phase is Phase.PENDING:
