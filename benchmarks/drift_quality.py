@@ -13,7 +13,14 @@ Both detectors see the same resampled production images in the same run:
 
 Without ``--model`` the serving model is trained first exactly as ``dvc exp run`` does with the
 default params.yaml (prepare + train stages in a temporary directory). Rows are conditions of the
-sample set (iid = no drift, so its row is the false-positive rate), columns sample sizes.
+sample set (iid = no drift, so its row is the false-positive rate), columns sample sizes. Trials of
+that table resample finite pools, so they overlap.
+
+``--fpr-batches N`` measures the false-positive rate properly instead: N *independent* iid batches
+(each a fresh render of the production stream with its own seed, never resampled), each checked
+against two references side by side — images the serving model never trained on (a fresh render
+with a seed of its own) and, for comparison, the images it was trained on — with a 95% Wilson
+interval per rate.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "trainer"))
 
-from freshness_trainer import engine, model, params, quality, sampledata  # noqa: E402
+from freshness_trainer import drift, engine, features, model, params, quality, sampledata  # noqa: E402
 from freshness_trainer.stages import prepare, train  # noqa: E402
 
 SIZES = (50, 100, 200, 500, 1000)
@@ -111,6 +118,63 @@ def train_sample_model(workdir: Path, epochs: int | None) -> Path:
     return out
 
 
+FPR_REFERENCE_SEED = 10_000  # the held-out reference: a production-stream render no batch reuses
+FPR_BATCH_SEED = 20_000  # batch i renders with seed FPR_BATCH_SEED + i
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a rate ``hits / n``. Pure."""
+    if n == 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def false_positive_rates(ckpt: model.Checkpoint, *, batches: int, sizes: list[int], reference_size: int,
+                         seed_offset: int = 0) -> dict[str, dict[int, int]]:
+    """Drift verdicts on ``batches`` independent iid batches, against a held-out and a trained-on
+    reference. Returns hits per reference kind and size."""
+    settings = engine.Settings.for_device("cpu")
+    classes = sampledata.BASE_CLASSES
+    per_class = {c: reference_size // len(classes) for c in classes}
+    held_out = sampledata.render(per_class, half="production", seed=FPR_REFERENCE_SEED + seed_offset)
+    trained_on = sampledata.render(per_class, half="reference", seed=0)
+    refs = {}
+    for kind, batch in (("held-out", held_out), ("trained-on", trained_on)):
+        table, pca = features.extract(ckpt, quality.to_tensor(batch), settings)
+        refs[kind] = (table, pca)
+    rule = quality.our_rule()
+    hits = {kind: dict.fromkeys(sizes, 0) for kind in refs}
+    rng = np.random.default_rng(seed_offset)
+    for i in range(batches):
+        batch = sampledata.render(sampledata.production_counts(max(sizes)), half="production",
+                                  seed=FPR_BATCH_SEED + seed_offset + i)
+        for kind, (ref_table, pca) in refs.items():
+            table, _ = features.extract(ckpt, quality.to_tensor(batch), settings, pca=pca)
+            for n in sizes:
+                rows = rng.choice(len(table), size=n, replace=False)
+                hits[kind][n] += bool(rule(ref_table, table.iloc[rows].reset_index(drop=True)))
+    return hits
+
+
+def fpr_main(ckpt: model.Checkpoint, batches: int, sizes: list[int], reference_size: int) -> None:
+    started = time.perf_counter()
+    hits = false_positive_rates(ckpt, batches=batches, sizes=sizes, reference_size=reference_size)
+    print(f"# false-positive rate of the default rule (threshold {drift.DEFAULT_THRESHOLD}) over {batches} "
+          f"independent iid batches; reference {reference_size} images; 95% Wilson interval")
+    print("| reference | " + " | ".join(f"n={n}" for n in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for kind, per_size in hits.items():
+        cells = []
+        for n in sizes:
+            lo, hi = wilson(per_size[n], batches)
+            cells.append(f"{per_size[n] / batches:.3f} [{lo:.3f}, {hi:.3f}] ({per_size[n]}/{batches})")
+        print(f"| {kind} | " + " | ".join(cells) + " |")
+    print(f"# elapsed {time.perf_counter() - started:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes for CI: proves the script runs")
@@ -119,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evidently-trials", type=int, help="trials for Evidently (default: --trials; it is slow)")
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fpr-batches", type=int, help="measure the FPR on this many independent iid batches instead")
+    ap.add_argument("--fpr-reference", type=int, default=240, help="reference images for --fpr-batches")
     args = ap.parse_args(argv)
     sizes, trials, pool, epochs = args.sizes, args.trials, int(max(args.sizes) * 1.5), None
     if args.smoke:
@@ -128,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model_path = Path(args.model) if args.model else train_sample_model(tmp, epochs)
         ckpt = model.load(str(model_path))
+        if args.fpr_batches:
+            print(f"# drift_quality --fpr-batches  {datetime.date.today()}  {platform.node()}  "
+                  f"{platform.processor() or platform.machine()}")
+            fpr_main(ckpt, 2 if args.smoke else args.fpr_batches, sizes, args.fpr_reference)
+            return 0
         batches = quality.render_conditions(pool, seed=args.seed)
         pools = quality.feature_pools(ckpt, batches, engine.Settings.for_device("cpu"))
     finally:

@@ -54,3 +54,26 @@ def test_drift_quality_benchmark_smoke(project: Project, capsys: pytest.CaptureF
     for condition in ("| iid |", "| new-class |", "| noise |", "| rotation |"):
         assert condition in out
     assert "0 disagreements" in out
+
+
+def test_drift_quality_fpr_smoke_checks_each_batch_against_both_references(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load("drift_quality")
+    ckpt = model.load(str(project.serving_model))
+    hits = bench.false_positive_rates(ckpt, batches=3, sizes=[40, 60], reference_size=60)
+    assert set(hits) == {"held-out", "trained-on"}
+    for per_size in hits.values():
+        assert set(per_size) == {40, 60}
+        assert all(0 <= h <= 3 for h in per_size.values())
+    assert bench.main(["--smoke", "--model", str(project.serving_model), "--fpr-batches", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "| held-out |" in out and "| trained-on |" in out and "over 2 independent iid batches" in out
+
+
+def test_wilson_interval_matches_the_textbook_values() -> None:
+    wilson = _load("drift_quality").wilson
+    lo, hi = wilson(0, 200)
+    assert lo == 0.0 and abs(hi - 0.0188) < 5e-4
+    lo, hi = wilson(10, 200)
+    assert abs(lo - 0.0274) < 5e-4 and abs(hi - 0.0898) < 5e-4
