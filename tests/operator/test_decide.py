@@ -12,10 +12,10 @@ from datetime import timedelta
 
 import pytest
 from freshness_operator.core import actions as act
-from freshness_operator.core.observed import Step
-from freshness_operator.core.status import Outcome, Phase, RunState, Status
+from freshness_operator.core.observed import JobObservation, JobState, Step
+from freshness_operator.core.status import ModelRef, Outcome, Phase, RunState, Status
 
-from tests.operator.sim import DIGEST, IMAGE0, Sim, make_spec, some
+from tests.operator.sim import DIGEST, IMAGE0, Sim, drift_result, make_spec, some
 
 EFFECTS = (act.CreateDriftJob, act.CreateTrainJob, act.CreatePackageJob, act.PatchImage, act.DeleteJob)
 
@@ -48,6 +48,30 @@ def unpaused(sim: Sim) -> Sim:
 def lose_status(sim: Sim) -> Sim:
     sim.status = Status()
     return sim
+
+
+def check_during_rollout(sim: Sim) -> Sim:
+    """The state the issue found: a check of the old model runs while a retrain rolls out.
+
+    Today's core never gets here (no check starts during a retrain, no retrain during a check);
+    a status written by an older operator, or a check started just before a retrain, can.
+    """
+    sim.to_rolling_out()
+    d = sim.status.drift
+    d.sequence += 1
+    d.job, d.started_at = f"cats-drift-{d.sequence}", sim.now
+    d.job_model = ModelRef(sim.model.version, sim.model.image)
+    sim.jobs[d.job] = JobObservation(d.job, Step.DRIFT, d.sequence, JobState.RUNNING, started_at=sim.now)
+    return sim.rollout_completes()
+
+
+def cooldown_ends_during_a_check(sim: Sim) -> Sim:
+    """Drift suppressed by a 6h cooldown; the 6h check starts; the cooldown ends while it runs."""
+    sim.check(True).finish_runs(0.7, 0.7).check(True)  # retrain 1 rejected, then Cooldown
+    started = some(sim.status.retrains.last_started)
+    sim.step((started + timedelta(hours=6) - sim.now).total_seconds() - 5)  # a check starts
+    assert sim.status.drift.job is not None, "no check running"
+    return sim.step(10)  # the cooldown is over, the check still runs
 
 
 TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
@@ -346,6 +370,93 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
     "training: no drift check runs while a retrain is in flight": (
         Sim,
         Row(lambda s: s.check(True).step(7200), Phase.TRAINING, []),
+    ),
+    # ------------------------------------------------------------------ one loop at a time
+    "one loop: a check records the model it measures": (
+        Sim,
+        Row(
+            lambda s: s.step(),
+            Phase.PENDING,
+            ["CreateDriftJob"],
+            check=lambda s: s.status.drift.job_model == ModelRef("0.1", IMAGE0),
+        ),
+    ),
+    "one loop: a verdict records the model it was measured against": (
+        Sim,
+        Row(
+            lambda s: s.check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (s.status.drift.model == ModelRef("0.1", IMAGE0), s.status.drift.job_model is None),
+        ),
+    ),
+    "one loop: no retrain starts while a check runs, even when the cooldown ends": (
+        sim_with(policy={"cooldown": "6h"}),
+        Row(
+            cooldown_ends_during_a_check,
+            Phase.DRIFT_DETECTED,
+            [],
+            ["RetrainSuppressed"],
+            check=lambda s: s.condition("Suppressed") == ("True", "CheckInFlight"),
+        ),
+    ),
+    "one loop: the verdict of that check decides": (
+        sim_with(policy={"cooldown": "6h"}),
+        Row(
+            lambda s: cooldown_ends_during_a_check(s).finish(some(s.status.drift.job), drift_result(True)),
+            Phase.TRAINING,
+            ["CreateTrainJob", "CreateTrainJob"],
+            ["TrainingStarted"],
+            check=lambda s: s.candidate.trigger_check == s.status.drift.verdict_check,
+        ),
+    ),
+    "one loop: a verdict measured against a model that no longer serves is discarded": (
+        Sim,
+        Row(
+            lambda s: check_during_rollout(s).finish(some(s.status.drift.job), drift_result(True, 0.9)),
+            Phase.MONITORING,
+            [],
+            ["VerdictDiscarded"],
+            check=lambda s: (
+                s.status.retrains.count == 1,
+                some(s.status.drift.discarded).reason == "StaleVerdict",
+                s.condition("Drifted") == ("Unknown", "StaleVerdict"),
+                s.status.drift.share != 0.9,
+            ),
+        ),
+    ),
+    "one loop: the next verdict of the serving model clears the discarded one": (
+        Sim,
+        Row(
+            lambda s: check_during_rollout(s).finish(some(s.status.drift.job), drift_result(True)).check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (
+                s.status.drift.discarded is None,
+                s.status.drift.model == ModelRef(s.model.version, s.model.image),
+                s.condition("Drifted") == ("False", "NoDrift"),
+            ),
+        ),
+    ),
+    "one loop: the serving image changed outside while a check ran": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(3600).serving_image("r/c:hotfix").finish("cats-drift-2", drift_result(True)),
+            Phase.MONITORING,
+            [],
+            ["ServingImageChanged", "VerdictDiscarded"],
+            check=lambda s: s.status.candidate is None,
+        ),
+    ),
+    "one loop: a waiting verdict about a replaced model does not start a retrain": (
+        sim_with(policy={"cooldown": "6h"}),
+        Row(
+            lambda s: s.check(True).finish_runs(0.7, 0.7).check(True).serving_image("r/c:hotfix").step(6 * 3600),
+            Phase.DRIFT_DETECTED,
+            ["CreateDriftJob"],
+            ["RetrainSuppressed"],
+            check=lambda s: (s.condition("Suppressed") == ("True", "StaleVerdict"), s.status.retrains.count == 1),
+        ),
     ),
     # ------------------------------------------------------------------ Packaging
     "packaging: the package Job fails": (

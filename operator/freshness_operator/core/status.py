@@ -69,10 +69,21 @@ class StepError:
 
 
 @dataclass
+class ModelRef:
+    """Which serving model a drift check measured (the image says it exactly; the version is for people)."""
+
+    version: str | None = None
+    image: str | None = None
+
+
+@dataclass
 class DriftStatus:
     sequence: int = 0
     job: str | None = None
     started_at: datetime | None = None
+    job_model: ModelRef | None = None  # the model the check in flight measures
+    model: ModelRef | None = None  # the model the last verdict was measured against
+    discarded: StepError | None = None  # the last verdict thrown away, and why
     next_check_time: datetime | None = None
     last_check_time: datetime | None = None
     detected: bool | None = None

@@ -42,7 +42,9 @@ def summarize(ctx: Context) -> None:
 
 def _drifted(ctx: Context) -> None:
     d = ctx.status.drift
-    if d.verdict_check == 0:
+    if d.discarded is not None:
+        ctx.condition("Drifted", "Unknown", d.discarded.reason, d.discarded.message)
+    elif d.verdict_check == 0:
         ctx.condition("Drifted", "Unknown", "NotChecked", "no drift check has finished yet")
     elif d.detected:
         c = ctx.status.candidate
