@@ -20,6 +20,7 @@ from freshness_operator.core.observed import (
     Observed,
     Step,
     StepOutcome,
+    Waiting,
 )
 from freshness_operator.core.spec import Spec
 from freshness_operator.core.status import CandidateStatus, ModelStatus, Phase, Status
@@ -179,6 +180,12 @@ class Sim:
         state = JobState.SUCCEEDED if ok else JobState.FAILED
         self.jobs[name] = replace(job, state=state, outcome=outcome, finished_at=self.now + timedelta(seconds=seconds))
         return self.step(seconds)
+
+    def stuck(self, name: str, reason: str, message: str = "") -> Sim:
+        """A running Job's pod waits (``reason``; an empty reason: the pod runs again)."""
+        waiting = Waiting(reason, message or reason, f"{name}-pod") if reason else None
+        self.jobs[name] = replace(self.jobs[name], waiting=waiting)
+        return self
 
     def lose_jobs(self) -> Sim:
         """Every Job disappears (deleted by someone, or garbage-collected)."""

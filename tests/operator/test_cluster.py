@@ -347,3 +347,56 @@ def test_restart_in_the_middle_of_training(cluster: Cluster, crd: None, tmp_path
     finally:
         op.stop()
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_one_loop_at_a_time(kit: Kit) -> None:
+    # Issue 19: a cooldown that ends (here: is lowered) while a check runs started a retrain at once;
+    # the check, measuring the old model, then drove a second retrain after the first rolled out.
+    kit.apply(mdep("cats", policy={"cooldown": "1h"}))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="1a1a1a1a11"))
+    kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-1a1a1a1a"))
+    kit.until("v1 serving", lambda: kit.status("cats").get("model", {}).get("version") == "v1-1a1a1a1a")
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), drift_doc(True))
+    kit.until("Suppressed Cooldown", lambda: kit.condition("cats", "Suppressed") == ("True", "Cooldown"))
+    kit.wait_job("cats", "drift", "cats-drift-3")
+    assert kit.status("cats")["drift"]["jobModel"]["version"] == "v1-1a1a1a1a"
+    kit.kubectl("patch", "mdep", "cats", "--type=merge", "-p", '{"spec": {"policy": {"cooldown": "0s"}}}')
+    kit.until("Suppressed CheckInFlight", lambda: kit.condition("cats", "Suppressed") == ("True", "CheckInFlight"))
+    assert kit.jobs("cats", "train") == ["cats-train-1-0"], "a retrain started while a check ran"
+    # the check's verdict decides: one retrain for this episode, measured against the serving model
+    kit.finish("cats-drift-3", drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-2-0"), train_doc(0.95, rev="2b2b2b2b22"))
+    kit.finish(kit.wait_job("cats", "package", "cats-package-2"), package_doc("v2-2b2b2b2b"))
+    kit.until("v2 serving", lambda: kit.status("cats").get("model", {}).get("version") == "v2-2b2b2b2b")
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-4"), drift_doc(False, 0.05))
+    status = kit.until("check 4's verdict", lambda: (s := kit.status("cats"))["drift"].get("verdictCheck") == 4 and s)
+    assert status["drift"]["model"]["version"] == "v2-2b2b2b2b"
+    assert kit.jobs("cats", "train") == ["cats-train-1-0", "cats-train-2-0"]
+    # a check whose model is replaced while it runs (here by hand) is discarded, not acted on
+    kit.wait_job("cats", "drift", "cats-drift-5")
+    kit.kubectl("set", "image", "deployment/cats-dogs", f"server={SERVING_IMAGE}:hotfix")
+    kit.until("the outside change", lambda: kit.status("cats").get("model", {}).get("version") == "hotfix")
+    kit.finish("cats-drift-5", drift_doc(True, 0.9))
+    kit.until("Drifted StaleVerdict", lambda: kit.condition("cats", "Drifted") == ("Unknown", "StaleVerdict"))
+    kit.until("a VerdictDiscarded event", lambda: "VerdictDiscarded" in kit.events("cats"))
+    assert kit.jobs("cats", "train") == ["cats-train-1-0", "cats-train-2-0"]
+
+
+def test_a_stuck_step_shows_at_once(kit: Kit) -> None:
+    # Issue 19: a training pod Pending on FailedScheduling showed Ready=True Training until the
+    # 2h training.timeout. The kwok nodes have 8 GPUs each: 100 can never be scheduled.
+    kit.apply(mdep("cats", training={"resources": {"limits": {"nvidia.com/gpu": 100}}}))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.wait_job("cats", "train", "cats-train-1-0")
+    kit.until(
+        "StepProgressing=False Unschedulable",
+        lambda: kit.condition("cats", "StepProgressing") == ("False", "Unschedulable"),
+        timeout=60,
+    )
+    assert kit.condition("cats", "Ready") == ("False", "Unschedulable")
+    ready = next(c for c in kit.status("cats")["conditions"] if c["type"] == "Ready")
+    assert "nvidia.com/gpu" in ready["message"] and "spec.training.resources" in ready["message"]
+    kit.until("a StepStuck event", lambda: "StepStuck" in kit.events("cats"))
+    labels = f'name="cats",namespace="{kit.ns}",reason="Unschedulable"'
+    assert f"modelfreshness_step_stuck{{{labels}}} 1.0" in kit.operator.metrics()

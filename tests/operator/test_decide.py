@@ -458,6 +458,74 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: (s.condition("Suppressed") == ("True", "StaleVerdict"), s.status.retrains.count == 1),
         ),
     ),
+    # ------------------------------------------------------------------ stuck steps
+    "stuck: an unschedulable training pod turns StepProgressing and Ready False at once": (
+        Sim,
+        Row(
+            lambda s: s.check(True).stuck("cats-train-1-0", "Unschedulable", "0/2 nodes: Insufficient gpu").step(1),
+            Phase.TRAINING,
+            [],
+            ["StepStuck"],
+            check=lambda s: (
+                s.condition("StepProgressing") == ("False", "Unschedulable"),
+                s.condition("Ready") == ("False", "Unschedulable"),
+                "spec.training.resources" in some(s.status.condition("StepProgressing")).message,
+            ),
+        ),
+    ),
+    "stuck: the Event is emitted once": (
+        Sim,
+        Row(
+            lambda s: s.check(True).stuck("cats-train-1-0", "Unschedulable").step(1).step(30),
+            Phase.TRAINING,
+            [],
+            check=lambda s: "StepStuck" not in s.events() and s.all_events().count("StepStuck") == 1,
+        ),
+    ),
+    "stuck: a drift pod that cannot pull its image": (
+        Sim,
+        Row(
+            lambda s: s.step().stuck("cats-drift-1", "ImagePullBackOff", "Back-off pulling image").step(1),
+            Phase.PENDING,
+            [],
+            ["StepStuck"],
+            check=lambda s: (
+                s.condition("Ready") == ("False", "ImagePullBackOff"),
+                "spec.training.image" in some(s.status.condition("Ready")).message,
+            ),
+        ),
+    ),
+    "stuck: a missing Secret names credentialsSecret": (
+        Sim,
+        Row(
+            lambda s: s.check(True).stuck("cats-train-1-1", "CreateContainerConfigError", 'secret "git-creds"').step(1),
+            Phase.TRAINING,
+            [],
+            ["StepStuck"],
+            check=lambda s: "credentialsSecret" in some(s.status.condition("StepProgressing")).message,
+        ),
+    ),
+    "stuck: the pod starts, StepProgressing and Ready recover": (
+        Sim,
+        Row(
+            lambda s: s.check(True).stuck("cats-train-1-0", "Unschedulable").step(1).stuck("cats-train-1-0", "").step(),
+            Phase.TRAINING,
+            [],
+            check=lambda s: (
+                s.condition("StepProgressing") == ("True", "StepsRunning"),
+                s.condition("Ready") == ("True", "Training"),
+            ),
+        ),
+    ),
+    "stuck: nothing running": (
+        Sim,
+        Row(
+            lambda s: s.check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: s.condition("StepProgressing") == ("True", "NoStepRunning"),
+        ),
+    ),
     # ------------------------------------------------------------------ Packaging
     "packaging: the package Job fails": (
         Sim,

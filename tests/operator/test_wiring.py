@@ -70,6 +70,20 @@ def test_metrics_follow_status_and_counters() -> None:
     assert 'name="cats"' not in scrape(m)
 
 
+def test_a_stuck_step_is_a_gauge_with_its_reason_until_it_moves() -> None:
+    m = Metrics()
+    sim = Sim().check(True).stuck("cats-train-1-0", "Unschedulable").step(1)
+    m.update("ml", "cats", sim.spec, sim.status)
+    assert 'modelfreshness_step_stuck{name="cats",namespace="ml",reason="Unschedulable"} 1.0' in scrape(m)
+    sim.stuck("cats-train-1-0", "ImagePullBackOff").step(1)
+    m.update("ml", "cats", sim.spec, sim.status)
+    text = scrape(m)
+    assert 'reason="ImagePullBackOff"} 1.0' in text and 'reason="Unschedulable"' not in text
+    sim.stuck("cats-train-1-0", "").step(1)
+    m.update("ml", "cats", sim.spec, sim.status)
+    assert "modelfreshness_step_stuck{" not in scrape(m)
+
+
 COUNTER_RESULTS = (
     ("drift_checks", "succeeded"),
     ("drift_checks", "failed"),

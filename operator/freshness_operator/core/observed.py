@@ -31,6 +31,15 @@ class StepOutcome:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """Why a running step's pod makes no progress (unschedulable, image pull, missing Secret, crash loop)."""
+
+    reason: str
+    message: str
+    pod: str
+
+
+@dataclass(frozen=True)
 class JobObservation:
     name: str
     step: Step
@@ -41,6 +50,7 @@ class JobObservation:
     outcome: StepOutcome | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    waiting: Waiting | None = None
 
 
 @dataclass(frozen=True)

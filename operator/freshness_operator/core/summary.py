@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from freshness_operator.core import progress
 from freshness_operator.core.context import Context
 from freshness_operator.core.status import DEGRADED_OUTCOMES, FAILED_OUTCOMES, Outcome, Phase, Stage, Status
 
@@ -37,6 +38,7 @@ def summarize(ctx: Context) -> None:
     _drifted(ctx)
     _training(ctx)
     _rolled_out(ctx)
+    progress.step_progressing(ctx)
     _ready(ctx, phase)
 
 
@@ -84,6 +86,7 @@ def _rolled_out(ctx: Context) -> None:
 def _ready(ctx: Context, phase: Phase) -> None:
     st, dep = ctx.status, ctx.observed.deployment
     c, d = st.candidate, st.drift
+    stuck = st.condition("StepProgressing")
     if phase is Phase.PAUSED:
         status, reason, message = "False", "Paused", "spec.paused is true"
     elif phase in (Phase.FAILED, Phase.DEGRADED) and c is not None:
@@ -96,6 +99,8 @@ def _ready(ctx: Context, phase: Phase) -> None:
         )
     elif not dep.container_found:
         status, reason, message = "False", "ContainerNotFound", f"no container {ctx.spec.serving.container}"
+    elif stuck is not None and stuck.status == "False":
+        status, reason, message = "False", stuck.reason, stuck.message
     elif d.last_error is not None:
         status, reason, message = "False", d.last_error.reason, f"drift check failed: {d.last_error.message}"
     elif phase is Phase.PENDING:
