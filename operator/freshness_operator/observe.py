@@ -53,6 +53,7 @@ def observe(
     pods: Iterable[dict[str, Any]],
     deployment: dict[str, Any] | None,
     container: str,
+    check_now: str | None = None,
 ) -> Observed:
     pods_by_job: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
@@ -66,7 +67,9 @@ def observe(
         obs = job_observation(job, pods_by_job.get(job["metadata"]["uid"], []))
         if obs is not None:
             observed.append(obs)
-    return Observed(jobs=tuple(observed), deployment=deployment_observation(deployment, container))
+    return Observed(
+        jobs=tuple(observed), deployment=deployment_observation(deployment, container), check_now=check_now
+    )
 
 
 def _owned_by(obj: dict[str, Any], uid: str) -> bool:
@@ -206,6 +209,7 @@ def deployment_observation(dep: dict[str, Any] | None, container: str) -> Deploy
         found=True,
         image=image,
         container_found=image is not None,
+        containers=tuple(str(c.get("name")) for c in containers),
         generation=generation,
         observed_generation=observed_generation,
         replicas=int(dep["spec"].get("replicas", 1)),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from freshness_operator import KIND, builders
+from freshness_operator import KIND, builders, labels
 from freshness_operator.core import SpecError, decide, parse_spec
 from freshness_operator.core import actions as act
 from freshness_operator.core.decide import Decision, reject_spec
@@ -56,7 +56,8 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> tuple[datetime | N
         return None, await _commit(deps, body, owner, None, decision)
     jobs, pods = await deps.kube.list_children(namespace, name)
     deployment = await deps.kube.get_deployment(namespace, spec.serving.deployment)
-    observed = observe(owner.uid, jobs, pods, deployment, spec.serving.container)
+    check_now = (meta.get("annotations") or {}).get(labels.CHECK_NOW)
+    observed = observe(owner.uid, jobs, pods, deployment, spec.serving.container, check_now)
     decision = decide(name=name, spec=spec, status=status, observed=observed, now=utcnow(), generation=generation)
     return decision.requeue_at, await _commit(deps, body, owner, spec, decision)
 

@@ -116,10 +116,11 @@ class Sim:
     deployment: DeploymentObservation = field(default_factory=healthy)
     generation: int = 1
     history: list[Decision] = field(default_factory=list)
+    check_now: str | None = None
 
     # ---------------------------------------------------------------- driving
     def observed(self) -> Observed:
-        return Observed(tuple(self.jobs.values()), self.deployment)
+        return Observed(tuple(self.jobs.values()), self.deployment, self.check_now)
 
     def step(self, seconds: float = 0) -> Sim:
         """Advance the clock, decide, apply the actions to the fake cluster."""
@@ -200,6 +201,21 @@ class Sim:
     def serving_gone(self) -> Sim:
         """The serving Deployment is deleted."""
         self.deployment = DeploymentObservation()
+        return self
+
+    def serving_containers(self, *names: str) -> Sim:
+        """The serving Deployment has these containers, none of them spec.serving.container."""
+        self.deployment = replace(self.deployment, image=None, container_found=False, containers=names)
+        return self
+
+    def serving_back(self, image: str = IMAGE0) -> Sim:
+        """The serving Deployment exists (again), rolled out."""
+        self.deployment = healthy(image)
+        return self
+
+    def annotate_check_now(self, value: str) -> Sim:
+        """Someone sets modelfreshness.io/check-now on the ModelDeployment."""
+        self.check_now = value
         return self
 
     def check(self, detected: bool, share: float = 0.5) -> Sim:

@@ -400,3 +400,42 @@ def test_a_stuck_step_shows_at_once(kit: Kit) -> None:
     kit.until("a StepStuck event", lambda: "StepStuck" in kit.events("cats"))
     labels = f'name="cats",namespace="{kit.ns}",reason="Unschedulable"'
     assert f"modelfreshness_step_stuck{{{labels}}} 1.0" in kit.operator.metrics()
+
+
+def test_setup_problems_hold_the_loop_and_ready_follows_the_world(kit: Kit) -> None:
+    # Issue 19: a missing Deployment showed phase Pending with no Event while drift Jobs still
+    # started, and Ready kept ServingDeploymentNotFound after the Deployment came back.
+    kit.kubectl("delete", "deployment", "cats-dogs")
+    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.until(
+        "Ready=False ServingDeploymentNotFound",
+        lambda: kit.condition("cats", "Ready") == ("False", "ServingDeploymentNotFound"),
+    )
+    kit.until("a ServingDeploymentNotFound event", lambda: "ServingDeploymentNotFound" in kit.events("cats"))
+    assert "ServingDeploymentNotFound" in kit.operator.tail(400)
+    assert kit.jobs("cats", "drift") == []
+    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(False, 0.05))
+    kit.until("Ready=True", lambda: kit.condition("cats", "Ready") == ("True", "Monitoring"))
+    # check-now: a new annotation value asks for a check long before the 1h interval
+    kit.kubectl("annotate", "mdep", "cats", "modelfreshness.io/check-now=1", "--overwrite")
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2", timeout=20), drift_doc(True))
+    # the serving Deployment vanishes while a retrain packages: the rollout waits for it
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="3c3c3c3c33"))
+    kit.wait_job("cats", "package", "cats-package-1")
+    kit.kubectl("delete", "deployment", "cats-dogs")
+    kit.finish("cats-package-1", package_doc("v1-3c3c3c3c"))
+    kit.until(
+        "RollingOut, held by the missing Deployment",
+        lambda: kit.status("cats").get("phase") == "RollingOut"
+        and kit.condition("cats", "Ready") == ("False", "ServingDeploymentNotFound"),
+    )
+    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.until("the held rollout", lambda: kit.image() == f"{SERVING_IMAGE}:v1-3c3c3c3c@{DIGEST}")
+    kit.until("v1 serving", lambda: kit.status("cats").get("model", {}).get("version") == "v1-3c3c3c3c")
+    assert kit.condition("cats", "Ready") == ("True", "Monitoring")
+    # a wrong container name lists the containers there are
+    kit.kubectl("patch", "mdep", "cats", "--type=merge", "-p", '{"spec": {"serving": {"container": "srv"}}}')
+    kit.until("ContainerNotFound", lambda: kit.condition("cats", "Ready") == ("False", "ContainerNotFound"))
+    ready = next(c for c in kit.status("cats")["conditions"] if c["type"] == "Ready")
+    assert "its containers: server" in ready["message"]

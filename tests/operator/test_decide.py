@@ -124,7 +124,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["NoDrift"],
             check=lambda s: (
                 s.last.requeue_at == s.status.drift.next_check_time,
-                s.status.drift.summary == "0.05",
+                s.status.drift.summary == "0.05/0.30",
                 s.condition("Drifted") == ("False", "NoDrift"),
                 s.condition("Ready") == ("True", "Monitoring"),
             ),
@@ -526,6 +526,82 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: s.condition("StepProgressing") == ("True", "NoStepRunning"),
         ),
     ),
+    # ------------------------------------------------------------------ setup problems and requests
+    "setup: no serving Deployment, no drift Job": (
+        Sim,
+        Row(
+            lambda s: s.serving_gone().step(),
+            Phase.PENDING,
+            [],
+            ["ServingDeploymentNotFound"],
+            check=lambda s: (
+                s.condition("Ready") == ("False", "ServingDeploymentNotFound"),
+                "spec.serving.deployment" in some(s.status.condition("Ready")).message,
+            ),
+        ),
+    ),
+    "setup: a wrong container name lists the containers there are": (
+        Sim,
+        Row(
+            lambda s: s.serving_containers("app", "db").step(),
+            Phase.PENDING,
+            [],
+            ["ContainerNotFound"],
+            check=lambda s: "its containers: app, db" in some(s.status.condition("Ready")).message,
+        ),
+    ),
+    "setup: the Deployment deleted mid-loop stops checks and retrains": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(3600).serving_gone().finish("cats-drift-2", drift_result(True)).step(3600),
+            Phase.DRIFT_DETECTED,
+            [],
+            check=lambda s: s.condition("Suppressed") == ("True", "ServingDeploymentNotFound"),
+        ),
+    ),
+    "setup: fixed, the loop resumes and Ready follows at once": (
+        Sim,
+        Row(
+            lambda s: s.check(False).serving_gone().step(3600).serving_back().step(1),
+            Phase.MONITORING,
+            ["CreateDriftJob"],
+            ["ServingFound"],
+            check=lambda s: s.condition("Ready") == ("True", "Monitoring"),
+        ),
+    ),
+    "request: a new check-now value starts a check before the interval": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(60).annotate_check_now("1").step(1),
+            Phase.MONITORING,
+            ["CreateDriftJob"],
+            ["CheckRequested"],
+            check=lambda s: s.status.drift.check_requested == "1",
+        ),
+    ),
+    "request: the same value again starts nothing": (
+        Sim,
+        Row(lambda s: s.check(False).annotate_check_now("1").step(60).check(False).step(60), Phase.MONITORING, []),
+    ),
+    "request: a check-now during a retrain waits for it": (
+        Sim,
+        Row(
+            lambda s: s.check(True).annotate_check_now("x").step(60),
+            Phase.TRAINING,
+            [],
+            check=lambda s: s.status.drift.check_requested is None,
+        ),
+    ),
+    "drift column: a failing check replaces the last verdict": (
+        Sim,
+        Row(
+            lambda s: s.check(True).finish_runs(0.7, 0.7).check(False)
+            .step(3600).finish("cats-drift-3", ok=False, reason="MalformedResult", message="x"),
+            Phase.MONITORING,
+            [],
+            check=lambda s: s.status.drift.summary == "failing: MalformedResult",
+        ),
+    ),
     # ------------------------------------------------------------------ Packaging
     "packaging: the package Job fails": (
         Sim,
@@ -617,14 +693,28 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: s.candidate.outcome is Outcome.ROLLOUT_FAILED,
         ),
     ),
-    "rolling out: the serving Deployment is gone": (
+    "rolling out: a missing serving Deployment holds the rollout, not fails it": (
         Sim,
         Row(
             lambda s: s.to_packaging().serving_gone().package(),
-            Phase.DEGRADED,
+            Phase.ROLLING_OUT,
             [],
-            ["RolloutFailed"],
-            check=lambda s: s.candidate.reason == "ServingDeploymentNotFound",
+            ["ServingDeploymentNotFound"],
+            check=lambda s: (
+                s.candidate.outcome is None,
+                s.condition("Ready") == ("False", "ServingDeploymentNotFound"),
+                s.condition("ServingFound") == ("False", "ServingDeploymentNotFound"),
+            ),
+        ),
+    ),
+    "rolling out: the held rollout starts when the Deployment appears": (
+        Sim,
+        Row(
+            lambda s: s.to_packaging().serving_gone().package().step(3600).serving_back().step(1),
+            Phase.ROLLING_OUT,
+            ["PatchImage"],
+            ["ServingFound", "RolloutStarted"],
+            check=lambda s: s.candidate.previous_image == IMAGE0,
         ),
     ),
     "rolling out: someone else changed the image meanwhile": (

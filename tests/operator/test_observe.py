@@ -164,6 +164,11 @@ def test_missing_deployment_or_container() -> None:
     assert not deployment_observation(None, "server").found
     d = deployment_observation(deployment(), "sidecar")
     assert d.found and not d.container_found and d.image is None
+    assert d.containers == ("server",)  # named in ContainerNotFound's message
+
+
+def test_the_check_now_annotation_is_passed_on() -> None:
+    assert observe(UID, [], [], None, "server", "2025-03-01T12:00").check_now == "2025-03-01T12:00"
 
 
 def waiting_pod(

@@ -213,6 +213,18 @@ def test_reconcile_acts_then_writes_status_and_is_quiet_when_nothing_changed() -
     assert kube.calls == []
 
 
+def test_the_check_now_annotation_starts_a_check_through_reconcile() -> None:
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
+    run_once(kube)
+    kube.jobs[0]["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]}
+    kube.body["status"]["drift"]["startedAt"] = "2099-01-01T00:00:00Z"  # the next check is far away
+    run_once(kube)
+    kube.calls.clear()
+    kube.body["metadata"]["annotations"] = {"modelfreshness.io/check-now": "now-please"}
+    run_once(kube)
+    assert ("create_job", "cats-drift-2") in kube.calls and ("event", "CheckRequested") in kube.calls
+
+
 def test_reconcile_of_an_invalid_spec_reports_it() -> None:
     spec = copy.deepcopy(BASE_SPEC)
     spec["drift"] = {"schedule": "*/0 * * * *"}

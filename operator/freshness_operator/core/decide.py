@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from datetime import datetime
 
-from freshness_operator.core import adopt, drift, retrain, summary
+from freshness_operator.core import adopt, drift, retrain, setup, summary
 from freshness_operator.core.actions import Emit
 from freshness_operator.core.conditions import set_condition
 from freshness_operator.core.context import Context, Decision
@@ -26,6 +26,7 @@ def decide(*, name: str, spec: Spec, status: Status, observed: Observed, now: da
     ctx = Context(name, spec, copy.deepcopy(status), observed, now, generation)
     adopt.adopt_jobs(ctx)  # 1. take over Jobs the status does not know about
     adopt.track_serving(ctx)  # 2. what the serving Deployment runs now
+    setup.check(ctx)  # 2a. the serving Deployment and container exist, or nothing starts
     drift.finish_check(ctx)  # 3. the verdict of the finished check
     retrain.advance(ctx)  # 4. training -> gate -> packaging -> rollout -> outcome
     retrain.start_if_needed(ctx)  # 5. confirmed drift -> new retrain, unless suppressed

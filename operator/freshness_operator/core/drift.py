@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from freshness_operator.core import names
+from freshness_operator.core import names, setup
 from freshness_operator.core.actions import CreateDriftJob
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import JobState, StepOutcome
@@ -43,6 +43,7 @@ def finish_check(ctx: Context) -> None:
         d.model = measured
         return
     d.last_error = StepError(outcome.reason, outcome.message, ctx.now)
+    d.summary = f"failing: {outcome.reason}"  # the column must not show the last good verdict
     ctx.count("drift_checks", "failed")
     ctx.emit("DriftCheckFailed", f"{name}: {outcome.reason}: {outcome.message}", warning=True)
 
@@ -65,6 +66,7 @@ def _discard(ctx: Context, r: dict[str, Any], measured: ModelRef | None) -> None
         f"score {float(r.get('score', 0.0)):.3f}) is not acted on"
     )
     d.discarded = StepError("StaleVerdict", message, ctx.now)
+    d.summary = "discarded: stale model"
     d.last_error = None
     ctx.count("drift_checks", "succeeded")
     ctx.emit("VerdictDiscarded", message)
@@ -88,7 +90,7 @@ def _record_verdict(ctx: Context, r: dict[str, Any], finished: datetime) -> None
     d.consecutive = d.consecutive + 1 if d.detected else 0
     d.last_error = None
     d.discarded = None
-    d.summary = f"{d.share:.2f}" + (" drifted" if d.detected else "")
+    d.summary = f"{d.score:.2f}/{d.threshold:.2f}" + (" drifted" if d.detected else "")
     ctx.count("drift_checks", "succeeded")
     verdict = f"share {d.share:.2f}, score {d.score:.3f}, threshold {d.threshold:.3f}, {d.samples} samples"
     if d.detected:
@@ -107,10 +109,14 @@ def start_check_if_due(ctx: Context) -> None:
     """Step 6: start the next check when due, unless one is running or a retrain is in flight."""
     d = ctx.status.drift
     c = ctx.status.candidate
-    due = next_check(ctx.spec.drift, d.started_at) if d.started_at is not None else ctx.now
+    requested = ctx.observed.check_now
+    asked = requested is not None and requested != d.check_requested
+    due = next_check(ctx.spec.drift, d.started_at) if d.started_at is not None and not asked else ctx.now
     d.next_check_time = due
     if d.job is not None or (c is not None and c.in_flight) or not ctx.may_act:
         return
+    if setup.problem(ctx) is not None:
+        return  # ServingFound and Ready say why; the Deployment's watch event brings the next look
     if ctx.now < due:
         ctx.wake_at(due)
         return
@@ -121,4 +127,7 @@ def start_check_if_due(ctx: Context) -> None:
     d.sequence, d.job, d.started_at = number, name, ctx.now
     serving = ctx.status.model
     d.job_model = ModelRef(serving.version, serving.image) if serving is not None else None
+    if asked:
+        d.check_requested = requested
+        ctx.emit("CheckRequested", f"{names.CHECK_NOW}={requested}: check {number} started now")
     d.next_check_time = next_check(ctx.spec.drift, ctx.now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+CHECK_NOW = "modelfreshness.io/check-now"  # annotation on a ModelDeployment: a new value asks for a check now
 MAX_NAME = 63  # Job names become pod label values, which are limited to 63 characters.
 
 

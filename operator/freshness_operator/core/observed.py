@@ -60,6 +60,7 @@ class DeploymentObservation:
     found: bool = False
     image: str | None = None
     container_found: bool = False
+    containers: tuple[str, ...] = ()  # the names of the pod template's containers
     generation: int = 0
     observed_generation: int = 0
     replicas: int = 0
@@ -84,6 +85,7 @@ class DeploymentObservation:
 class Observed:
     jobs: tuple[JobObservation, ...] = ()
     deployment: DeploymentObservation = field(default_factory=DeploymentObservation)
+    check_now: str | None = None  # the ModelDeployment's modelfreshness.io/check-now annotation
 
     def job(self, name: str | None) -> JobObservation | None:
         return next((j for j in self.jobs if j.name == name), None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from freshness_operator.core import drift, gate, names, rollout
+from freshness_operator.core import drift, gate, names, rollout, setup
 from freshness_operator.core.actions import CreatePackageJob, CreateTrainJob
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import JobObservation, JobState, StepOutcome
@@ -61,6 +61,9 @@ def _storm_control(ctx: Context) -> tuple[str, str, datetime | None] | None:
     one_loop = _one_loop_at_a_time(ctx)
     if one_loop is not None:
         return one_loop
+    blocked = setup.problem(ctx)
+    if blocked is not None:
+        return (*blocked, None)
     if last is not None and now < last + timedelta(seconds=spec.policy.cooldown_seconds):
         until = last + timedelta(seconds=spec.policy.cooldown_seconds)
         return (

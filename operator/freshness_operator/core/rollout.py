@@ -30,10 +30,8 @@ def _start(ctx: Context, c: CandidateStatus) -> None:
     dep, serving = ctx.observed.deployment, ctx.spec.serving
     if not ctx.may_act:
         return
-    problem = _problem(ctx)
-    if problem is not None:
-        _failed(ctx, c, *problem)
-        return
+    if _problem(ctx) is not None:
+        return  # a setup problem: wait until it is fixed (ServingFound, Ready); the Deployment's events retry
     c.previous_image = dep.image
     ctx.actions.append(PatchImage(str(c.target_image)))
     c.rollout_started_at = ctx.now

@@ -84,6 +84,7 @@ class DriftStatus:
     job_model: ModelRef | None = None  # the model the check in flight measures
     model: ModelRef | None = None  # the model the last verdict was measured against
     discarded: StepError | None = None  # the last verdict thrown away, and why
+    check_requested: str | None = None  # the check-now annotation value last acted on
     next_check_time: datetime | None = None
     last_check_time: datetime | None = None
     detected: bool | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from freshness_operator.core import progress
+from freshness_operator.core import progress, setup
 from freshness_operator.core.context import Context
 from freshness_operator.core.status import DEGRADED_OUTCOMES, FAILED_OUTCOMES, Outcome, Phase, Stage, Status
 
@@ -84,21 +84,15 @@ def _rolled_out(ctx: Context) -> None:
 
 
 def _ready(ctx: Context, phase: Phase) -> None:
-    st, dep = ctx.status, ctx.observed.deployment
+    st = ctx.status
     c, d = st.candidate, st.drift
     stuck = st.condition("StepProgressing")
     if phase is Phase.PAUSED:
         status, reason, message = "False", "Paused", "spec.paused is true"
     elif phase in (Phase.FAILED, Phase.DEGRADED) and c is not None:
         status, reason, message = "False", c.reason or phase.value, c.message or ""
-    elif not dep.found:
-        status, reason, message = (
-            "False",
-            "ServingDeploymentNotFound",
-            f"no Deployment {ctx.spec.serving.deployment}",
-        )
-    elif not dep.container_found:
-        status, reason, message = "False", "ContainerNotFound", f"no container {ctx.spec.serving.container}"
+    elif (problem := setup.problem(ctx)) is not None:
+        status, (reason, message) = "False", problem
     elif stuck is not None and stuck.status == "False":
         status, reason, message = "False", stuck.reason, stuck.message
     elif d.last_error is not None:
