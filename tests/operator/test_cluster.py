@@ -151,9 +151,13 @@ def test_happy_path(kit: Kit) -> None:
     assert f'modelfreshness_phase{{{labels},phase="Monitoring"}} 1.0' in metrics
     # 5. kubectl get mdep shows the printer columns with real values
     out = kit.kubectl("get", "mdep", "cats").stdout.splitlines()
-    assert out[0].split() == ["NAME", "PHASE", "DRIFT", "MODEL", "LAST-CHECK", "AGE"]
+    assert out[0].split() == ["NAME", "READY", "REASON", "PHASE", "DRIFT", "MODEL", "STEP", "RECONCILED", "AGE"]
     row = out[1].split()
-    assert row[:5] == ["cats", "Monitoring", "0.62", "drifted", "v1-bbbbbbbb"] and row[5][-1] in "sm"
+    assert row[:8] == ["cats", "True", "Monitoring", "Monitoring", "0.62/0.30", "drifted", "v1-bbbbbbbb", "<none>"]
+    assert row[8][-1] in "sm"
+    wide = kit.kubectl("get", "mdep", "cats", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-4:] == ["DEPLOYMENT", "LAST-CHECK", "NEXT-CHECK", "LAST-ERROR"]
+    assert wide[1].split()[-4] == "cats-dogs" and wide[1].split()[-2].startswith("20")
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Ready"]["status"] == "True"
     assert conditions["RolledOut"]["observedGeneration"] == 1 and conditions["RolledOut"]["lastTransitionTime"]

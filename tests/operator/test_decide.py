@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from freshness_operator.core import actions as act
+from freshness_operator.core.heartbeat import HEARTBEAT
 from freshness_operator.core.observed import JobObservation, JobState, Step
 from freshness_operator.core.status import ModelRef, Outcome, Phase, RunState, Status
 
@@ -48,6 +49,11 @@ def unpaused(sim: Sim) -> Sim:
 def lose_status(sim: Sim) -> Sim:
     sim.status = Status()
     return sim
+
+
+def beat(sim: Sim) -> datetime:
+    """When the heartbeat wakes the ModelDeployment next (lastReconcileTime + HEARTBEAT)."""
+    return some(sim.status.last_reconcile_time) + HEARTBEAT
 
 
 def check_during_rollout(sim: Sim) -> Sim:
@@ -123,7 +129,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["NoDrift"],
             check=lambda s: (
-                s.last.requeue_at == s.status.drift.next_check_time,
+                s.last.requeue_at == min(some(s.status.drift.next_check_time), beat(s)),
                 s.status.drift.summary == "0.05/0.30",
                 s.condition("Drifted") == ("False", "NoDrift"),
                 s.condition("Ready") == ("True", "Monitoring"),
@@ -222,7 +228,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["RetrainSuppressed"],
             check=lambda s: (
                 s.condition("Suppressed") == ("True", "Cooldown"),
-                s.last.requeue_at == some(s.status.retrains.last_started) + timedelta(hours=6),
+                s.last.requeue_at == min(some(s.status.retrains.last_started) + timedelta(hours=6), beat(s)),
             ),
         ),
     ),
@@ -602,6 +608,43 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: s.status.drift.summary == "failing: MalformedResult",
         ),
     ),
+    # ------------------------------------------------------------------ heartbeat and columns
+    "heartbeat: lastReconcileTime stays while nothing changes": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(60),
+            Phase.MONITORING,
+            [],
+            check=lambda s: s.status.last_reconcile_time == s.history[-2].status.last_reconcile_time,
+        ),
+    ),
+    "heartbeat: it moves after HEARTBEAT even when nothing changes": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(HEARTBEAT.total_seconds()),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (s.status.last_reconcile_time == s.now, s.last.requeue_at == s.now + HEARTBEAT),
+        ),
+    ),
+    "columns: the STEP column names the running step": (
+        Sim,
+        Row(
+            lambda s: s.check(True).finish_runs(0.9),
+            Phase.TRAINING,
+            [],
+            check=lambda s: s.status.step == "train 1/2",
+        ),
+    ),
+    "columns: lastError keeps the last reason Ready turned False": (
+        Sim,
+        Row(
+            lambda s: s.step().finish("cats-drift-1", ok=False, reason="MissingResult", message="x").check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (some(s.status.last_error).reason == "MissingResult", s.status.step is None),
+        ),
+    ),
     # ------------------------------------------------------------------ Packaging
     "packaging: the package Job fails": (
         Sim,
@@ -643,7 +686,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.to_rolling_out().step(10),
             Phase.ROLLING_OUT,
             [],
-            check=lambda s: s.last.requeue_at == some(s.candidate.rollout_started_at) + timedelta(seconds=600),
+            check=lambda s: s.last.requeue_at
+            == min(some(s.candidate.rollout_started_at) + timedelta(seconds=600), beat(s)),
         ),
     ),
     "rolling out: the new ReplicaSet is ready": (

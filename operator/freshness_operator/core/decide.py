@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from datetime import datetime
 
-from freshness_operator.core import adopt, drift, retrain, setup, summary
+from freshness_operator.core import adopt, drift, heartbeat, retrain, setup, summary
 from freshness_operator.core.actions import Emit
 from freshness_operator.core.conditions import set_condition
 from freshness_operator.core.context import Context, Decision
@@ -33,6 +33,7 @@ def decide(*, name: str, spec: Spec, status: Status, observed: Observed, now: da
     drift.start_check_if_due(ctx)  # 6. the next check
     adopt.prune_jobs(ctx)  # 7. old Jobs
     summary.summarize(ctx)  # 8. phase and conditions
+    heartbeat.beat(ctx, status)  # 9. lastReconcileTime
     return ctx.decision()
 
 

@@ -210,6 +210,9 @@ class Status:
     candidate: CandidateStatus | None = None
     retrains: Retrains = field(default_factory=Retrains)
     history: list[HistoryEntry] = field(default_factory=list)
+    step: str | None = None  # the step running now, for the STEP column
+    last_error: StepError | None = None  # the last reason Ready turned False, kept after recovery
+    last_reconcile_time: datetime | None = None  # refreshed at least every HEARTBEAT while an operator runs
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

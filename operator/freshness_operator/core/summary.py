@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from freshness_operator.core import progress, setup
 from freshness_operator.core.context import Context
-from freshness_operator.core.status import DEGRADED_OUTCOMES, FAILED_OUTCOMES, Outcome, Phase, Stage, Status
+from freshness_operator.core.status import (
+    DEGRADED_OUTCOMES,
+    FAILED_OUTCOMES,
+    Outcome,
+    Phase,
+    Stage,
+    Status,
+    StepError,
+)
 
 
 def phase_of(status: Status, paused: bool) -> Phase:
@@ -40,6 +48,20 @@ def summarize(ctx: Context) -> None:
     _rolled_out(ctx)
     progress.step_progressing(ctx)
     _ready(ctx, phase)
+    st.step = running_step(st)
+
+
+def running_step(status: Status) -> str | None:
+    """What the STEP column shows: the step running now, or None."""
+    d, c = status.drift, status.candidate
+    if c is not None and c.stage is Stage.TRAINING:
+        done = sum(r.state.value in ("Succeeded", "Failed") for r in c.runs)
+        return f"train {done}/{len(c.runs)}"
+    if c is not None and c.in_flight:
+        return c.stage.value.lower()
+    if d.job is not None:
+        return f"check {d.sequence}"
+    return None
 
 
 def _drifted(ctx: Context) -> None:
@@ -101,4 +123,5 @@ def _ready(ctx: Context, phase: Phase) -> None:
         status, reason, message = "False", "FirstCheckPending", "waiting for the first drift check"
     else:
         status, reason, message = "True", phase.value, f"phase {phase.value}"
-    ctx.condition("Ready", status, reason, message)
+    if ctx.condition("Ready", status, reason, message) and status == "False":
+        st.last_error = StepError(reason, message, ctx.now)
