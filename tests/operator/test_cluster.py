@@ -91,6 +91,10 @@ def test_examples_are_accepted(cluster: Cluster, crd: None) -> None:
         obj = yaml.safe_load((ROOT / "examples" / name).read_text())
         obj["metadata"]["namespace"] = "default"
         cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj))
+    for obj in yaml.safe_load_all((ROOT / "examples" / "prerequisites.yaml").read_text()):
+        if obj["kind"] != "Namespace":
+            obj["metadata"]["namespace"] = "default"  # a dry-run Namespace is not there for its Secrets
+        cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj))
 
 
 def test_happy_path(kit: Kit) -> None:

@@ -134,3 +134,21 @@ def test_the_example_parses_with_the_operators_spec_parser() -> None:
     spec = parse_spec(example["spec"])
     assert spec.training.max_parallel == 2 and len(spec.training.candidates) == 2
     assert spec.serving.image == "registry.example.com/cats-dogs"
+
+
+def test_the_examples_work_as_written() -> None:
+    # Issue 19: the drift Job got `--reference data/train` in an empty working directory, the
+    # namespace was assumed to exist, and the credentials Secret was never shown.
+    examples = CRD.parents[1] / "examples"
+    mdep = yaml.safe_load((examples / "modeldeployment.yaml").read_text())
+    prereqs = list(yaml.safe_load_all((examples / "prerequisites.yaml").read_text()))
+    for uri in (mdep["spec"]["data"]["reference"], mdep["spec"]["data"]["current"]):
+        assert "://" in uri or uri.startswith("/"), f"{uri}: the drift Job cannot read a repository path"
+    made = {(d["kind"], d["metadata"]["name"]) for d in prereqs}
+    assert ("Namespace", mdep["metadata"]["namespace"]) in made
+    assert ("Secret", mdep["spec"]["source"]["credentialsSecret"]) in made
+    for env in mdep["spec"].get("env") or []:
+        ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            secret = next(d for d in prereqs if d["kind"] == "Secret" and d["metadata"]["name"] == ref["name"])
+            assert ref["key"] in secret["stringData"]
