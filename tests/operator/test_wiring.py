@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -34,11 +37,45 @@ def test_settings_from_env() -> None:
 
 
 @pytest.mark.parametrize(
-    "env", [{"FRESHNESS_METRICS_PORT": "http"}, {"FRESHNESS_HEALTH_PORT": "70000"}, {"FRESHNESS_STANDALONE": "maybe"}]
+    "env",
+    [
+        {"FRESHNESS_METRICS_PORT": "http"},
+        {"FRESHNESS_HEALTH_PORT": "70000"},
+        {"FRESHNESS_STANDALONE": "maybe"},
+        {"FRESHNESS_LOG_LEVEL": "loud"},
+    ],
 )
 def test_settings_refuse_bad_values_naming_the_variable(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m freshness_operator`` as a user starts it (none of these cases reaches kopf)."""
+    full = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "freshness_operator", *args], env=full, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_help_and_version_exit_0_without_starting_the_operator() -> None:
+    helped = run_cli("--help")
+    assert helped.returncode == 0 and "FRESHNESS_NAMESPACES" in helped.stdout and "usage:" in helped.stdout
+    shown = run_cli("--version")
+    assert shown.returncode == 0 and shown.stdout.startswith("freshness-operator ")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--bogus"], {}, "--bogus"),
+        ([], {"FRESHNESS_METRICS_PORT": "http"}, "FRESHNESS_METRICS_PORT"),
+        ([], {"FRESHNESS_LOG_LEVEL": "loud"}, "FRESHNESS_LOG_LEVEL"),
+    ],
+)
+def test_cli_bad_arguments_and_settings_exit_2_naming_them(args: list[str], env: dict[str, str], named: str) -> None:
+    proc = run_cli(*args, **env)
+    assert proc.returncode == 2 and named in proc.stderr, proc.stderr
 
 
 def scrape(m: Metrics) -> str:
