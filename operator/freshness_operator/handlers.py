@@ -54,14 +54,20 @@ def child_index(namespace: str | None, name: str, **_: Any) -> dict[tuple[str, s
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def modeldeployment_event(
-    event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **_: Any
+    event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **kwargs: Any
 ) -> None:
     runner: Runner = memo["runner"]
+    runner.serving = kwargs["serving_index"]  # kopf keeps the index current; reconciles read peers from it
     key = (namespace or "", name)
     if event["type"] == "DELETED":
         runner.forget(key)
     elif not runner.is_own_write(key, meta.get("resourceVersion")):
         runner.kick(key)
+    # Others rolling the same Deployment learn of this one (DeploymentShared) as it comes and goes.
+    serving = ((event.get("object") or {}).get("spec") or {}).get("serving") or {}
+    for peer in runner.serving.get((key[0], str(serving.get("deployment", ""))), ()):
+        if peer != name:
+            runner.kick((key[0], peer))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGER})

@@ -54,6 +54,7 @@ def observe(
     deployment: dict[str, Any] | None,
     container: str,
     check_now: str | None = None,
+    peers: tuple[str, ...] = (),
 ) -> Observed:
     pods_by_job: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
@@ -68,7 +69,10 @@ def observe(
         if obs is not None:
             observed.append(obs)
     return Observed(
-        jobs=tuple(observed), deployment=deployment_observation(deployment, container), check_now=check_now
+        jobs=tuple(observed),
+        deployment=deployment_observation(deployment, container),
+        check_now=check_now,
+        peers=peers,
     )
 
 

@@ -117,10 +117,11 @@ class Sim:
     generation: int = 1
     history: list[Decision] = field(default_factory=list)
     check_now: str | None = None
+    peers: tuple[str, ...] = ()  # other ModelDeployments on the same serving Deployment
 
     # ---------------------------------------------------------------- driving
     def observed(self) -> Observed:
-        return Observed(tuple(self.jobs.values()), self.deployment, self.check_now)
+        return Observed(tuple(self.jobs.values()), self.deployment, self.check_now, self.peers)
 
     def step(self, seconds: float = 0) -> Sim:
         """Advance the clock, decide, apply the actions to the fake cluster."""
@@ -211,6 +212,11 @@ class Sim:
     def serving_back(self, image: str = IMAGE0) -> Sim:
         """The serving Deployment exists (again), rolled out."""
         self.deployment = healthy(image)
+        return self
+
+    def shared_with(self, *peers: str) -> Sim:
+        """Other ModelDeployments name the same serving Deployment (none: alone again)."""
+        self.peers = peers
         return self
 
     def annotate_check_now(self, value: str) -> Sim:

@@ -65,8 +65,8 @@ def test_every_field_has_a_description() -> None:
     undescribed = [
         path or "<root>"
         for path, node in walk(version["schema"]["openAPIV3Schema"])
-        if not path.endswith("[]") and not (node.get("description") or "").strip()
-    ]
+        if not path.endswith("[]") and path != ".metadata" and not (node.get("description") or "").strip()
+    ]  # the API server refuses anything but a type on metadata; kubectl explain shows ObjectMeta's own
     assert undescribed == []
 
 

@@ -575,6 +575,28 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: s.condition("Ready") == ("True", "Monitoring"),
         ),
     ),
+    "setup: a second ModelDeployment on the same Deployment is a warning": (
+        Sim,
+        Row(
+            lambda s: s.shared_with("cats-b").step(),
+            Phase.PENDING,
+            ["CreateDriftJob"],
+            ["SharedServingDeployment"],
+            check=lambda s: (
+                s.condition("DeploymentShared") == ("True", "SharedServingDeployment"),
+                "cats-b" in some(s.status.condition("DeploymentShared")).message,
+            ),
+        ),
+    ),
+    "setup: alone again, the warning clears": (
+        Sim,
+        Row(
+            lambda s: s.shared_with("cats-b").step().shared_with().step(1),
+            Phase.PENDING,
+            [],
+            check=lambda s: s.condition("DeploymentShared") == ("False", "Exclusive"),
+        ),
+    ),
     "request: a new check-now value starts a check before the interval": (
         Sim,
         Row(

@@ -262,6 +262,15 @@ def test_the_check_now_annotation_starts_a_check_through_reconcile() -> None:
     assert ("create_job", "cats-drift-2") in kube.calls and ("event", "CheckRequested") in kube.calls
 
 
+def test_reconcile_names_the_peers_on_the_same_deployment_but_not_itself() -> None:
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
+    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics())  # type: ignore[arg-type]
+    index = {("ml", "cats-dogs"): ["cats", "cats-copy"]}
+    asyncio.run(reconcile(deps, "ml", "cats", lambda ns, dep: index.get((ns, dep), [])))
+    shared = next(c for c in kube.body["status"]["conditions"] if c["type"] == "DeploymentShared")
+    assert shared["status"] == "True" and "cats-copy" in shared["message"] and "(s) cats," not in shared["message"]
+
+
 def test_reconcile_of_an_invalid_spec_reports_it() -> None:
     spec = copy.deepcopy(BASE_SPEC)
     spec["drift"] = {"schedule": "*/0 * * * *"}

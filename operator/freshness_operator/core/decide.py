@@ -27,6 +27,7 @@ def decide(*, name: str, spec: Spec, status: Status, observed: Observed, now: da
     adopt.adopt_jobs(ctx)  # 1. take over Jobs the status does not know about
     adopt.track_serving(ctx)  # 2. what the serving Deployment runs now
     setup.check(ctx)  # 2a. the serving Deployment and container exist, or nothing starts
+    setup.shared(ctx)  # 2b. a warning when other ModelDeployments roll the same Deployment
     drift.finish_check(ctx)  # 3. the verdict of the finished check
     retrain.advance(ctx)  # 4. training -> gate -> packaging -> rollout -> outcome
     retrain.start_if_needed(ctx)  # 5. confirmed drift -> new retrain, unless suppressed

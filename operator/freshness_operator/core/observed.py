@@ -86,6 +86,7 @@ class Observed:
     jobs: tuple[JobObservation, ...] = ()
     deployment: DeploymentObservation = field(default_factory=DeploymentObservation)
     check_now: str | None = None  # the ModelDeployment's modelfreshness.io/check-now annotation
+    peers: tuple[str, ...] = ()  # other ModelDeployments naming the same serving Deployment
 
     def job(self, name: str | None) -> JobObservation | None:
         return next((j for j in self.jobs if j.name == name), None)

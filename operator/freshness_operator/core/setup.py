@@ -29,6 +29,20 @@ def problem(ctx: Context) -> tuple[str, str] | None:
     return None
 
 
+def shared(ctx: Context) -> None:
+    """Step 2b: DeploymentShared warns when other ModelDeployments roll the same Deployment."""
+    peers, deployment = ctx.observed.peers, ctx.spec.serving.deployment
+    if not peers:
+        ctx.condition("DeploymentShared", "False", "Exclusive", f"no other ModelDeployment rolls {deployment}")
+        return
+    message = (
+        f"ModelDeployment(s) {', '.join(sorted(peers))} also roll Deployment {deployment}: each overwrites "
+        "the other's image and model history; keep one ModelDeployment per serving Deployment"
+    )
+    if ctx.condition("DeploymentShared", "True", "SharedServingDeployment", message):
+        ctx.emit("SharedServingDeployment", message, warning=True)
+
+
 def check(ctx: Context) -> None:
     """Step 2a: the ServingFound condition; a Warning Event (and log line) when a problem appears."""
     found = problem(ctx)
