@@ -447,3 +447,15 @@ def test_setup_problems_hold_the_loop_and_ready_follows_the_world(kit: Kit) -> N
     kit.until("ContainerNotFound", lambda: kit.condition("cats", "Ready") == ("False", "ContainerNotFound"))
     ready = next(c for c in kit.status("cats")["conditions"] if c["type"] == "Ready")
     assert "its containers: server" in ready["message"]
+
+
+def test_two_modeldeployments_on_one_deployment_warn(kit: Kit) -> None:
+    kit.apply(mdep("cats"))
+    kit.until("cats reconciled", lambda: kit.condition("cats", "DeploymentShared") == ("False", "Exclusive"))
+    kit.apply(mdep("cats-copy"))
+    shared = ("True", "SharedServingDeployment")
+    kit.until("cats: DeploymentShared", lambda: kit.condition("cats", "DeploymentShared") == shared)
+    kit.until("cats-copy: DeploymentShared", lambda: kit.condition("cats-copy", "DeploymentShared") == shared)
+    kit.until("a SharedServingDeployment event", lambda: "SharedServingDeployment" in kit.events("cats"))
+    kit.kubectl("delete", "mdep", "cats-copy")
+    kit.until("the warning cleared", lambda: kit.condition("cats", "DeploymentShared") == ("False", "Exclusive"))
