@@ -58,12 +58,6 @@ def _storm_control(ctx: Context) -> tuple[str, str, datetime | None] | None:
         return "ConsecutiveNotReached", f"drift in {d.consecutive} of {need} checks in a row needed", None
     if spec.policy.max_retrains_per_day == 0:
         return "RetrainingDisabled", "policy.maxRetrainsPerDay is 0: drift is reported, never retrained", None
-    one_loop = _one_loop_at_a_time(ctx)
-    if one_loop is not None:
-        return one_loop
-    blocked = setup.problem(ctx)
-    if blocked is not None:
-        return (*blocked, None)
     if last is not None and now < last + timedelta(seconds=spec.policy.cooldown_seconds):
         until = last + timedelta(seconds=spec.policy.cooldown_seconds)
         return (
@@ -80,6 +74,13 @@ def _storm_control(ctx: Context) -> tuple[str, str, datetime | None] | None:
             f"{count} retrains in 24h (max {limit}); next at {format_time(until)}",
             until,
         )
+    # Checked after the policy's limits: those say for how long; these only say "not just now".
+    one_loop = _one_loop_at_a_time(ctx)
+    if one_loop is not None:
+        return one_loop
+    blocked = setup.problem(ctx)
+    if blocked is not None:
+        return (*blocked, None)
     if not ctx.may_act:
         return "Paused", "spec.paused is true", None
     return None
