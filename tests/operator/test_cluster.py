@@ -459,3 +459,27 @@ def test_two_modeldeployments_on_one_deployment_warn(kit: Kit) -> None:
     kit.until("a SharedServingDeployment event", lambda: "SharedServingDeployment" in kit.events("cats"))
     kit.kubectl("delete", "mdep", "cats-copy")
     kit.until("the warning cleared", lambda: kit.condition("cats", "DeploymentShared") == ("False", "Exclusive"))
+
+
+def test_a_step_pod_waiting_on_a_missing_secret_shows_at_once(kit: Kit) -> None:
+    # As the kubelet reports it: the container waits with CreateContainerConfigError.
+    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.wait_job("cats", "drift", "cats-drift-1")
+    pod = kit.until(
+        "the drift pod running",
+        lambda: next(
+            (p["metadata"]["name"] for p in kit.items("pods", "job-name=cats-drift-1") if p["status"].get("podIP")),
+            None,
+        ),
+    )
+    waiting = {"reason": "CreateContainerConfigError", "message": 'secret "git-creds" not found'}
+    container = {"name": "main", "image": "x", "imageID": "", "ready": False, "restartCount": 0}
+    status = {"status": {"containerStatuses": [{**container, "state": {"waiting": waiting}}]}}
+    kit.kubectl("patch", "pod", pod, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    kit.until(
+        "StepProgressing=False CreateContainerConfigError",
+        lambda: kit.condition("cats", "StepProgressing") == ("False", "CreateContainerConfigError"),
+        timeout=60,
+    )
+    message = next(c for c in kit.status("cats")["conditions"] if c["type"] == "StepProgressing")["message"]
+    assert 'secret "git-creds" not found' in message and "credentialsSecret" in message
