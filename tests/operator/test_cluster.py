@@ -79,6 +79,11 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
         out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False)
         assert out.returncode != 0, f"{field}: accepted"
         assert field in out.stderr, out.stderr
+    # Issue 19: 0s passed the CRD and failed in the operator as InvalidSpec.
+    zero = mdep("bad", drift={"interval": "0s"})
+    zero["metadata"]["namespace"] = "default"
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(zero), check=False)
+    assert out.returncode != 0 and "spec.drift.interval" in out.stderr and "at least 1s" in out.stderr, out.stderr
     missing = mdep("bad")
     del missing["spec"]["serving"]["container"]
     missing["metadata"]["namespace"] = "default"
