@@ -39,8 +39,15 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-demo: $(STAMP) binaries
-	$(PY) -m hack.demo $(DEMO_ARGS)
+# `make demo VENV=<an existing environment>` uses that environment as it is, installing nothing
+# into it, with this checkout's packages first on PYTHONPATH. The demo test runs a clone that way
+# against the project's .venv: an editable install from the clone would repoint .venv at a
+# temporary folder (edits here silently ignored, then a broken venv once the folder is gone).
+SRC_PATH := $(CURDIR)/operator:$(CURDIR)/trainer:$(CURDIR)
+DEMO_INSTALL := $(if $(filter command line,$(origin VENV)),,$(STAMP))
+
+demo: $(DEMO_INSTALL) binaries
+	PYTHONPATH=$(SRC_PATH)$(if $(PYTHONPATH),:$(PYTHONPATH)) $(PY) -m hack.demo $(DEMO_ARGS)
 
 test: setup lint
 	$(PY) -m pytest

@@ -242,7 +242,7 @@ class Demo:
         self.spawn(
             "process-runner",
             [sys.executable, "-m", "hack.process_runner", "--workdir", str(self.work / "pods")],
-            self.env(PYTHONPATH=str(REPO)),
+            self.env(PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)),
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,26 @@ from typing import Any
 import pytest
 
 from hack import localcluster
+
+
+def installed_locations(python: str = sys.executable) -> str:
+    """Where ``python`` imports the project's packages from by itself (no PYTHONPATH, neutral cwd)."""
+    code = "import freshness_operator as o, freshness_trainer as t; print(o.__file__, t.__file__)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [python, "-c", code], cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, timeout=120
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else f"not importable: {proc.stderr.strip()[-300:]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment_left_as_found() -> Iterator[None]:
+    """The suite must leave the virtual environment as it found it (issue 19: the demo test's clone
+    once reinstalled the package there in editable mode, so the venv imported from a temp folder)."""
+    before = installed_locations()
+    yield
+    after = installed_locations()
+    assert after == before, f"the tests changed where {sys.executable} imports the project from: {before} -> {after}"
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60, context: Callable[[], str] | None = None) -> Any:

@@ -1,8 +1,10 @@
 """kopf wiring: watch events become reconcile kicks. Each handler is a few lines.
 
-ModelDeployment events, events of Jobs the operator created, and events of Deployments that a
-ModelDeployment serves through (found with a kopf index) all kick the same reconcile. No
-finalizers and no kopf state annotations: nothing blocks deletion, owner references GC the Jobs.
+ModelDeployment events, events of Jobs the operator created, events of their pods that are
+stuck (unschedulable, image pull errors, a missing Secret, a crash loop: the Job itself does not
+change then), and events of Deployments that a ModelDeployment serves through (found with a
+kopf index) all kick the same reconcile. No finalizers and no kopf state annotations: nothing
+blocks deletion, owner references GC the Jobs.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 import kopf
 
 from freshness_operator import GROUP, KIND, PLURAL, VERSION, labels
+from freshness_operator.core import names
 from freshness_operator.kube import Kube
 from freshness_operator.metrics import Metrics
+from freshness_operator.observe import pod_waiting
 from freshness_operator.reconcile import Deps
 from freshness_operator.runner import Runner
 from freshness_operator.settings import Settings
@@ -42,16 +46,28 @@ def serving_index(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -
     return {(namespace or "", str(spec.get("serving", {}).get("deployment", ""))): name}
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def child_index(namespace: str | None, name: str, **_: Any) -> dict[tuple[str, str], str]:
+    """(namespace, the children's deployment label value) -> ModelDeployment name, to route pod events."""
+    return {(namespace or "", names.label_value(name)): name}
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def modeldeployment_event(
-    event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **_: Any
+    event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **kwargs: Any
 ) -> None:
     runner: Runner = memo["runner"]
+    runner.serving = kwargs["serving_index"]  # kopf keeps the index current; reconciles read peers from it
     key = (namespace or "", name)
     if event["type"] == "DELETED":
         runner.forget(key)
     elif not runner.is_own_write(key, meta.get("resourceVersion")):
         runner.kick(key)
+    # Others rolling the same Deployment learn of this one (DeploymentShared) as it comes and goes.
+    serving = ((event.get("object") or {}).get("spec") or {}).get("serving") or {}
+    for peer in runner.serving.get((key[0], str(serving.get("deployment", ""))), ()):
+        if peer != name:
+            runner.kick((key[0], peer))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGER})
@@ -60,6 +76,18 @@ async def job_event(namespace: str | None, meta: kopf.Meta, memo: Any, **_: Any)
     for ref in meta.get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
             runner.kick((namespace or "", ref["name"]))
+
+
+@kopf.on.event("", "v1", "pods", labels={labels.MANAGED_BY: labels.MANAGER})
+async def step_pod_event(namespace: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    """Only a stuck pod kicks: its recovery shows in the Job's status (ready/active), which kicks too."""
+    if pod_waiting(dict(body)) is None:
+        return
+    runner: Runner = memo["runner"]
+    index: kopf.Index[tuple[str, str], str] = kwargs["child_index"]
+    owner = (body.get("metadata", {}).get("labels") or {}).get(labels.DEPLOYMENT, "")
+    for mdep in index.get((namespace or "", owner), []):
+        runner.kick((namespace or "", mdep))
 
 
 @kopf.on.event("apps", "v1", "deployments")

@@ -12,6 +12,7 @@ CHECK = "modelfreshness.io/check"  # drift Jobs: the check number
 RETRAIN = "modelfreshness.io/retrain"  # train and package Jobs: the retrain number
 CANDIDATE = "modelfreshness.io/candidate"  # train Jobs: the candidate index
 OVERRIDES = "modelfreshness.io/overrides"  # annotation: the candidate's -S overrides as JSON
+CHECK_NOW = names.CHECK_NOW  # annotation on a ModelDeployment: a new value asks for a drift check now
 CONTAINER = "main"  # the step's container; its termination message is the result
 SERVING_FOR = names.SERVING_FOR  # on the serving Deployment, set by its owner: the opt-in
 

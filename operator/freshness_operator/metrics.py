@@ -68,6 +68,12 @@ class Metrics:
             registry=r,
         )
         self.phase = Gauge("modelfreshness_phase", "1 for the current phase", (*_LABELS, "phase"), registry=r)
+        self.stuck = Gauge(
+            "modelfreshness_step_stuck",
+            "1 while a step pod cannot progress, labelled with the pod's reason (StepProgressing=False)",
+            (*_LABELS, "reason"),
+            registry=r,
+        )
         self.checks = Counter("modelfreshness_drift_checks", "Drift checks by result", (*_LABELS, "result"), registry=r)
         self.retrains = Counter("modelfreshness_retrains", "Retrains by result", (*_LABELS, "result"), registry=r)
         self.rollouts = Counter("modelfreshness_rollouts", "Rollouts by result", (*_LABELS, "result"), registry=r)
@@ -117,6 +123,16 @@ class Metrics:
             self._age.deployed[key] = status.model.deployed_at.timestamp()
         for phase in Phase:
             self.phase.labels(namespace, name, phase.value).set(1.0 if phase is status.phase else 0.0)
+        self._update_stuck(key, status)
+
+    def _update_stuck(self, key: tuple[str, str], status: Status) -> None:
+        cond = status.condition("StepProgressing")
+        reason = cond.reason if cond is not None and cond.status == "False" else None
+        for labelvalues in _labelsets(self.stuck):
+            if labelvalues[:2] == key and labelvalues[2] != reason:
+                self.stuck.remove(*labelvalues)
+        if reason is not None:
+            self.stuck.labels(*key, reason).set(1.0)
 
     def _ensure_series(self, namespace: str, name: str) -> None:
         """On first sight of a ModelDeployment, create its counter series at 0, before any increment.
@@ -157,6 +173,7 @@ class Metrics:
             self.rollouts,
             self.phase,
             self.steps,
+            self.stuck,
         )
         for metric in labelled:
             for labelvalues in _labelsets(metric):

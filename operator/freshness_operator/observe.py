@@ -22,10 +22,29 @@ from freshness_operator.core.observed import (
     Observed,
     Step,
     StepOutcome,
+    Waiting,
 )
 from freshness_operator.core.serde import parse_time
 
 _NUMBER_LABEL = {Step.DRIFT: labels.CHECK, Step.TRAIN: labels.RETRAIN, Step.PACKAGE: labels.RETRAIN}
+# The spec field that sets each step's Job deadline, named when a step runs out of time.
+TIMEOUT_FIELD = {
+    Step.DRIFT: "spec.drift.timeout",
+    Step.TRAIN: "spec.training.timeout",
+    Step.PACKAGE: "spec.package.timeout",
+}
+# Container waiting reasons that mean "this will not start by itself" (kubelet's names).
+STUCK_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "CrashLoopBackOff",
+        "RunContainerError",
+    }
+)
 
 
 def observe(
@@ -34,6 +53,8 @@ def observe(
     pods: Iterable[dict[str, Any]],
     deployment: dict[str, Any] | None,
     container: str,
+    check_now: str | None = None,
+    peers: tuple[str, ...] = (),
 ) -> Observed:
     pods_by_job: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
@@ -47,7 +68,12 @@ def observe(
         obs = job_observation(job, pods_by_job.get(job["metadata"]["uid"], []))
         if obs is not None:
             observed.append(obs)
-    return Observed(jobs=tuple(observed), deployment=deployment_observation(deployment, container))
+    return Observed(
+        jobs=tuple(observed),
+        deployment=deployment_observation(deployment, container),
+        check_now=check_now,
+        peers=peers,
+    )
 
 
 def _owned_by(obj: dict[str, Any], uid: str) -> bool:
@@ -96,7 +122,33 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
         outcome=outcome,
         started_at=_time(status.get("startTime")) or _time(meta.get("creationTimestamp")),
         finished_at=finished,
+        waiting=pods_waiting(pods) if state is JobState.RUNNING else None,
     )
+
+
+def pod_waiting(pod: dict[str, Any]) -> Waiting | None:
+    """Why this pod makes no progress, or None: unschedulable, or a container stuck waiting. Pure."""
+    status = pod.get("status") or {}
+    name = str(pod["metadata"].get("name", ""))
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return None
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason"):
+            return Waiting(str(cond["reason"]), str(cond.get("message") or "the pod cannot be scheduled"), name)
+    statuses = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    for cs in statuses:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in STUCK_REASONS:
+            message = str(waiting.get("message") or f"container {cs.get('name')} is waiting")
+            return Waiting(str(reason), message, name)
+    return None
+
+
+def pods_waiting(pods: list[dict[str, Any]]) -> Waiting | None:
+    """The first stuck pod among a running Job's pods (newest first)."""
+    newest = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "", reverse=True)
+    return next((w for p in newest if (w := pod_waiting(p)) is not None), None)
 
 
 def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
@@ -139,6 +191,8 @@ def _failed_outcome(step: Step, condition: dict[str, Any], pods: list[dict[str, 
     detail = condition.get("message") or "the Job failed"
     if term:
         detail += f" (exit code {term.get('exitCode')}, {term.get('reason') or 'Error'})"
+    if reason == "DeadlineExceeded":
+        detail += f"; raise {TIMEOUT_FIELD[step]} if the step needs longer"
     return StepOutcome(False, reason, detail)
 
 
@@ -160,6 +214,7 @@ def deployment_observation(dep: dict[str, Any] | None, container: str) -> Deploy
         image=image,
         container_found=image is not None,
         serving_for=(dep["metadata"].get("labels") or {}).get(labels.SERVING_FOR),
+        containers=tuple(str(c.get("name")) for c in containers),
         generation=generation,
         observed_generation=observed_generation,
         replicas=int(dep["spec"].get("replicas", 1)),

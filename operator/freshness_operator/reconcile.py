@@ -8,11 +8,12 @@ Events and counters run after it, so a conflicting write does not emit them twic
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from freshness_operator import KIND, builders
+from freshness_operator import KIND, builders, labels
 from freshness_operator.core import SpecError, decide, parse_spec
 from freshness_operator.core import actions as act
 from freshness_operator.core.decide import Decision, reject_spec
@@ -39,8 +40,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-async def reconcile(deps: Deps, namespace: str, name: str) -> tuple[datetime | None, str | None]:
-    """Reconcile once. Returns when to look again and the resourceVersion the status write made."""
+Peers = Callable[[str, str], Iterable[str]]
+
+
+def no_peers(namespace: str, deployment: str) -> Iterable[str]:
+    return ()
+
+
+async def reconcile(
+    deps: Deps, namespace: str, name: str, peers: Peers = no_peers
+) -> tuple[datetime | None, str | None]:
+    """Reconcile once. Returns when to look again and the resourceVersion the status write made.
+
+    ``peers(namespace, deployment)`` names the ModelDeployments serving through that Deployment.
+    """
     body = await deps.kube.get_mdep(namespace, name)
     if body is None:
         deps.metrics.forget(namespace, name)
@@ -56,7 +69,9 @@ async def reconcile(deps: Deps, namespace: str, name: str) -> tuple[datetime | N
         return None, await _commit(deps, body, owner, None, decision)
     jobs, pods = await deps.kube.list_children(namespace, name)
     deployment = await deps.kube.get_deployment(namespace, spec.serving.deployment)
-    observed = observe(owner.uid, jobs, pods, deployment, spec.serving.container)
+    check_now = (meta.get("annotations") or {}).get(labels.CHECK_NOW)
+    others = tuple(sorted({n for n in peers(namespace, spec.serving.deployment) if n != name}))
+    observed = observe(owner.uid, jobs, pods, deployment, spec.serving.container, check_now, others)
     decision = decide(name=name, spec=spec, status=status, observed=observed, now=utcnow(), generation=generation)
     return decision.requeue_at, await _commit(deps, body, owner, spec, decision)
 

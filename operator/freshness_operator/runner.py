@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from freshness_operator import KIND
@@ -29,6 +30,7 @@ class Runner:
         self._errors: dict[Key, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.written: dict[Key, str] = {}
+        self.serving: Mapping[tuple[str, str], Iterable[str]] = {}  # kopf's serving_index, set by handlers
 
     def kick(self, key: Key) -> None:
         """Ask for a reconcile soon; repeated kicks while one runs collapse into one more run."""
@@ -67,7 +69,7 @@ class Runner:
     async def _once(self, key: Key) -> datetime | None:
         namespace, name = key
         try:
-            when, written = await reconcile(self.deps, namespace, name)
+            when, written = await reconcile(self.deps, namespace, name, self._peers)
         except ApiError as exc:
             if exc.status == 409:
                 self._dirty.add(key)  # the object changed under us: look again now
@@ -82,6 +84,9 @@ class Runner:
         if written:
             self.written[key] = written
         return when
+
+    def _peers(self, namespace: str, deployment: str) -> Iterable[str]:
+        return list(self.serving.get((namespace, deployment), ()))
 
     def _failed(self, key: Key, exc: Exception) -> datetime:
         attempt = self._errors.get(key, 0)

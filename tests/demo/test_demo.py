@@ -28,7 +28,9 @@ def test_make_demo_from_a_fresh_clone(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
     work = tmp_path / "work"
-    # The clone reuses this checkout's virtual environment: reinstalling torch would test pip, not us.
+    # The clone reuses this checkout's virtual environment (reinstalling torch would test pip, not
+    # us): with VENV given, `make demo` installs nothing into it and runs the clone's code from
+    # PYTHONPATH (tests/demo/test_demo_env.py; tests/conftest.py checks the venv is left as found).
     venv = Path(sys.executable).parent.parent
     proc = subprocess.run(
         ["make", "-C", str(clone), "demo", f"VENV={venv}", f"DEMO_ARGS=--workdir {work} --timeout 780"],

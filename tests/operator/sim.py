@@ -20,6 +20,7 @@ from freshness_operator.core.observed import (
     Observed,
     Step,
     StepOutcome,
+    Waiting,
 )
 from freshness_operator.core.spec import Spec
 from freshness_operator.core.status import CandidateStatus, ModelStatus, Phase, Status
@@ -117,10 +118,12 @@ class Sim:
     deployment: DeploymentObservation = field(default_factory=healthy)
     generation: int = 1
     history: list[Decision] = field(default_factory=list)
+    check_now: str | None = None
+    peers: tuple[str, ...] = ()  # other ModelDeployments on the same serving Deployment
 
     # ---------------------------------------------------------------- driving
     def observed(self) -> Observed:
-        return Observed(tuple(self.jobs.values()), self.deployment)
+        return Observed(tuple(self.jobs.values()), self.deployment, self.check_now, self.peers)
 
     def step(self, seconds: float = 0) -> Sim:
         """Advance the clock, decide, apply the actions to the fake cluster."""
@@ -182,6 +185,12 @@ class Sim:
         self.jobs[name] = replace(job, state=state, outcome=outcome, finished_at=self.now + timedelta(seconds=seconds))
         return self.step(seconds)
 
+    def stuck(self, name: str, reason: str, message: str = "") -> Sim:
+        """A running Job's pod waits (``reason``; an empty reason: the pod runs again)."""
+        waiting = Waiting(reason, message or reason, f"{name}-pod") if reason else None
+        self.jobs[name] = replace(self.jobs[name], waiting=waiting)
+        return self
+
     def lose_jobs(self) -> Sim:
         """Every Job disappears (deleted by someone, or garbage-collected)."""
         self.jobs.clear()
@@ -200,6 +209,26 @@ class Sim:
     def serving_gone(self) -> Sim:
         """The serving Deployment is deleted."""
         self.deployment = DeploymentObservation()
+        return self
+
+    def serving_containers(self, *names: str) -> Sim:
+        """The serving Deployment has these containers, none of them spec.serving.container."""
+        self.deployment = replace(self.deployment, image=None, container_found=False, containers=names)
+        return self
+
+    def serving_back(self, image: str = IMAGE0) -> Sim:
+        """The serving Deployment exists (again), rolled out."""
+        self.deployment = healthy(image)
+        return self
+
+    def shared_with(self, *peers: str) -> Sim:
+        """Other ModelDeployments name the same serving Deployment (none: alone again)."""
+        self.peers = peers
+        return self
+
+    def annotate_check_now(self, value: str) -> Sim:
+        """Someone sets modelfreshness.io/check-now on the ModelDeployment."""
+        self.check_now = value
         return self
 
     def check(self, detected: bool, share: float = 0.5) -> Sim:

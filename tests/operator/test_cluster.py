@@ -82,6 +82,11 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
         out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False)
         assert out.returncode != 0, f"{field}: accepted"
         assert field in out.stderr, out.stderr
+    # Issue 19: 0s passed the CRD and failed in the operator as InvalidSpec.
+    zero = mdep("bad", drift={"interval": "0s"})
+    zero["metadata"]["namespace"] = "default"
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(zero), check=False)
+    assert out.returncode != 0 and "spec.drift.interval" in out.stderr and "at least 1s" in out.stderr, out.stderr
     missing = mdep("bad")
     del missing["spec"]["serving"]["container"]
     missing["metadata"]["namespace"] = "default"
@@ -93,6 +98,10 @@ def test_examples_are_accepted(cluster: Cluster, crd: None) -> None:
     for name in ("modeldeployment.yaml", "serving-deployment.yaml"):
         obj = yaml.safe_load((ROOT / "examples" / name).read_text())
         obj["metadata"]["namespace"] = "default"
+        cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj))
+    for obj in yaml.safe_load_all((ROOT / "examples" / "prerequisites.yaml").read_text()):
+        if obj["kind"] != "Namespace":
+            obj["metadata"]["namespace"] = "default"  # a dry-run Namespace is not there for its Secrets
         cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj))
 
 
@@ -154,9 +163,13 @@ def test_happy_path(kit: Kit) -> None:
     assert f'modelfreshness_phase{{{labels},phase="Monitoring"}} 1.0' in metrics
     # 5. kubectl get mdep shows the printer columns with real values
     out = kit.kubectl("get", "mdep", "cats").stdout.splitlines()
-    assert out[0].split() == ["NAME", "PHASE", "DRIFT", "MODEL", "LAST-CHECK", "AGE"]
+    assert out[0].split() == ["NAME", "READY", "REASON", "PHASE", "DRIFT", "MODEL", "STEP", "RECONCILED", "AGE"]
     row = out[1].split()
-    assert row[:5] == ["cats", "Monitoring", "0.62", "drifted", "v1-bbbbbbbb"] and row[5][-1] in "sm"
+    assert row[:7] == ["cats", "True", "Monitoring", "Monitoring", "0.62/0.30", "drifted", "v1-bbbbbbbb"]
+    assert row[7] in ("<none>", "check")  # the next check may have started (interval 3s)
+    wide = kit.kubectl("get", "mdep", "cats", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-4:] == ["DEPLOYMENT", "LAST-CHECK", "NEXT-CHECK", "LAST-ERROR"]
+    assert wide[1].split()[-4] == "cats-dogs" and wide[1].split()[-2].startswith("20")
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Ready"]["status"] == "True"
     assert conditions["RolledOut"]["observedGeneration"] == 1 and conditions["RolledOut"]["lastTransitionTime"]
@@ -415,3 +428,131 @@ def test_restart_in_the_middle_of_training(cluster: Cluster, crd: None, tmp_path
     finally:
         op.stop()
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_one_loop_at_a_time(kit: Kit) -> None:
+    # Issue 19: a cooldown that ends (here: is lowered) while a check runs started a retrain at once;
+    # the check, measuring the old model, then drove a second retrain after the first rolled out.
+    kit.apply(mdep("cats", policy={"cooldown": "1h"}))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="1a1a1a1a11"))
+    kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-1a1a1a1a"))
+    kit.until("v1 serving", lambda: kit.status("cats").get("model", {}).get("version") == "v1-1a1a1a1a")
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), drift_doc(True))
+    kit.until("Suppressed Cooldown", lambda: kit.condition("cats", "Suppressed") == ("True", "Cooldown"))
+    kit.wait_job("cats", "drift", "cats-drift-3")
+    assert kit.status("cats")["drift"]["jobModel"]["version"] == "v1-1a1a1a1a"
+    kit.kubectl("patch", "mdep", "cats", "--type=merge", "-p", '{"spec": {"policy": {"cooldown": "0s"}}}')
+    kit.until("Suppressed CheckInFlight", lambda: kit.condition("cats", "Suppressed") == ("True", "CheckInFlight"))
+    assert kit.jobs("cats", "train") == ["cats-train-1-0"], "a retrain started while a check ran"
+    # the check's verdict decides: one retrain for this episode, measured against the serving model
+    kit.finish("cats-drift-3", drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-2-0"), train_doc(0.95, rev="2b2b2b2b22"))
+    kit.finish(kit.wait_job("cats", "package", "cats-package-2"), package_doc("v2-2b2b2b2b"))
+    kit.until("v2 serving", lambda: kit.status("cats").get("model", {}).get("version") == "v2-2b2b2b2b")
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-4"), drift_doc(False, 0.05))
+    status = kit.until("check 4's verdict", lambda: (s := kit.status("cats"))["drift"].get("verdictCheck") == 4 and s)
+    assert status["drift"]["model"]["version"] == "v2-2b2b2b2b"
+    assert kit.jobs("cats", "train") == ["cats-train-1-0", "cats-train-2-0"]
+    # a check whose model is replaced while it runs (here by hand) is discarded, not acted on
+    kit.wait_job("cats", "drift", "cats-drift-5")
+    kit.kubectl("set", "image", "deployment/cats-dogs", f"server={SERVING_IMAGE}:hotfix")
+    kit.until("the outside change", lambda: kit.status("cats").get("model", {}).get("version") == "hotfix")
+    kit.finish("cats-drift-5", drift_doc(True, 0.9))
+    kit.until("Drifted StaleVerdict", lambda: kit.condition("cats", "Drifted") == ("Unknown", "StaleVerdict"))
+    kit.until("a VerdictDiscarded event", lambda: "VerdictDiscarded" in kit.events("cats"))
+    assert kit.jobs("cats", "train") == ["cats-train-1-0", "cats-train-2-0"]
+
+
+def test_a_stuck_step_shows_at_once(kit: Kit) -> None:
+    # Issue 19: a training pod Pending on FailedScheduling showed Ready=True Training until the
+    # 2h training.timeout. The kwok nodes have 8 GPUs each: 100 can never be scheduled.
+    kit.apply(mdep("cats", training={"resources": {"limits": {"nvidia.com/gpu": 100}}}))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.wait_job("cats", "train", "cats-train-1-0")
+    kit.until(
+        "StepProgressing=False Unschedulable",
+        lambda: kit.condition("cats", "StepProgressing") == ("False", "Unschedulable"),
+        timeout=60,
+    )
+    assert kit.condition("cats", "Ready") == ("False", "Unschedulable")
+    ready = next(c for c in kit.status("cats")["conditions"] if c["type"] == "Ready")
+    assert "nvidia.com/gpu" in ready["message"] and "spec.training.resources" in ready["message"]
+    kit.until("a StepStuck event", lambda: "StepStuck" in kit.events("cats"))
+    labels = f'name="cats",namespace="{kit.ns}",reason="Unschedulable"'
+    assert f"modelfreshness_step_stuck{{{labels}}} 1.0" in kit.operator.metrics()
+
+
+def test_setup_problems_hold_the_loop_and_ready_follows_the_world(kit: Kit) -> None:
+    # Issue 19: a missing Deployment showed phase Pending with no Event while drift Jobs still
+    # started, and Ready kept ServingDeploymentNotFound after the Deployment came back.
+    kit.kubectl("delete", "deployment", "cats-dogs")
+    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.until(
+        "Ready=False ServingDeploymentNotFound",
+        lambda: kit.condition("cats", "Ready") == ("False", "ServingDeploymentNotFound"),
+    )
+    kit.until("a ServingDeploymentNotFound event", lambda: "ServingDeploymentNotFound" in kit.events("cats"))
+    assert "ServingDeploymentNotFound" in kit.operator.tail(400)
+    assert kit.jobs("cats", "drift") == []
+    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(False, 0.05))
+    kit.until("Ready=True", lambda: kit.condition("cats", "Ready") == ("True", "Monitoring"))
+    # check-now: a new annotation value asks for a check long before the 1h interval
+    kit.kubectl("annotate", "mdep", "cats", "modelfreshness.io/check-now=1", "--overwrite")
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2", timeout=20), drift_doc(True))
+    # the serving Deployment vanishes while a retrain packages: the rollout waits for it
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="3c3c3c3c33"))
+    kit.wait_job("cats", "package", "cats-package-1")
+    kit.kubectl("delete", "deployment", "cats-dogs")
+    kit.finish("cats-package-1", package_doc("v1-3c3c3c3c"))
+    kit.until(
+        "RollingOut, held by the missing Deployment",
+        lambda: kit.status("cats").get("phase") == "RollingOut"
+        and kit.condition("cats", "Ready") == ("False", "ServingDeploymentNotFound"),
+    )
+    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.until("the held rollout", lambda: kit.image() == f"{SERVING_IMAGE}:v1-3c3c3c3c@{DIGEST}")
+    kit.until("v1 serving", lambda: kit.status("cats").get("model", {}).get("version") == "v1-3c3c3c3c")
+    assert kit.condition("cats", "Ready") == ("True", "Monitoring")
+    # a wrong container name lists the containers there are
+    kit.kubectl("patch", "mdep", "cats", "--type=merge", "-p", '{"spec": {"serving": {"container": "srv"}}}')
+    kit.until("ContainerNotFound", lambda: kit.condition("cats", "Ready") == ("False", "ContainerNotFound"))
+    ready = next(c for c in kit.status("cats")["conditions"] if c["type"] == "Ready")
+    assert "its containers: server" in ready["message"]
+
+
+def test_two_modeldeployments_on_one_deployment_warn(kit: Kit) -> None:
+    kit.apply(mdep("cats"))
+    kit.until("cats reconciled", lambda: kit.condition("cats", "DeploymentShared") == ("False", "Exclusive"))
+    kit.apply(mdep("cats-copy"))
+    shared = ("True", "SharedServingDeployment")
+    kit.until("cats: DeploymentShared", lambda: kit.condition("cats", "DeploymentShared") == shared)
+    kit.until("cats-copy: DeploymentShared", lambda: kit.condition("cats-copy", "DeploymentShared") == shared)
+    kit.until("a SharedServingDeployment event", lambda: "SharedServingDeployment" in kit.events("cats"))
+    kit.kubectl("delete", "mdep", "cats-copy")
+    kit.until("the warning cleared", lambda: kit.condition("cats", "DeploymentShared") == ("False", "Exclusive"))
+
+
+def test_a_step_pod_waiting_on_a_missing_secret_shows_at_once(kit: Kit) -> None:
+    # As the kubelet reports it: the container waits with CreateContainerConfigError.
+    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.wait_job("cats", "drift", "cats-drift-1")
+    pod = kit.until(
+        "the drift pod running",
+        lambda: next(
+            (p["metadata"]["name"] for p in kit.items("pods", "job-name=cats-drift-1") if p["status"].get("podIP")),
+            None,
+        ),
+    )
+    waiting = {"reason": "CreateContainerConfigError", "message": 'secret "git-creds" not found'}
+    container = {"name": "main", "image": "x", "imageID": "", "ready": False, "restartCount": 0}
+    status = {"status": {"containerStatuses": [{**container, "state": {"waiting": waiting}}]}}
+    kit.kubectl("patch", "pod", pod, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    kit.until(
+        "StepProgressing=False CreateContainerConfigError",
+        lambda: kit.condition("cats", "StepProgressing") == ("False", "CreateContainerConfigError"),
+        timeout=60,
+    )
+    message = next(c for c in kit.status("cats")["conditions"] if c["type"] == "StepProgressing")["message"]
+    assert 'secret "git-creds" not found' in message and "credentialsSecret" in message

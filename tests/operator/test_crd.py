@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 from freshness_operator import GROUP, KIND, PLURAL, VERSION
+from freshness_operator.core.serde import camel
+from freshness_operator.core.status import Status
 
 CRD = Path(__file__).resolve().parents[2] / "crds" / "modeldeployments.modelfreshness.io.yaml"
 
@@ -27,13 +32,21 @@ def test_names_match_the_operator() -> None:
 
 def test_printer_columns() -> None:
     (version,) = crd()["spec"]["versions"]
-    columns = [(col["name"], col["jsonPath"]) for col in version["additionalPrinterColumns"]]
+    columns = [(col["name"], col["jsonPath"], col.get("priority", 0)) for col in version["additionalPrinterColumns"]]
+    ready = '.status.conditions[?(@.type=="Ready")]'
     assert columns == [
-        ("Phase", ".status.phase"),
-        ("Drift", ".status.drift.summary"),
-        ("Model", ".status.model.version"),
-        ("Last-Check", ".status.drift.lastCheckTime"),
-        ("Age", ".metadata.creationTimestamp"),
+        ("Ready", f"{ready}.status", 0),
+        ("Reason", f"{ready}.reason", 0),
+        ("Phase", ".status.phase", 0),
+        ("Drift", ".status.drift.summary", 0),
+        ("Model", ".status.model.version", 0),
+        ("Step", ".status.step", 0),
+        ("Reconciled", ".status.lastReconcileTime", 0),
+        ("Age", ".metadata.creationTimestamp", 0),
+        ("Deployment", ".spec.serving.deployment", 1),
+        ("Last-Check", ".status.drift.lastCheckTime", 1),
+        ("Next-Check", ".status.drift.nextCheckTime", 1),
+        ("Last-Error", ".status.lastError.reason", 1),
     ]
 
 
@@ -44,6 +57,45 @@ def walk(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, An
     if isinstance(schema.get("items"), dict):
         out += walk(schema["items"], f"{path}[]")
     return out
+
+
+def test_every_field_has_a_description() -> None:
+    # `kubectl explain modeldeployment.<path>` shows these; the status included.
+    (version,) = crd()["spec"]["versions"]
+    undescribed = [
+        path or "<root>"
+        for path, node in walk(version["schema"]["openAPIV3Schema"])
+        if not path.endswith("[]") and path != ".metadata" and not (node.get("description") or "").strip()
+    ]  # the API server refuses anything but a type on metadata; kubectl explain shows ObjectMeta's own
+    assert undescribed == []
+
+
+def dataclass_paths(cls: type, prefix: str = "") -> list[str]:
+    """camelCase paths of a status dataclass, as the wire form writes them ("[]" for list items)."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path, tp = f"{prefix}.{camel(f.name)}", hints[f.name]
+        out.append(path)
+        optional = typing.get_origin(tp) in (typing.Union, types.UnionType)
+        inner = next(a for a in typing.get_args(tp) if a is not type(None)) if optional else tp
+        if typing.get_origin(inner) is list:
+            (item,) = typing.get_args(inner)
+            if dataclasses.is_dataclass(item):
+                out += dataclass_paths(item, f"{path}[]")  # type: ignore[arg-type]
+        elif dataclasses.is_dataclass(inner):
+            out += dataclass_paths(inner, path)  # type: ignore[arg-type]
+    return out
+
+
+def test_the_status_schema_describes_every_status_field() -> None:
+    # A status field the schema lacks would have no `kubectl explain`; one it has that the
+    # operator does not write would describe nothing.
+    (version,) = crd()["spec"]["versions"]
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+    in_schema = {path for path, _ in walk(status, ".status")} - {".status"}
+    in_schema = {p for p in in_schema if not p.endswith("[]")}
+    assert sorted(in_schema) == sorted(f".status{p}" for p in dataclass_paths(Status))
 
 
 def test_schema_is_structural() -> None:
@@ -83,3 +135,21 @@ def test_the_example_parses_with_the_operators_spec_parser() -> None:
     assert spec.training.max_parallel == 2 and len(spec.training.candidates) == 2
     assert spec.serving.image == "registry.example.com/cats-dogs"
     assert spec.training.params == {"train.num_classes": 3}  # written nested, flattened
+
+
+def test_the_examples_work_as_written() -> None:
+    # Issue 19: the drift Job got `--reference data/train` in an empty working directory, the
+    # namespace was assumed to exist, and the credentials Secret was never shown.
+    examples = CRD.parents[1] / "examples"
+    mdep = yaml.safe_load((examples / "modeldeployment.yaml").read_text())
+    prereqs = list(yaml.safe_load_all((examples / "prerequisites.yaml").read_text()))
+    for uri in (mdep["spec"]["data"]["reference"], mdep["spec"]["data"]["current"]):
+        assert "://" in uri or uri.startswith("/"), f"{uri}: the drift Job cannot read a repository path"
+    made = {(d["kind"], d["metadata"]["name"]) for d in prereqs}
+    assert ("Namespace", mdep["metadata"]["namespace"]) in made
+    assert ("Secret", mdep["spec"]["source"]["credentialsSecret"]) in made
+    for env in mdep["spec"].get("env") or []:
+        ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            secret = next(d for d in prereqs if d["kind"] == "Secret" and d["metadata"]["name"] == ref["name"])
+            assert ref["key"] in secret["stringData"]

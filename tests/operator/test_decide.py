@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from freshness_operator.core import actions as act
 from freshness_operator.core import names
-from freshness_operator.core.observed import Step
-from freshness_operator.core.status import Outcome, Phase, RunState, Status
+from freshness_operator.core.heartbeat import HEARTBEAT
+from freshness_operator.core.observed import JobObservation, JobState, Step
+from freshness_operator.core.status import ModelRef, Outcome, Phase, RunState, Status
 
-from tests.operator.sim import DIGEST, IMAGE0, Sim, healthy, make_spec, some
+from tests.operator.sim import DIGEST, IMAGE0, Sim, drift_result, healthy, make_spec, some
 
 EFFECTS = (act.CreateDriftJob, act.CreateTrainJob, act.CreatePackageJob, act.PatchImage, act.DeleteJob)
 
@@ -49,6 +50,35 @@ def unpaused(sim: Sim) -> Sim:
 def lose_status(sim: Sim) -> Sim:
     sim.status = Status()
     return sim
+
+
+def beat(sim: Sim) -> datetime:
+    """When the heartbeat wakes the ModelDeployment next (lastReconcileTime + HEARTBEAT)."""
+    return some(sim.status.last_reconcile_time) + HEARTBEAT
+
+
+def check_during_rollout(sim: Sim) -> Sim:
+    """The state the issue found: a check of the old model runs while a retrain rolls out.
+
+    Today's core never gets here (no check starts during a retrain, no retrain during a check);
+    a status written by an older operator, or a check started just before a retrain, can.
+    """
+    sim.to_rolling_out()
+    d = sim.status.drift
+    d.sequence += 1
+    d.job, d.started_at = f"cats-drift-{d.sequence}", sim.now
+    d.job_model = ModelRef(sim.model.version, sim.model.image)
+    sim.jobs[d.job] = JobObservation(d.job, Step.DRIFT, d.sequence, JobState.RUNNING, started_at=sim.now)
+    return sim.rollout_completes()
+
+
+def cooldown_ends_during_a_check(sim: Sim) -> Sim:
+    """Drift suppressed by a 6h cooldown; the 6h check starts; the cooldown ends while it runs."""
+    sim.check(True).finish_runs(0.7, 0.7).check(True)  # retrain 1 rejected, then Cooldown
+    started = some(sim.status.retrains.last_started)
+    sim.step((started + timedelta(hours=6) - sim.now).total_seconds() - 5)  # a check starts
+    assert sim.status.drift.job is not None, "no check running"
+    return sim.step(10)  # the cooldown is over, the check still runs
 
 
 TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
@@ -100,8 +130,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["NoDrift"],
             check=lambda s: (
-                s.last.requeue_at == s.status.drift.next_check_time,
-                s.status.drift.summary == "0.05",
+                s.last.requeue_at == min(some(s.status.drift.next_check_time), beat(s)),
+                s.status.drift.summary == "0.05/0.30",
                 s.condition("Drifted") == ("False", "NoDrift"),
                 s.condition("Ready") == ("True", "Monitoring"),
             ),
@@ -217,7 +247,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["RetrainSuppressed"],
             check=lambda s: (
                 s.condition("Suppressed") == ("True", "Cooldown"),
-                s.last.requeue_at == some(s.status.retrains.last_started) + timedelta(hours=6),
+                s.last.requeue_at == min(some(s.status.retrains.last_started) + timedelta(hours=6), beat(s)),
             ),
         ),
     ),
@@ -366,6 +396,296 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
         Sim,
         Row(lambda s: s.check(True).step(7200), Phase.TRAINING, []),
     ),
+    # ------------------------------------------------------------------ one loop at a time
+    "one loop: a check records the model it measures": (
+        Sim,
+        Row(
+            lambda s: s.step(),
+            Phase.PENDING,
+            ["CreateDriftJob"],
+            check=lambda s: s.status.drift.job_model == ModelRef("0.1", IMAGE0),
+        ),
+    ),
+    "one loop: a verdict records the model it was measured against": (
+        Sim,
+        Row(
+            lambda s: s.check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (s.status.drift.model == ModelRef("0.1", IMAGE0), s.status.drift.job_model is None),
+        ),
+    ),
+    "one loop: no retrain starts while a check runs, even when the cooldown ends": (
+        sim_with(policy={"cooldown": "6h"}),
+        Row(
+            cooldown_ends_during_a_check,
+            Phase.DRIFT_DETECTED,
+            [],
+            ["RetrainSuppressed"],
+            check=lambda s: s.condition("Suppressed") == ("True", "CheckInFlight"),
+        ),
+    ),
+    "one loop: the verdict of that check decides": (
+        sim_with(policy={"cooldown": "6h"}),
+        Row(
+            lambda s: cooldown_ends_during_a_check(s).finish(some(s.status.drift.job), drift_result(True)),
+            Phase.TRAINING,
+            ["CreateTrainJob", "CreateTrainJob"],
+            ["TrainingStarted"],
+            check=lambda s: s.candidate.trigger_check == s.status.drift.verdict_check,
+        ),
+    ),
+    "one loop: a verdict measured against a model that no longer serves is discarded": (
+        Sim,
+        Row(
+            lambda s: check_during_rollout(s).finish(some(s.status.drift.job), drift_result(True, 0.9)),
+            Phase.MONITORING,
+            [],
+            ["VerdictDiscarded"],
+            check=lambda s: (
+                s.status.retrains.count == 1,
+                some(s.status.drift.discarded).reason == "StaleVerdict",
+                s.condition("Drifted") == ("Unknown", "StaleVerdict"),
+                s.status.drift.share != 0.9,
+            ),
+        ),
+    ),
+    "one loop: the next verdict of the serving model clears the discarded one": (
+        Sim,
+        Row(
+            lambda s: check_during_rollout(s).finish(some(s.status.drift.job), drift_result(True)).check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (
+                s.status.drift.discarded is None,
+                s.status.drift.model == ModelRef(s.model.version, s.model.image),
+                s.condition("Drifted") == ("False", "NoDrift"),
+            ),
+        ),
+    ),
+    "one loop: the serving image changed outside while a check ran": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(3600).serving_image("r/c:hotfix").finish("cats-drift-2", drift_result(True)),
+            Phase.MONITORING,
+            [],
+            ["ServingImageChanged", "VerdictDiscarded"],
+            check=lambda s: s.status.candidate is None,
+        ),
+    ),
+    "one loop: a waiting verdict about a replaced model does not start a retrain": (
+        sim_with(policy={"cooldown": "6h"}),
+        Row(
+            lambda s: s.check(True).finish_runs(0.7, 0.7).check(True).serving_image("r/c:hotfix").step(6 * 3600),
+            Phase.DRIFT_DETECTED,
+            ["CreateDriftJob"],
+            ["RetrainSuppressed"],
+            check=lambda s: (s.condition("Suppressed") == ("True", "StaleVerdict"), s.status.retrains.count == 1),
+        ),
+    ),
+    # ------------------------------------------------------------------ stuck steps
+    "stuck: an unschedulable training pod turns StepProgressing and Ready False at once": (
+        Sim,
+        Row(
+            lambda s: s.check(True).stuck("cats-train-1-0", "Unschedulable", "0/2 nodes: Insufficient gpu").step(1),
+            Phase.TRAINING,
+            [],
+            ["StepStuck"],
+            check=lambda s: (
+                s.condition("StepProgressing") == ("False", "Unschedulable"),
+                s.condition("Ready") == ("False", "Unschedulable"),
+                "spec.training.resources" in some(s.status.condition("StepProgressing")).message,
+            ),
+        ),
+    ),
+    "stuck: the Event is emitted once": (
+        Sim,
+        Row(
+            lambda s: s.check(True).stuck("cats-train-1-0", "Unschedulable").step(1).step(30),
+            Phase.TRAINING,
+            [],
+            check=lambda s: "StepStuck" not in s.events() and s.all_events().count("StepStuck") == 1,
+        ),
+    ),
+    "stuck: a drift pod that cannot pull its image": (
+        Sim,
+        Row(
+            lambda s: s.step().stuck("cats-drift-1", "ImagePullBackOff", "Back-off pulling image").step(1),
+            Phase.PENDING,
+            [],
+            ["StepStuck"],
+            check=lambda s: (
+                s.condition("Ready") == ("False", "ImagePullBackOff"),
+                "spec.training.image" in some(s.status.condition("Ready")).message,
+            ),
+        ),
+    ),
+    "stuck: a missing Secret names credentialsSecret": (
+        Sim,
+        Row(
+            lambda s: s.check(True).stuck("cats-train-1-1", "CreateContainerConfigError", 'secret "git-creds"').step(1),
+            Phase.TRAINING,
+            [],
+            ["StepStuck"],
+            check=lambda s: "credentialsSecret" in some(s.status.condition("StepProgressing")).message,
+        ),
+    ),
+    "stuck: the pod starts, StepProgressing and Ready recover": (
+        Sim,
+        Row(
+            lambda s: s.check(True).stuck("cats-train-1-0", "Unschedulable").step(1).stuck("cats-train-1-0", "").step(),
+            Phase.TRAINING,
+            [],
+            check=lambda s: (
+                s.condition("StepProgressing") == ("True", "StepsRunning"),
+                s.condition("Ready") == ("True", "Training"),
+            ),
+        ),
+    ),
+    "stuck: nothing running": (
+        Sim,
+        Row(
+            lambda s: s.check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: s.condition("StepProgressing") == ("True", "NoStepRunning"),
+        ),
+    ),
+    # ------------------------------------------------------------------ setup problems and requests
+    "setup: no serving Deployment, no drift Job": (
+        Sim,
+        Row(
+            lambda s: s.serving_gone().step(),
+            Phase.PENDING,
+            [],
+            ["ServingDeploymentNotFound"],
+            check=lambda s: (
+                s.condition("Ready") == ("False", "ServingDeploymentNotFound"),
+                "spec.serving.deployment" in some(s.status.condition("Ready")).message,
+            ),
+        ),
+    ),
+    "setup: a wrong container name lists the containers there are": (
+        Sim,
+        Row(
+            lambda s: s.serving_containers("app", "db").step(),
+            Phase.PENDING,
+            [],
+            ["ContainerNotFound"],
+            check=lambda s: "its containers: app, db" in some(s.status.condition("Ready")).message,
+        ),
+    ),
+    "setup: the Deployment deleted mid-loop stops checks and retrains": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(3600).serving_gone().finish("cats-drift-2", drift_result(True)).step(3600),
+            Phase.DRIFT_DETECTED,
+            [],
+            check=lambda s: s.condition("Suppressed") == ("True", "ServingDeploymentNotFound"),
+        ),
+    ),
+    "setup: fixed, the loop resumes and Ready follows at once": (
+        Sim,
+        Row(
+            lambda s: s.check(False).serving_gone().step(3600).serving_back().step(1),
+            Phase.MONITORING,
+            ["CreateDriftJob"],
+            ["ServingFound"],
+            check=lambda s: s.condition("Ready") == ("True", "Monitoring"),
+        ),
+    ),
+    "setup: a second ModelDeployment on the same Deployment is a warning": (
+        Sim,
+        Row(
+            lambda s: s.shared_with("cats-b").step(),
+            Phase.PENDING,
+            ["CreateDriftJob"],
+            ["SharedServingDeployment"],
+            check=lambda s: (
+                s.condition("DeploymentShared") == ("True", "SharedServingDeployment"),
+                "cats-b" in some(s.status.condition("DeploymentShared")).message,
+            ),
+        ),
+    ),
+    "setup: alone again, the warning clears": (
+        Sim,
+        Row(
+            lambda s: s.shared_with("cats-b").step().shared_with().step(1),
+            Phase.PENDING,
+            [],
+            check=lambda s: s.condition("DeploymentShared") == ("False", "Exclusive"),
+        ),
+    ),
+    "request: a new check-now value starts a check before the interval": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(60).annotate_check_now("1").step(1),
+            Phase.MONITORING,
+            ["CreateDriftJob"],
+            ["CheckRequested"],
+            check=lambda s: s.status.drift.check_requested == "1",
+        ),
+    ),
+    "request: the same value again starts nothing": (
+        Sim,
+        Row(lambda s: s.check(False).annotate_check_now("1").step(60).check(False).step(60), Phase.MONITORING, []),
+    ),
+    "request: a check-now during a retrain waits for it": (
+        Sim,
+        Row(
+            lambda s: s.check(True).annotate_check_now("x").step(60),
+            Phase.TRAINING,
+            [],
+            check=lambda s: s.status.drift.check_requested is None,
+        ),
+    ),
+    "drift column: a failing check replaces the last verdict": (
+        Sim,
+        Row(
+            lambda s: s.check(True).finish_runs(0.7, 0.7).check(False)
+            .step(3600).finish("cats-drift-3", ok=False, reason="MalformedResult", message="x"),
+            Phase.MONITORING,
+            [],
+            check=lambda s: s.status.drift.summary == "failing: MalformedResult",
+        ),
+    ),
+    # ------------------------------------------------------------------ heartbeat and columns
+    "heartbeat: lastReconcileTime stays while nothing changes": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(60),
+            Phase.MONITORING,
+            [],
+            check=lambda s: s.status.last_reconcile_time == s.history[-2].status.last_reconcile_time,
+        ),
+    ),
+    "heartbeat: it moves after HEARTBEAT even when nothing changes": (
+        Sim,
+        Row(
+            lambda s: s.check(False).step(HEARTBEAT.total_seconds()),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (s.status.last_reconcile_time == s.now, s.last.requeue_at == s.now + HEARTBEAT),
+        ),
+    ),
+    "columns: the STEP column names the running step": (
+        Sim,
+        Row(
+            lambda s: s.check(True).finish_runs(0.9),
+            Phase.TRAINING,
+            [],
+            check=lambda s: s.status.step == "train 1/2",
+        ),
+    ),
+    "columns: lastError keeps the last reason Ready turned False": (
+        Sim,
+        Row(
+            lambda s: s.step().finish("cats-drift-1", ok=False, reason="MissingResult", message="x").check(False),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (some(s.status.last_error).reason == "MissingResult", s.status.step is None),
+        ),
+    ),
     # ------------------------------------------------------------------ Packaging
     "packaging: the package Job fails": (
         Sim,
@@ -407,7 +727,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.to_rolling_out().step(10),
             Phase.ROLLING_OUT,
             [],
-            check=lambda s: s.last.requeue_at == some(s.candidate.rollout_started_at) + timedelta(seconds=600),
+            check=lambda s: s.last.requeue_at
+            == min(some(s.candidate.rollout_started_at) + timedelta(seconds=600), beat(s)),
         ),
     ),
     "rolling out: the new ReplicaSet is ready": (
@@ -457,14 +778,28 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: s.candidate.outcome is Outcome.ROLLOUT_FAILED,
         ),
     ),
-    "rolling out: the serving Deployment is gone": (
+    "rolling out: a missing serving Deployment holds the rollout, not fails it": (
         Sim,
         Row(
             lambda s: s.to_packaging().serving_gone().package(),
-            Phase.DEGRADED,
+            Phase.ROLLING_OUT,
             [],
-            ["RolloutFailed"],
-            check=lambda s: s.candidate.reason == "ServingDeploymentNotFound",
+            ["ServingDeploymentNotFound"],
+            check=lambda s: (
+                s.candidate.outcome is None,
+                s.condition("Ready") == ("False", "ServingDeploymentNotFound"),
+                s.condition("ServingFound") == ("False", "ServingDeploymentNotFound"),
+            ),
+        ),
+    ),
+    "rolling out: the held rollout starts when the Deployment appears": (
+        Sim,
+        Row(
+            lambda s: s.to_packaging().serving_gone().package().step(3600).serving_back().step(1),
+            Phase.ROLLING_OUT,
+            ["PatchImage"],
+            ["ServingFound", "RolloutStarted"],
+            check=lambda s: s.candidate.previous_image == IMAGE0,
         ),
     ),
     "rolling out: a Deployment without the opt-in label is never patched": (

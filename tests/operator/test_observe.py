@@ -171,3 +171,67 @@ def test_missing_deployment_or_container() -> None:
     assert not deployment_observation(None, "server").found
     d = deployment_observation(deployment(), "sidecar")
     assert d.found and not d.container_found and d.image is None
+    assert d.containers == ("server",)  # named in ContainerNotFound's message
+
+
+def test_the_check_now_annotation_is_passed_on() -> None:
+    assert observe(UID, [], [], None, "server", "2025-03-01T12:00").check_now == "2025-03-01T12:00"
+
+
+def waiting_pod(
+    job_name: str, *, scheduled: dict[str, Any] | None = None, waiting: str | None = None
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": "Pending", "conditions": [scheduled] if scheduled else []}
+    if waiting:
+        status["containerStatuses"] = [{"name": "main", "state": {"waiting": {"reason": waiting, "message": "why"}}}]
+    return {
+        "metadata": {
+            "name": f"{job_name}-xyz",
+            "creationTimestamp": "2025-03-01T12:00:00Z",
+            "ownerReferences": [{"kind": "Job", "uid": f"uid-{job_name}"}],
+        },
+        "status": status,
+    }
+
+
+UNSCHEDULABLE = {
+    "type": "PodScheduled",
+    "status": "False",
+    "reason": "Unschedulable",
+    "message": "0/2 nodes are available: 2 Insufficient nvidia.com/gpu.",
+}
+
+
+@pytest.mark.parametrize(
+    ("pod_", "reason"),
+    [
+        (waiting_pod("j", scheduled=UNSCHEDULABLE), "Unschedulable"),
+        (waiting_pod("j", waiting="ImagePullBackOff"), "ImagePullBackOff"),
+        (waiting_pod("j", waiting="ErrImagePull"), "ErrImagePull"),
+        (waiting_pod("j", waiting="CreateContainerConfigError"), "CreateContainerConfigError"),
+        (waiting_pod("j", waiting="CrashLoopBackOff"), "CrashLoopBackOff"),
+        (waiting_pod("j", waiting="ContainerCreating"), None),  # normal start-up, not stuck
+        (waiting_pod("j"), None),
+    ],
+)
+def test_a_running_jobs_stuck_pod_is_reported(pod_: dict[str, Any], reason: str | None) -> None:
+    (j,) = observe(UID, [job("j")], [pod_], None, "server").jobs
+    assert (j.waiting.reason if j.waiting else None) == reason
+    if reason == "Unschedulable":
+        assert j.waiting is not None and "Insufficient nvidia.com/gpu" in j.waiting.message
+        assert j.waiting.pod == "j-xyz"
+
+
+def test_a_finished_job_is_never_stuck() -> None:
+    (j,) = observe(UID, [job("j", state="failed")], [waiting_pod("j", waiting="CrashLoopBackOff")], None, "x").jobs
+    assert j.waiting is None
+
+
+def test_a_deadline_names_the_spec_field_to_raise() -> None:
+    deadline = job("d", "drift", state="failed")
+    deadline["status"]["conditions"][0].update(reason="DeadlineExceeded", message="Job was active longer than")
+    train = job("t", state="failed")
+    train["status"]["conditions"][0].update(reason="DeadlineExceeded", message="Job was active longer than")
+    d, t = observe(UID, [deadline, train], [], None, "server").jobs
+    assert d.outcome is not None and "raise spec.drift.timeout" in d.outcome.message
+    assert t.outcome is not None and "raise spec.training.timeout" in t.outcome.message

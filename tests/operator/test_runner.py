@@ -24,7 +24,7 @@ class Script:
         self.running = 0
         self.max_running = 0
 
-    async def __call__(self, deps: Deps, namespace: str, name: str) -> tuple[Any, str | None]:
+    async def __call__(self, deps: Deps, namespace: str, name: str, peers: Any = None) -> tuple[Any, str | None]:
         self.calls += 1
         self.running += 1
         self.max_running = max(self.max_running, self.running)

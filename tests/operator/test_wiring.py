@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -34,11 +37,45 @@ def test_settings_from_env() -> None:
 
 
 @pytest.mark.parametrize(
-    "env", [{"FRESHNESS_METRICS_PORT": "http"}, {"FRESHNESS_HEALTH_PORT": "70000"}, {"FRESHNESS_STANDALONE": "maybe"}]
+    "env",
+    [
+        {"FRESHNESS_METRICS_PORT": "http"},
+        {"FRESHNESS_HEALTH_PORT": "70000"},
+        {"FRESHNESS_STANDALONE": "maybe"},
+        {"FRESHNESS_LOG_LEVEL": "loud"},
+    ],
 )
 def test_settings_refuse_bad_values_naming_the_variable(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m freshness_operator`` as a user starts it (none of these cases reaches kopf)."""
+    full = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "freshness_operator", *args], env=full, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_help_and_version_exit_0_without_starting_the_operator() -> None:
+    helped = run_cli("--help")
+    assert helped.returncode == 0 and "FRESHNESS_NAMESPACES" in helped.stdout and "usage:" in helped.stdout
+    shown = run_cli("--version")
+    assert shown.returncode == 0 and shown.stdout.startswith("freshness-operator ")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--bogus"], {}, "--bogus"),
+        ([], {"FRESHNESS_METRICS_PORT": "http"}, "FRESHNESS_METRICS_PORT"),
+        ([], {"FRESHNESS_LOG_LEVEL": "loud"}, "FRESHNESS_LOG_LEVEL"),
+    ],
+)
+def test_cli_bad_arguments_and_settings_exit_2_naming_them(args: list[str], env: dict[str, str], named: str) -> None:
+    proc = run_cli(*args, **env)
+    assert proc.returncode == 2 and named in proc.stderr, proc.stderr
 
 
 def scrape(m: Metrics) -> str:
@@ -68,6 +105,20 @@ def test_metrics_follow_status_and_counters() -> None:
     assert 'modelfreshness_step_duration_seconds_count{name="cats",namespace="ml",step="train"} 2.0' in text
     m.forget("ml", "cats")
     assert 'name="cats"' not in scrape(m)
+
+
+def test_a_stuck_step_is_a_gauge_with_its_reason_until_it_moves() -> None:
+    m = Metrics()
+    sim = Sim().check(True).stuck("cats-train-1-0", "Unschedulable").step(1)
+    m.update("ml", "cats", sim.spec, sim.status)
+    assert 'modelfreshness_step_stuck{name="cats",namespace="ml",reason="Unschedulable"} 1.0' in scrape(m)
+    sim.stuck("cats-train-1-0", "ImagePullBackOff").step(1)
+    m.update("ml", "cats", sim.spec, sim.status)
+    text = scrape(m)
+    assert 'reason="ImagePullBackOff"} 1.0' in text and 'reason="Unschedulable"' not in text
+    sim.stuck("cats-train-1-0", "").step(1)
+    m.update("ml", "cats", sim.spec, sim.status)
+    assert "modelfreshness_step_stuck{" not in scrape(m)
 
 
 COUNTER_RESULTS = (
@@ -193,10 +244,31 @@ def test_reconcile_acts_then_writes_status_and_is_quiet_when_nothing_changed() -
     kube = FakeKube(copy.deepcopy(BASE_SPEC))
     when, written = run_once(kube)
     assert kube.calls == [("create_job", "cats-drift-1"), ("replace_status", "Pending")]
-    assert written == "2" and when is None  # the next wake-up comes from the Job's events
+    assert written == "2" and when is not None  # the heartbeat's; the next step comes from the Job's events
     kube.calls.clear()
-    assert run_once(kube) == (None, None)
+    assert run_once(kube) == (when, None)
     assert kube.calls == []
+
+
+def test_the_check_now_annotation_starts_a_check_through_reconcile() -> None:
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
+    run_once(kube)
+    kube.jobs[0]["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]}
+    kube.body["status"]["drift"]["startedAt"] = "2099-01-01T00:00:00Z"  # the next check is far away
+    run_once(kube)
+    kube.calls.clear()
+    kube.body["metadata"]["annotations"] = {"modelfreshness.io/check-now": "now-please"}
+    run_once(kube)
+    assert ("create_job", "cats-drift-2") in kube.calls and ("event", "CheckRequested") in kube.calls
+
+
+def test_reconcile_names_the_peers_on_the_same_deployment_but_not_itself() -> None:
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
+    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics())  # type: ignore[arg-type]
+    index = {("ml", "cats-dogs"): ["cats", "cats-copy"]}
+    asyncio.run(reconcile(deps, "ml", "cats", lambda ns, dep: index.get((ns, dep), [])))
+    shared = next(c for c in kube.body["status"]["conditions"] if c["type"] == "DeploymentShared")
+    assert shared["status"] == "True" and "cats-copy" in shared["message"] and "(s) cats," not in shared["message"]
 
 
 def test_reconcile_of_an_invalid_spec_reports_it() -> None:

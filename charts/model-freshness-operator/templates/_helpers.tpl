@@ -107,6 +107,16 @@ RBAC rules on namespaced resources, exactly the docs/contracts.md table. Shared 
   verbs: ["create", "patch"]
 {{- end }}
 
+{{/*
+Fail early, naming the fix, when a Prometheus Operator object is enabled and its CRDs are missing
+(Helm's own error, "no matches for kind", comes late and names neither the value nor the CRDs).
+*/}}
+{{- define "mfo.requireMonitoringCRDs" -}}
+{{- if and .Values.requireMonitoringCRDs (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1")) }}
+{{- fail (printf "%s=true needs the Prometheus Operator's CRDs (API monitoring.coreos.com/v1), which this cluster does not serve: install the Prometheus Operator (e.g. kube-prometheus-stack) first, or set %s=false. Rendering offline? Pass --api-versions monitoring.coreos.com/v1 to helm template." .what .what) }}
+{{- end }}
+{{- end }}
+
 {{/* Cluster-scoped read of the CRD (kopf checks the resource exists before watching). */}}
 {{- define "mfo.crdRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]

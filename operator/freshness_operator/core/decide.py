@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from datetime import datetime
 
-from freshness_operator.core import adopt, drift, retrain, summary
+from freshness_operator.core import adopt, drift, heartbeat, retrain, setup, summary
 from freshness_operator.core.actions import Emit
 from freshness_operator.core.conditions import set_condition
 from freshness_operator.core.context import Context, Decision
@@ -26,12 +26,15 @@ def decide(*, name: str, spec: Spec, status: Status, observed: Observed, now: da
     ctx = Context(name, spec, copy.deepcopy(status), observed, now, generation)
     adopt.adopt_jobs(ctx)  # 1. take over Jobs the status does not know about
     adopt.track_serving(ctx)  # 2. what the serving Deployment runs now
+    setup.check(ctx)  # 2a. the serving Deployment and container exist, or nothing starts
+    setup.shared(ctx)  # 2b. a warning when other ModelDeployments roll the same Deployment
     drift.finish_check(ctx)  # 3. the verdict of the finished check
     retrain.advance(ctx)  # 4. training -> gate -> packaging -> rollout -> outcome
     retrain.start_if_needed(ctx)  # 5. confirmed drift -> new retrain, unless suppressed
     drift.start_check_if_due(ctx)  # 6. the next check
     adopt.prune_jobs(ctx)  # 7. old Jobs
     summary.summarize(ctx)  # 8. phase and conditions
+    heartbeat.beat(ctx, status)  # 9. lastReconcileTime
     return ctx.decision()
 
 

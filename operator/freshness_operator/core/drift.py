@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from freshness_operator.core import names
+from freshness_operator.core import names, setup
 from freshness_operator.core.actions import CreateDriftJob
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import JobState, StepOutcome
 from freshness_operator.core.spec import Drift
-from freshness_operator.core.status import StepError
+from freshness_operator.core.status import ModelRef, StepError
 
 
 def next_check(drift: Drift, after: datetime) -> datetime:
@@ -29,17 +29,47 @@ def finish_check(ctx: Context) -> None:
     if job is not None and job.state is JobState.RUNNING:
         return
     name, d.job = d.job, None
+    measured, d.job_model = d.job_model, None
     if job is None:
         outcome = StepOutcome(False, "JobNotFound", f"drift Job {name} disappeared before it finished")
     else:
         outcome = job.outcome or StepOutcome(False, "MissingResult", "the Job finished without a result")
         ctx.duration("drift", job.started_at, job.finished_at)
+    if outcome.ok and stale_model(ctx, measured):
+        _discard(ctx, outcome.result, measured)
+        return
     if outcome.ok:
         _record_verdict(ctx, outcome.result, (job.finished_at if job else None) or ctx.now)
+        d.model = measured
         return
     d.last_error = StepError(outcome.reason, outcome.message, ctx.now)
+    d.summary = f"failing: {outcome.reason}"  # the column must not show the last good verdict
     ctx.count("drift_checks", "failed")
     ctx.emit("DriftCheckFailed", f"{name}: {outcome.reason}: {outcome.message}", warning=True)
+
+
+def stale_model(ctx: Context, measured: ModelRef | None) -> bool:
+    """True when ``measured`` is known and is not the model serving now (a rollout or an outside change)."""
+    serving = ctx.status.model
+    if measured is None or measured.image is None or serving is None or serving.image is None:
+        return False  # a check adopted from the cluster, or nothing served yet: nothing to compare
+    return measured.image != serving.image
+
+
+def _discard(ctx: Context, r: dict[str, Any], measured: ModelRef | None) -> None:
+    """A verdict about a model that no longer serves says nothing about the one that does."""
+    d, serving = ctx.status.drift, ctx.status.model
+    assert measured is not None and serving is not None
+    message = (
+        f"check {d.sequence} measured {measured.version} ({measured.image}) but {serving.version} "
+        f"({serving.image}) serves now; its verdict (detected {bool(r.get('detected'))}, "
+        f"score {float(r.get('score', 0.0)):.3f}) is not acted on"
+    )
+    d.discarded = StepError("StaleVerdict", message, ctx.now)
+    d.summary = "discarded: stale model"
+    d.last_error = None
+    ctx.count("drift_checks", "succeeded")
+    ctx.emit("VerdictDiscarded", message)
 
 
 def _record_verdict(ctx: Context, r: dict[str, Any], finished: datetime) -> None:
@@ -59,7 +89,8 @@ def _record_verdict(ctx: Context, r: dict[str, Any], finished: datetime) -> None
     d.verdict_check = d.sequence
     d.consecutive = d.consecutive + 1 if d.detected else 0
     d.last_error = None
-    d.summary = f"{d.share:.2f}" + (" drifted" if d.detected else "")
+    d.discarded = None
+    d.summary = f"{d.score:.2f}/{d.threshold:.2f}" + (" drifted" if d.detected else "")
     ctx.count("drift_checks", "succeeded")
     verdict = f"share {d.share:.2f}, score {d.score:.3f}, threshold {d.threshold:.3f}, {d.samples} samples"
     if d.detected:
@@ -78,10 +109,14 @@ def start_check_if_due(ctx: Context) -> None:
     """Step 6: start the next check when due, unless one is running or a retrain is in flight."""
     d = ctx.status.drift
     c = ctx.status.candidate
-    due = next_check(ctx.spec.drift, d.started_at) if d.started_at is not None else ctx.now
+    requested = ctx.observed.check_now
+    asked = requested is not None and requested != d.check_requested
+    due = next_check(ctx.spec.drift, d.started_at) if d.started_at is not None and not asked else ctx.now
     d.next_check_time = due
     if d.job is not None or (c is not None and c.in_flight) or not ctx.may_act:
         return
+    if setup.problem(ctx) is not None:
+        return  # ServingFound and Ready say why; the Deployment's watch event brings the next look
     if ctx.now < due:
         ctx.wake_at(due)
         return
@@ -90,4 +125,9 @@ def start_check_if_due(ctx: Context) -> None:
     model = ctx.status.model.uri if ctx.status.model else None
     ctx.actions.append(CreateDriftJob(name, number, model or ctx.spec.serving.model_uri))
     d.sequence, d.job, d.started_at = number, name, ctx.now
+    serving = ctx.status.model
+    d.job_model = ModelRef(serving.version, serving.image) if serving is not None else None
+    if asked:
+        d.check_requested = requested
+        ctx.emit("CheckRequested", f"{names.CHECK_NOW}={requested}: check {number} started now")
     d.next_check_time = next_check(ctx.spec.drift, ctx.now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+CHECK_NOW = "modelfreshness.io/check-now"  # annotation on a ModelDeployment: a new value asks for a check now
 MAX_NAME = 63  # Job names become pod label values, which are limited to 63 characters.
 # The serving Deployment's opt-in: the operator patches a Deployment only when this label's value
 # is label_value(<ModelDeployment name>) (docs/security.md).

@@ -31,6 +31,15 @@ class StepOutcome:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """Why a running step's pod makes no progress (unschedulable, image pull, missing Secret, crash loop)."""
+
+    reason: str
+    message: str
+    pod: str
+
+
+@dataclass(frozen=True)
 class JobObservation:
     name: str
     step: Step
@@ -41,6 +50,7 @@ class JobObservation:
     outcome: StepOutcome | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    waiting: Waiting | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class DeploymentObservation:
     image: str | None = None
     container_found: bool = False
     serving_for: str | None = None
+    containers: tuple[str, ...] = ()  # the names of the pod template's containers
     generation: int = 0
     observed_generation: int = 0
     replicas: int = 0
@@ -79,6 +90,8 @@ class DeploymentObservation:
 class Observed:
     jobs: tuple[JobObservation, ...] = ()
     deployment: DeploymentObservation = field(default_factory=DeploymentObservation)
+    check_now: str | None = None  # the ModelDeployment's modelfreshness.io/check-now annotation
+    peers: tuple[str, ...] = ()  # other ModelDeployments naming the same serving Deployment
 
     def job(self, name: str | None) -> JobObservation | None:
         return next((j for j in self.jobs if j.name == name), None)

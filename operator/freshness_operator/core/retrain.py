@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from freshness_operator.core import gate, names, rollout
+from freshness_operator.core import drift, gate, names, rollout, setup
 from freshness_operator.core.actions import CreatePackageJob, CreateTrainJob
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import JobObservation, JobState, StepOutcome
@@ -74,8 +74,31 @@ def _storm_control(ctx: Context) -> tuple[str, str, datetime | None] | None:
             f"{count} retrains in 24h (max {limit}); next at {format_time(until)}",
             until,
         )
+    # Checked after the policy's limits: those say for how long; these only say "not just now".
+    one_loop = _one_loop_at_a_time(ctx)
+    if one_loop is not None:
+        return one_loop
+    blocked = setup.problem(ctx)
+    if blocked is not None:
+        return (*blocked, None)
     if not ctx.may_act:
         return "Paused", "spec.paused is true", None
+    return None
+
+
+def _one_loop_at_a_time(ctx: Context) -> tuple[str, str, datetime | None] | None:
+    """A check in flight or a verdict about a model that no longer serves: not a reason to retrain now."""
+    st = ctx.status
+    d, model = st.drift, st.model
+    if d.job is not None:
+        return "CheckInFlight", f"drift check {d.sequence} is running; its verdict decides whether to retrain", None
+    if drift.stale_model(ctx, d.model) and d.model is not None and model is not None:
+        return (
+            "StaleVerdict",
+            f"check {d.verdict_check} measured {d.model.version} but {model.version} serves now; "
+            "the next check of the serving model decides",
+            None,
+        )
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from freshness_operator.core import names
+from freshness_operator.core import names, setup
 from freshness_operator.core.actions import PatchImage
 from freshness_operator.core.context import Context
 from freshness_operator.core.status import CandidateStatus, ModelStatus, Outcome
@@ -49,9 +49,11 @@ def _start(ctx: Context, c: CandidateStatus) -> None:
     dep, serving = ctx.observed.deployment, ctx.spec.serving
     if not ctx.may_act:
         return
-    problem = _problem(ctx)
-    if problem is not None:
-        _failed(ctx, c, *problem)
+    if setup.problem(ctx) is not None:
+        return  # a setup problem: wait until it is fixed (ServingFound, Ready); the Deployment's events retry
+    not_opted_in = opt_in_problem(ctx)
+    if not_opted_in is not None:
+        _failed(ctx, c, *not_opted_in)  # never patched: its owner did not opt in (docs/security.md)
         return
     c.previous_image = dep.image
     ctx.actions.append(PatchImage(str(c.target_image)))

@@ -69,10 +69,22 @@ class StepError:
 
 
 @dataclass
+class ModelRef:
+    """Which serving model a drift check measured (the image says it exactly; the version is for people)."""
+
+    version: str | None = None
+    image: str | None = None
+
+
+@dataclass
 class DriftStatus:
     sequence: int = 0
     job: str | None = None
     started_at: datetime | None = None
+    job_model: ModelRef | None = None  # the model the check in flight measures
+    model: ModelRef | None = None  # the model the last verdict was measured against
+    discarded: StepError | None = None  # the last verdict thrown away, and why
+    check_requested: str | None = None  # the check-now annotation value last acted on
     next_check_time: datetime | None = None
     last_check_time: datetime | None = None
     detected: bool | None = None
@@ -198,6 +210,9 @@ class Status:
     candidate: CandidateStatus | None = None
     retrains: Retrains = field(default_factory=Retrains)
     history: list[HistoryEntry] = field(default_factory=list)
+    step: str | None = None  # the step running now, for the STEP column
+    last_error: StepError | None = None  # the last reason Ready turned False, kept after recovery
+    last_reconcile_time: datetime | None = None  # refreshed at least every HEARTBEAT while an operator runs
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from freshness_operator.core import progress, setup
 from freshness_operator.core.context import Context
 from freshness_operator.core.rollout import opt_in_problem
-from freshness_operator.core.status import DEGRADED_OUTCOMES, FAILED_OUTCOMES, Outcome, Phase, Stage, Status
+from freshness_operator.core.status import (
+    DEGRADED_OUTCOMES,
+    FAILED_OUTCOMES,
+    Outcome,
+    Phase,
+    Stage,
+    Status,
+    StepError,
+)
 
 
 def phase_of(status: Status, paused: bool) -> Phase:
@@ -38,12 +47,29 @@ def summarize(ctx: Context) -> None:
     _drifted(ctx)
     _training(ctx)
     _rolled_out(ctx)
+    progress.step_progressing(ctx)
     _ready(ctx, phase)
+    st.step = running_step(st)
+
+
+def running_step(status: Status) -> str | None:
+    """What the STEP column shows: the step running now, or None."""
+    d, c = status.drift, status.candidate
+    if c is not None and c.stage is Stage.TRAINING:
+        done = sum(r.state.value in ("Succeeded", "Failed") for r in c.runs)
+        return f"train {done}/{len(c.runs)}"
+    if c is not None and c.in_flight:
+        return c.stage.value.lower()
+    if d.job is not None:
+        return f"check {d.sequence}"
+    return None
 
 
 def _drifted(ctx: Context) -> None:
     d = ctx.status.drift
-    if d.verdict_check == 0:
+    if d.discarded is not None:
+        ctx.condition("Drifted", "Unknown", d.discarded.reason, d.discarded.message)
+    elif d.verdict_check == 0:
         ctx.condition("Drifted", "Unknown", "NotChecked", "no drift check has finished yet")
     elif d.detected:
         c = ctx.status.candidate
@@ -81,26 +107,24 @@ def _rolled_out(ctx: Context) -> None:
 
 
 def _ready(ctx: Context, phase: Phase) -> None:
-    st, dep = ctx.status, ctx.observed.deployment
+    st = ctx.status
     c, d = st.candidate, st.drift
+    stuck = st.condition("StepProgressing")
     if phase is Phase.PAUSED:
         status, reason, message = "False", "Paused", "spec.paused is true"
     elif phase in (Phase.FAILED, Phase.DEGRADED) and c is not None:
         status, reason, message = "False", c.reason or phase.value, c.message or ""
-    elif not dep.found:
-        status, reason, message = (
-            "False",
-            "ServingDeploymentNotFound",
-            f"no Deployment {ctx.spec.serving.deployment}",
-        )
-    elif not dep.container_found:
-        status, reason, message = "False", "ContainerNotFound", f"no container {ctx.spec.serving.container}"
+    elif (problem := setup.problem(ctx)) is not None:
+        status, (reason, message) = "False", problem
     elif (not_opted_in := opt_in_problem(ctx)) is not None:
         status, reason, message = "False", *not_opted_in
+    elif stuck is not None and stuck.status == "False":
+        status, reason, message = "False", stuck.reason, stuck.message
     elif d.last_error is not None:
         status, reason, message = "False", d.last_error.reason, f"drift check failed: {d.last_error.message}"
     elif phase is Phase.PENDING:
         status, reason, message = "False", "FirstCheckPending", "waiting for the first drift check"
     else:
         status, reason, message = "True", phase.value, f"phase {phase.value}"
-    ctx.condition("Ready", status, reason, message)
+    if ctx.condition("Ready", status, reason, message) and status == "False":
+        st.last_error = StepError(reason, message, ctx.now)

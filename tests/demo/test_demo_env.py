@@ -1,0 +1,65 @@
+"""How the demo test runs a clone against the project's environment without changing it (fast)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import installed_locations
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_make_demo_with_a_given_venv_installs_nothing_and_puts_the_checkout_first() -> None:
+    out = subprocess.run(
+        ["make", "-n", "-C", str(REPO), "demo", "VENV=/elsewhere/venv", "DEMO_ARGS=--x"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "pip install" not in out and ".installed-" not in out, out
+    assert f"PYTHONPATH={REPO}/operator:{REPO}/trainer:{REPO}" in out
+    assert "/elsewhere/venv/bin/python -m hack.demo" in out
+
+
+def test_without_a_venv_make_demo_still_sets_up_its_own() -> None:
+    out = subprocess.run(
+        ["make", "-n", "-C", str(REPO), "demo", "STAMP=.venv/.installed-never"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert "pip install" in out
+
+
+def test_a_clone_on_pythonpath_wins_over_the_installed_package(tmp_path: Path) -> None:
+    # What `make demo VENV=...` relies on: the clone's code runs, the environment is not touched.
+    fake = tmp_path / "clone" / "operator" / "freshness_operator"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("CLONE = True\n")
+    env = {**os.environ, "PYTHONPATH": str(fake.parent)}
+    code = "import freshness_operator as f; print(getattr(f, 'CLONE', False), f.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout
+    assert out.split()[0] == "True" and str(fake) in out
+    assert str(tmp_path) not in installed_locations()
+
+
+def test_the_session_check_sees_an_install_from_elsewhere(tmp_path: Path) -> None:
+    # tests/conftest.py compares installed_locations() before and after the suite; an editable
+    # install from a clone (a .pth pointing elsewhere) must change what it reports.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True, timeout=60)
+    (site,) = (tmp_path / "venv" / "lib").glob("python3*/site-packages")
+    python = str(tmp_path / "venv" / "bin" / "python")
+    for where in ("checkout", "clone"):
+        for package in ("freshness_operator", "freshness_trainer"):
+            (tmp_path / where / package).mkdir(parents=True)
+            (tmp_path / where / package / "__init__.py").write_text("")
+    (site / "project.pth").write_text(str(tmp_path / "checkout") + "\n")
+    before = installed_locations(python)
+    (site / "project.pth").write_text(str(tmp_path / "clone") + "\n")  # what `pip install -e` in a clone did
+    after = installed_locations(python)
+    assert str(tmp_path / "checkout") in before and str(tmp_path / "clone") in after
