@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import freshness_contract as contract
 import yaml
-from freshness_trainer import cli, contract
+from freshness_trainer import cli
 
 from tests.trainer.conftest import Project, copy_project, dvc
 
@@ -51,12 +52,12 @@ def test_train_job_runs_a_three_class_experiment_and_publishes(project: Project,
     res = contract.parse(result.read_text(encoding="utf-8"), expected_step="train")
     assert code == 0, res.message
     t = res.train
-    assert t["experiment"] == "bees" and len(t["rev"]) == 40
-    assert t["params"]["train.num_classes"] == 3 and t["params"]["train.epochs"] == 2
-    assert {"val_acc", "val_acc_bees", "train_loss"} <= set(t["metrics"])
+    assert t.experiment == "bees" and t.rev is not None and len(t.rev) == 40
+    assert t.params["train.num_classes"] == 3 and t.params["train.epochs"] == 2
+    assert {"val_acc", "val_acc_bees", "train_loss"} <= set(t.metrics)
     # The 2-class serving model cannot name a bee: the gate sees it on the same validation data.
-    assert t["baselineMetrics"]["val_acc_bees"] == 0.0
-    assert Path(t["model"]).is_file() and any((remote / "files" / "md5").iterdir())
+    assert t.baseline_metrics is not None and t.baseline_metrics["val_acc_bees"] == 0.0
+    assert t.model is not None and Path(t.model).is_file() and any((remote / "files" / "md5").iterdir())
 
     exps = _experiments(project.path)
     assert {"base", "bees"} <= set(exps)
@@ -70,7 +71,7 @@ def test_train_job_runs_a_three_class_experiment_and_publishes(project: Project,
     code = cli.main(["publish", "--repo", str(workdir / "repo"), "--experiment", "bees", "--remote", str(remote),
                      "--result-path", str(result)])
     res = contract.parse(result.read_text(encoding="utf-8"), expected_step="publish")
-    assert code == 0 and res.ok and res.train["model"].endswith("bees/model.pt")
+    assert code == 0 and res.ok and (res.train.model or "").endswith("bees/model.pt")
 
 
 def test_missing_params_key_fails_the_train_job(tmp_path: Path) -> None:

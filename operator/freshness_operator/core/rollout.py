@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from freshness_operator.core import image
 from freshness_operator.core.actions import PatchImage
 from freshness_operator.core.context import Context
 from freshness_operator.core.status import CandidateStatus, ModelStatus, Outcome
@@ -33,6 +34,10 @@ def _start(ctx: Context, c: CandidateStatus) -> None:
     problem = _problem(ctx)
     if problem is not None:
         _failed(ctx, c, *problem)
+        return
+    wrong = image.problem(serving.image, c.version, c.target_image)
+    if wrong is not None:  # a status from elsewhere (edited, older operator): never patch it
+        _failed(ctx, c, "MalformedResult", f"candidate.targetImage: {wrong}; the Deployment was left alone")
         return
     c.previous_image = dep.image
     ctx.actions.append(PatchImage(str(c.target_image)))
