@@ -74,7 +74,9 @@ def test_drift_on_unlabelled_production_from_the_statistics_alone(
     assert "brightness" in d.top_features, d.top_features
 
 
-def test_drift_no_drift_with_params_defaults(project: Project, sample_dir: Path, tmp_path: Path) -> None:
+def test_drift_on_iid_production_is_not_detected_with_params_defaults(
+    project: Project, sample_dir: Path, tmp_path: Path
+) -> None:
     code, res = _run(tmp_path, "drift", "--reference", str(sample_dir / "reference"),
                      "--current", str(sample_dir / "production/iid"), "--model", str(project.serving_model),
                      "--params", str(project.path / "params.yaml"), "--min-samples", "50")

@@ -42,7 +42,7 @@ def test_exp_run_trains_and_records_metrics(project: Project) -> None:
     assert base["metrics"]["reports/eval.json"]["data"]["val_acc"] == metrics["val_acc"]
 
 
-def test_train_job_runs_a_three_class_experiment_and_publishes(project: Project, tmp_path: Path) -> None:
+def test_train_command_runs_a_three_class_experiment_and_publishes(project: Project, tmp_path: Path) -> None:
     remote, result, workdir = tmp_path / "dvc-remote", tmp_path / "result.json", tmp_path / "work"
     # Two epochs keep the CPU run short; what is shown is the 3-class run end to end, not its accuracy.
     code = cli.main(["train", "--repo", str(project.path), "--rev", "main", "--set", "train.num_classes=3",
@@ -74,7 +74,7 @@ def test_train_job_runs_a_three_class_experiment_and_publishes(project: Project,
     assert code == 0 and res.ok and (res.train.model or "").endswith("bees/model.pt")
 
 
-def test_missing_params_key_fails_the_train_job(tmp_path: Path) -> None:
+def test_missing_params_key_fails_the_train_command(tmp_path: Path) -> None:
     broken = copy_project(tmp_path / "broken")
     text = (broken / "params.yaml").read_text(encoding="utf-8")
     (broken / "params.yaml").write_text(text.replace("  val_fraction: 0.25", "  val_fractions: 0.25"), encoding="utf-8")
