@@ -9,6 +9,7 @@ reading the packaged schema once and ``write``.
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -107,14 +108,26 @@ def parse(message: str | bytes | None, *, expected_step: str | None = None) -> S
     return validate(doc, expected_step=expected_step)
 
 
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN or infinite number in a document, or None. Pure."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(document)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found = _non_finite(inner, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def encode(doc: dict[str, Any]) -> str:
     """Validate and serialise a result compactly; raises ResultError if it would not be accepted."""
     doc = {"schemaVersion": SCHEMA_VERSION, **doc}
     validate(doc)
-    try:
-        text = json.dumps(doc, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    except ValueError as exc:  # NaN or Infinity (a diverged metric): the reader would refuse it
-        raise ResultError("MalformedResult", f"result is not valid JSON: {exc}") from exc
+    where = _non_finite(doc)
+    if where is not None:  # a diverged metric, say: the reader would refuse the document
+        raise ResultError("MalformedResult", f"result field {where}: NaN and Infinity are not JSON numbers")
+    text = json.dumps(doc, separators=(",", ":"), sort_keys=True, allow_nan=False)
     if len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:
         raise ResultError("OversizedResult", f"result is {len(text)} bytes, over {MAX_MESSAGE_BYTES}")
     return text

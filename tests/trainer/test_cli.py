@@ -146,6 +146,16 @@ def test_corrupt_image_via_the_console_script(project: Project, sample_dir: Path
     assert "zz-broken.png" in proc.stderr
 
 
+def test_a_result_the_contract_would_refuse_becomes_invalid_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A diverged metric (NaN) is not valid JSON for the operator: say so instead of writing it."""
+    monkeypatch.setitem(cli.HANDLERS, "evaluate", lambda _: {"train": {"metrics": {"val_acc": float("nan")}}})
+    code, res = _run(tmp_path, "evaluate", "--model", "m.pt", "--data", "d")
+    assert code == 1 and not res.ok
+    assert res.reason == "InvalidResult" and res.message.startswith("result field train.metrics.val_acc: NaN")
+
+
 def test_make_sample_data_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["make-sample-data", str(tmp_path / "s"), "--per-class", "2", "--production", "4"]) == 0
     assert len(list((tmp_path / "s" / "extended" / "bees").glob("*.png"))) == 2

@@ -168,18 +168,22 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def _emit(doc: dict[str, Any], path: str) -> None:
+def _emit(doc: dict[str, Any], path: str) -> bool:
+    """Write the result; False when it had to be replaced by an InvalidResult failure."""
+    given = True
     try:
         contract.encode(doc)
     except contract.ResultError as exc:  # e.g. a NaN metric: report that rather than write nothing
         print(f"freshness-trainer: the result would be refused: {exc.message}", file=sys.stderr)
         doc = {"step": doc["step"], "ok": False, "reason": "InvalidResult", "message": exc.message[:1024]}
+        given = False
     try:
         text = contract.write(doc, path)
     except OSError as exc:
         print(f"freshness-trainer: cannot write the result to {path}: {exc}", file=sys.stderr)
         text = contract.encode(doc)
     print(text)
+    return given
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         code = 2
     doc["message"] = str(doc.get("message", ""))[:1024]
-    _emit(doc, args.result_path)
+    if not _emit(doc, args.result_path):
+        code = max(code, 1)
     return code
 
 
