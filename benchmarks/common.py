@@ -4,7 +4,7 @@
   list-then-watch loop in a thread that stamps every event with the time it arrived.
 - ``Completer``: plays the step containers. kwok leaves pods labelled ``modelfreshness.io/step``
   Running; the completer ends each one as its container would, with a valid result document in
-  the termination message (``freshness_trainer.contract.encode``), by patching ``pods/status``.
+  the termination message (``freshness_contract.encode``), by patching ``pods/status``.
 - ``Identity``: a ServiceAccount per operator under test plus one FlowSchema per verb, so that the
   API server's own ``apiserver_flowcontrol_dispatched_requests_total`` counts that operator's
   requests, split by verb (priority level ``exempt``: same treatment as the admin user).
@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import freshness_contract as contract
 import urllib3
 import yaml
-from freshness_trainer import contract
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -417,13 +417,20 @@ def train_doc(rev: str) -> dict[str, Any]:
 
 
 def package_doc(image: str) -> dict[str, Any]:
-    return {"step": "package", "ok": True, "package": {"image": image, "digest": DIGEST}}
+    """The package step's result for ``image`` (REPO:TAG as asked), pinned by digest as the contract wants."""
+    return {"step": "package", "ok": True, "package": {"image": f"{image}@{DIGEST}", "digest": DIGEST}}
 
 
 def container_arg(pod: dict[str, Any], flag: str) -> str | None:
-    """The value after ``flag`` in the pod's first container's args. Pure."""
+    """The value of ``flag`` in the pod's first container's args (``--flag=value``, as
+    ``freshness_contract.argv`` writes them, or ``--flag value``). Pure."""
     args = list(pod["spec"]["containers"][0].get("args") or [])
-    return args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1 :]
+        if arg == flag and i + 1 < len(args):
+            return str(args[i + 1])
+    return None
 
 
 # ---------------------------------------------------------------- the step completer

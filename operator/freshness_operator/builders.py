@@ -1,6 +1,7 @@
 """Manifests for the step Jobs and the Deployment patch: plain functions returning dicts. Pure.
 
-Every Job runs ``freshness-trainer <step>`` in the trainer image under the ``restricted`` Pod
+Every Job runs ``freshness-trainer <step>`` (its arguments built by ``freshness_contract.argv``,
+which the trainer parses with the same definition) in the trainer image under the ``restricted`` Pod
 Security level, writes its result to the termination message, carries the labels of
 docs/contracts.md and is owned by its ModelDeployment (garbage-collected with it).
 """
@@ -10,6 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from freshness_contract import RESULT_PATH_ENV, TERMINATION_LOG
+from freshness_contract.argv import COMMAND, DriftArgs, PackageArgs, TrainArgs
 
 from freshness_operator import GROUP, KIND, VERSION, labels
 from freshness_operator.core.actions import CreateDriftJob, CreatePackageJob, CreateTrainJob
@@ -77,7 +81,7 @@ def _container_security() -> dict[str, Any]:
 def _env(spec: Spec) -> list[dict[str, Any]]:
     # The root filesystem is read-only: git, DVC and caches write under the emptyDir volumes.
     base = [
-        {"name": "FRESHNESS_RESULT_PATH", "value": "/dev/termination-log"},
+        {"name": RESULT_PATH_ENV, "value": TERMINATION_LOG},
         {"name": "HOME", "value": "/tmp"},
         {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
         {"name": "DVC_NO_ANALYTICS", "value": "1"},
@@ -106,13 +110,13 @@ def _job(owner: Owner, spec: Spec, p: _JobParts) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": labels.CONTAINER,
         "image": p.image,
-        "command": ["freshness-trainer"],
+        "command": [COMMAND],
         "args": p.args,
         "workingDir": _WORK,
         "env": _env(spec),
         "resources": p.resources,
         "securityContext": _container_security(),
-        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "File",
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "work", "mountPath": _WORK}],
     }
@@ -150,14 +154,15 @@ def _job(owner: Owner, spec: Spec, p: _JobParts) -> dict[str, Any]:
 
 def drift_job(owner: Owner, spec: Spec, action: CreateDriftJob, image: str) -> dict[str, Any]:
     d = spec.drift
-    args = ["drift", "--reference", spec.data.reference, "--current", spec.data.current]
-    if action.model_uri:
-        args += ["--model", action.model_uri]
-    args += ["--threshold", repr(d.threshold), "--min-samples", str(d.min_samples)]
-    if d.accuracy_drop is not None:
-        args += ["--accuracy-drop", repr(d.accuracy_drop)]
-    if d.report_dir:
-        args += ["--report", f"{d.report_dir.rstrip('/')}/{action.name}.html"]
+    args = DriftArgs(
+        reference=spec.data.reference,
+        current=spec.data.current,
+        model=action.model_uri,
+        threshold=d.threshold,
+        min_samples=d.min_samples,
+        accuracy_drop=d.accuracy_drop,
+        report=f"{d.report_dir.rstrip('/')}/{action.name}.html" if d.report_dir else None,
+    ).to_argv()
     return _job(
         owner,
         spec,
@@ -180,14 +185,14 @@ def drift_job(owner: Owner, spec: Spec, action: CreateDriftJob, image: str) -> d
 
 def train_job(owner: Owner, spec: Spec, action: CreateTrainJob, image: str) -> dict[str, Any]:
     t = spec.training
-    args = ["train", "--repo", spec.source.repo, "--rev", spec.source.revision]
-    for key in sorted(action.overrides):
-        args += ["--set", format_override(key, action.overrides[key])]
-    args += ["--name", action.name]
-    if action.baseline_model:
-        args += ["--baseline-model", action.baseline_model]
-    if t.remote:
-        args += ["--remote", t.remote]
+    args = TrainArgs(
+        repo=spec.source.repo,
+        rev=spec.source.revision,
+        overrides=tuple(format_override(key, action.overrides[key]) for key in sorted(action.overrides)),
+        name=action.name,
+        baseline_model=action.baseline_model,
+        remote=t.remote,
+    ).to_argv()
     secret = spec.source.credentials_secret
     return _job(
         owner,
@@ -211,11 +216,9 @@ def train_job(owner: Owner, spec: Spec, action: CreateTrainJob, image: str) -> d
 
 def package_job(owner: Owner, spec: Spec, action: CreatePackageJob, image: str) -> dict[str, Any]:
     p = spec.package
-    args = ["package", "--model", action.model_uri, "--image", action.image]
-    if p.base_image:
-        args += ["--base-image", p.base_image]
-    if p.push:
-        args.append("--push")
+    args = PackageArgs(
+        model=action.model_uri, image=action.image, base_image=p.base_image or None, push=p.push
+    ).to_argv()
     return _job(
         owner,
         spec,

@@ -1,20 +1,42 @@
-"""Label and annotation keys on everything the operator creates (docs/contracts.md). Pure."""
+"""Labels on everything the operator creates (docs/contracts.md). Pure.
+
+The keys belong to the contract (``freshness_contract.labels``); this module builds label sets.
+"""
 
 from __future__ import annotations
 
+from freshness_contract.labels import (
+    CANDIDATE,
+    CHECK,
+    CONTAINER,
+    DEPLOYMENT,
+    MANAGED_BY,
+    MANAGER,
+    OVERRIDES,
+    RETRAIN,
+    STEP,
+)
+
 from freshness_operator.core import names
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "model-freshness-operator"
-DEPLOYMENT = "modelfreshness.io/deployment"
-STEP = "modelfreshness.io/step"
-CHECK = "modelfreshness.io/check"  # drift Jobs: the check number
-RETRAIN = "modelfreshness.io/retrain"  # train and package Jobs: the retrain number
-CANDIDATE = "modelfreshness.io/candidate"  # train Jobs: the candidate index
-OVERRIDES = "modelfreshness.io/overrides"  # annotation: the candidate's -S overrides as JSON
 CHECK_NOW = names.CHECK_NOW  # annotation on a ModelDeployment: a new value asks for a drift check now
-CONTAINER = "main"  # the step's container; its termination message is the result
 SERVING_FOR = names.SERVING_FOR  # on the serving Deployment, set by its owner: the opt-in
+
+__all__ = [
+    "CANDIDATE",
+    "CHECK",
+    "CHECK_NOW",
+    "CONTAINER",
+    "DEPLOYMENT",
+    "MANAGED_BY",
+    "MANAGER",
+    "OVERRIDES",
+    "RETRAIN",
+    "SERVING_FOR",
+    "STEP",
+    "for_child",
+    "selector",
+]
 
 
 def for_child(mdep: str, step: str) -> dict[str, str]:

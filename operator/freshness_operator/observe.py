@@ -1,8 +1,8 @@
 """Reduce raw cluster objects (Jobs, their pods, the serving Deployment) to core observations.
 
 Pure: takes dicts as the API returns them. Step results are read from the finished pod's
-termination message and validated with ``freshness_trainer.contract``; a missing, oversized or
-malformed message becomes a failed step with that reason, never an exception.
+termination message and validated with ``freshness_contract``, which types them; a missing,
+oversized or malformed message becomes a failed step with that reason, never an exception.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from freshness_trainer import contract
+import freshness_contract as contract
 
 from freshness_operator import labels
 from freshness_operator.core.observed import (
@@ -165,16 +165,22 @@ def _latest(pods: list[dict[str, Any]], phase: str) -> dict[str, Any] | None:
     return max(matching, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
 
 
-def _succeeded_outcome(step: Step, pods: list[dict[str, Any]]) -> StepOutcome:
-    pod = _latest(pods, "Succeeded")
-    term = _terminated(pod) if pod else None
+def outcome_of(step: Step, message: str | None) -> StepOutcome:
+    """A succeeded pod's termination message as the step's outcome: its typed section, or why not."""
     try:
-        result = contract.parse(term.get("message") if term else None, expected_step=step.value)
+        result = contract.parse(message, expected_step=step.value)
     except contract.ResultError as exc:
         return StepOutcome(False, exc.reason, exc.message)
     if not result.ok:
         return StepOutcome(False, result.reason, result.message)
-    return StepOutcome(True, result.reason, result.message, dict(result.doc.get(step.value) or {}))
+    return StepOutcome(True, result.reason, result.message, result.section)
+
+
+def _succeeded_outcome(step: Step, pods: list[dict[str, Any]]) -> StepOutcome:
+    pod = _latest(pods, "Succeeded")
+    term = _terminated(pod) if pod else None
+    message = term.get("message") if term else None
+    return outcome_of(step, message if isinstance(message, str) else None)
 
 
 def _failed_outcome(step: Step, condition: dict[str, Any], pods: list[dict[str, Any]]) -> StepOutcome:
@@ -182,7 +188,8 @@ def _failed_outcome(step: Step, condition: dict[str, Any], pods: list[dict[str, 
     term = _terminated(pod) if pod else None
     if term:
         try:
-            result = contract.parse(term.get("message"), expected_step=step.value)
+            message = term.get("message")
+            result = contract.parse(message if isinstance(message, str) else None, expected_step=step.value)
             if not result.ok:
                 return StepOutcome(False, result.reason, result.message)
         except contract.ResultError:

@@ -110,6 +110,28 @@ def test_operator_image() -> None:
     assert exposed == {values["metricsPort"], values["healthPort"]}
 
 
+def copied(instructions: list[Instruction]) -> set[str]:
+    """The local paths COPYed into the image (multi-stage ``--from=`` copies aside)."""
+    return {
+        src.rstrip("/")
+        for i in instructions
+        if i.op == "COPY" and "--from=" not in i.args
+        for src in i.args.split()[:-1]
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "side", "other"),
+    [(OPERATOR, "operator", "trainer"), (TRAINER, "trainer", "operator")],
+    ids=["operator", "trainer"],
+)
+def test_each_image_ships_the_contract_and_its_own_side_only(path: Path, side: str, other: str) -> None:
+    """Neither side imports the other (.importlinter, independence): the images prove it by not shipping it."""
+    sources = copied(parse(path))
+    assert {"contract", side} <= sources, sources
+    assert other not in sources, f"{path.name} copies {other}/"
+
+
 def test_operator_extra_has_no_torch() -> None:
     """What the operator image installs: the base dependencies and the operator extra, no torch."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from freshness_trainer import contract
+import freshness_contract as contract
 
 from tests.conftest import Cluster, wait_for
 
@@ -191,8 +191,14 @@ def train_doc(val_acc: float, baseline: float = 0.80, rev: str = "0a1b2c3d4e") -
     }
 
 
+def bare_result(step: str) -> str:
+    """``ok`` without the step's section: what the old schema let through (issue 10)."""
+    return json.dumps({"schemaVersion": contract.SCHEMA_VERSION, "step": step, "ok": True})
+
+
 def package_doc(tag: str) -> dict[str, Any]:
-    return {"step": "package", "ok": True, "package": {"image": f"{SERVING_IMAGE}:{tag}", "digest": DIGEST}}
+    pinned = f"{SERVING_IMAGE}:{tag}@{DIGEST}"
+    return {"step": "package", "ok": True, "package": {"image": pinned, "digest": DIGEST}}
 
 
 class Kit:
@@ -230,6 +236,10 @@ class Kit:
     def events(self, name: str) -> list[str]:
         out = self.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json")
         return [e["reason"] for e in json.loads(out.stdout)["items"]]
+
+    def event_messages(self, name: str, reason: str) -> list[str]:
+        out = self.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json")
+        return [e.get("message") or "" for e in json.loads(out.stdout)["items"] if e["reason"] == reason]
 
     def until(self, what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
         return wait_for(

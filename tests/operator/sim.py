@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import freshness_contract as contract
 from freshness_operator.core import actions as act
 from freshness_operator.core import decide, parse_spec
 from freshness_operator.core.context import Decision
@@ -24,6 +25,7 @@ from freshness_operator.core.observed import (
 )
 from freshness_operator.core.spec import Spec
 from freshness_operator.core.status import CandidateStatus, ModelStatus, Phase, Status
+from freshness_operator.observe import outcome_of
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 IMAGE0 = "registry.example/cats-dogs:0.1"
@@ -178,11 +180,22 @@ class Sim:
         message: str = "",
         seconds: float = 5,
     ) -> Sim:
-        """Finish a Job with a result (ok) or a failure reason, then decide."""
-        job = self.jobs[name]
-        outcome = StepOutcome(ok, reason, message, result or {})
-        state = JobState.SUCCEEDED if ok else JobState.FAILED
-        self.jobs[name] = replace(job, state=state, outcome=outcome, finished_at=self.now + timedelta(seconds=seconds))
+        """Finish a Job with a result section (ok; read through the contract as the operator reads
+        a termination message) or a failure reason, then decide."""
+        if ok and result is not None:
+            step = self.jobs[name].step
+            return self.finish_message(name, contract.encode({"step": step.value, "ok": True, step.value: result}))
+        return self.finish_outcome(name, StepOutcome(ok, reason, message), seconds)
+
+    def finish_message(self, name: str, message: str | None, seconds: float = 5) -> Sim:
+        """Finish a Job whose container wrote exactly this termination message, then decide."""
+        return self.finish_outcome(name, outcome_of(self.jobs[name].step, message), seconds, succeeded=True)
+
+    def finish_outcome(self, name: str, outcome: StepOutcome, seconds: float = 5, *, succeeded: bool = False) -> Sim:
+        """Finish a Job with an outcome as given, bypassing the contract (the core's own defences)."""
+        state = JobState.SUCCEEDED if outcome.ok or succeeded else JobState.FAILED
+        finished = self.now + timedelta(seconds=seconds)
+        self.jobs[name] = replace(self.jobs[name], state=state, outcome=outcome, finished_at=finished)
         return self.step(seconds)
 
     def stuck(self, name: str, reason: str, message: str = "") -> Sim:
@@ -251,13 +264,12 @@ class Sim:
                 self.finish(running[0], train_result(acc, baseline, rev=f"rev{running[0][-1]}000000"))
         return self
 
-    def package(self, digest: str | None = DIGEST) -> Sim:
+    def package(self, image: str | None = None, digest: str = DIGEST) -> Sim:
+        """Finish the package Job; by default with the image it was asked for, pinned by ``digest``."""
         c = self.candidate
         assert c.package_job, "no package Job started"
-        result = {"image": f"registry.example/cats-dogs:{c.version}"}
-        if digest:
-            result["digest"] = digest
-        return self.finish(c.package_job, result)
+        built = image or f"registry.example/cats-dogs:{c.version}@{digest}"
+        return self.finish(c.package_job, {"image": built, "digest": digest})
 
     def rollout_completes(self) -> Sim:
         d = self.deployment
@@ -322,6 +334,12 @@ class Sim:
     def events(self) -> list[str]:
         """Event reasons of the last decision."""
         return [a.reason for a in self.actions(act.Emit)]
+
+    def event(self, reason: str) -> str:
+        """The message of the last decision's Event with this reason (asserted present)."""
+        messages = [a.message for a in self.actions(act.Emit) if a.reason == reason]
+        assert messages, f"no {reason} Event in {self.events()}"
+        return str(messages[0])
 
     def all_events(self) -> list[str]:
         return [a.reason for d in self.history for a in d.actions if isinstance(a, act.Emit)]

@@ -95,24 +95,15 @@ def test_train_job_runs_the_experiment_with_overrides_on_a_gpu() -> None:
     (container,) = pod["containers"]
     assert container["args"] == [
         "train",
-        "--repo",
-        "https://git.example/acme/cats-dogs.git",
-        "--rev",
-        "main",
-        "--set",
-        "train.lr=1.0e-05",
-        "--set",
-        "train.name=alex",
-        "--set",
-        "train.num_classes=3",
-        "--set",
-        "train.pretrained=true",
-        "--name",
-        "cats-train-2-1",
-        "--baseline-model",
-        "s3://m/0.1.pt",
-        "--remote",
-        "s3://dvc-remote",
+        "--repo=https://git.example/acme/cats-dogs.git",
+        "--rev=main",
+        "--set=train.lr=1.0e-05",
+        "--set=train.name=alex",
+        "--set=train.num_classes=3",
+        "--set=train.pretrained=true",
+        "--name=cats-train-2-1",
+        "--baseline-model=s3://m/0.1.pt",
+        "--remote=s3://dvc-remote",
     ]
     assert container["resources"] == {"limits": {"nvidia.com/gpu": 1}}
     assert container["envFrom"] == [{"secretRef": {"name": "git-creds"}}]
@@ -127,20 +118,13 @@ def test_drift_job_arguments() -> None:
     (container,) = jobs()["drift"]["spec"]["template"]["spec"]["containers"]
     assert container["args"] == [
         "drift",
-        "--reference",
-        "data/train",
-        "--current",
-        "s3://prod/cats-dogs/",
-        "--model",
-        "s3://m/0.1.pt",
-        "--threshold",
-        "0.3",
-        "--min-samples",
-        "10",
-        "--accuracy-drop",
-        "0.1",
-        "--report",
-        "s3://reports/cats-drift-4.html",
+        "--reference=data/train",
+        "--current=s3://prod/cats-dogs/",
+        "--model=s3://m/0.1.pt",
+        "--threshold=0.3",
+        "--min-samples=10",
+        "--accuracy-drop=0.1",
+        "--report=s3://reports/cats-drift-4.html",
     ]
     assert container["resources"] == {"limits": {"cpu": "2"}}
     assert jobs()["drift"]["spec"]["backoffLimit"] == 0
@@ -150,12 +134,10 @@ def test_package_job_arguments() -> None:
     (container,) = jobs()["package"]["spec"]["template"]["spec"]["containers"]
     assert container["args"] == [
         "package",
-        "--model",
-        "s3://m/v2.pt",
-        "--image",
-        "registry.example/cats:v2",
-        "--base-image",
-        "python:3.11-slim",
+        "--model=s3://m/v2.pt",
+        "--image=registry.example/cats:v2",
+        "--base-image=python:3.11-slim",
+        "--output=image-layout",
         "--push",
     ]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from freshness_contract.argv import PackageArgs, TrainArgs
 
 from tests.conftest import Cluster
 from tests.operator.cluster_kit import (
@@ -24,6 +25,7 @@ from tests.operator.cluster_kit import (
     SERVING_IMAGE,
     Kit,
     Operator,
+    bare_result,
     drift_doc,
     mdep,
     merge,
@@ -124,8 +126,8 @@ def test_happy_path(kit: Kit) -> None:
     kit.until("two training Jobs", lambda: len(kit.jobs("cats", "train")) == 2)
     assert kit.jobs("cats", "train") == ["cats-train-1-0", "cats-train-1-1"]
     job = kit.get("job", "cats-train-1-0")
-    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "train.lr=0.01" in args and "train.num_classes=3" in args
+    args = TrainArgs.from_argv(job["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert {"train.lr=0.01", "train.num_classes=3"} <= set(args.overrides)
     # 3. a slot frees up -> the third candidate starts
     kit.finish("cats-train-1-0", train_doc(0.91, rev="aaaaaaaa11"))
     kit.wait_job("cats", "train", "cats-train-1-2")
@@ -134,7 +136,8 @@ def test_happy_path(kit: Kit) -> None:
     # 4. best chosen (candidate 1) -> package -> image patched by digest -> rolled out
     kit.wait_phase("cats", "Packaging")
     package = kit.get("job", kit.wait_job("cats", "package", "cats-package-1"))
-    assert "registry.example/cats-dogs:v1-bbbbbbbb" in package["spec"]["template"]["spec"]["containers"][0]["args"]
+    package_args = PackageArgs.from_argv(package["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert package_args.image == "registry.example/cats-dogs:v1-bbbbbbbb"
     kit.finish("cats-package-1", package_doc("v1-bbbbbbbb"))
     kit.until("the image patch", lambda: kit.image() == f"{SERVING_IMAGE}:v1-bbbbbbbb@{DIGEST}")
     status = kit.wait_phase("cats", "Monitoring")
@@ -209,6 +212,44 @@ def test_failed_training_job_and_bad_results(kit: Kit) -> None:
     kit.finish(kit.wait_job("cats", "train", "cats-train-2-0"), None)
     kit.until("MissingResult", lambda: kit.status("cats").get("candidate", {}).get("reason") == "MissingResult")
     assert kit.status("cats")["phase"] == "Failed"
+
+
+def test_results_without_their_section_or_with_a_foreign_image_change_nothing(kit: Kit) -> None:
+    """Issue 10's faults: ``ok`` without the step's section, or an image that was not asked for,
+    fail the step with MalformedResult naming the field; the serving Deployment keeps its image."""
+    kit.apply(mdep("cats"))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), raw=bare_result("drift"))
+    kit.until("Ready=False MalformedResult", lambda: kit.condition("cats", "Ready") == ("False", "MalformedResult"))
+    drift = kit.status("cats")["drift"]
+    assert drift["lastError"]["message"] == "result field drift: required when ok is true"
+    assert drift.get("detected") is None  # not a NoDrift verdict
+    kit.until(
+        "a DriftCheckFailed event naming the section",
+        lambda: any("result field drift:" in m for m in kit.event_messages("cats", "DriftCheckFailed")),
+    )
+    assert "NoDrift" not in kit.events("cats")
+    # a drifted check, a good candidate, then the package Job reports ok and nothing else
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.95, rev="bbbbbbbb22"))
+    kit.finish(kit.wait_job("cats", "package", "cats-package-1"), raw=bare_result("package"))
+    status = kit.wait_phase("cats", "Failed")
+    assert status["candidate"]["reason"] == "MalformedResult"
+    assert status["candidate"]["message"] == "result field package: required when ok is true"
+    kit.until(
+        "a PackagingFailed event naming the section",
+        lambda: any("result field package:" in m for m in kit.event_messages("cats", "PackagingFailed")),
+    )
+    assert kit.image() == OLD_IMAGE
+    # the next retrain's package Job names an image of another repository, pinned and schema-valid
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-3"), drift_doc(True))
+    kit.finish(kit.wait_job("cats", "train", "cats-train-2-0"), train_doc(0.95, rev="cccccccc33"))
+    evil = {"step": "package", "ok": True, "package": {"image": f"evil.example/x:1@{DIGEST}", "digest": DIGEST}}
+    kit.finish(kit.wait_job("cats", "package", "cats-package-2"), evil)
+    kit.until("the retrain's MalformedResult", lambda: kit.status("cats")["candidate"].get("retrain") == 2
+              and kit.status("cats")["candidate"].get("reason") == "MalformedResult")
+    message = kit.status("cats")["candidate"]["message"]
+    assert message.startswith("result field package.image: got 'evil.example/x:1@"), message
+    assert kit.image() == OLD_IMAGE and "RolloutStarted" not in kit.events("cats")
 
 
 def test_new_version_never_ready_is_rolled_back(cluster: Cluster, kit: Kit) -> None:

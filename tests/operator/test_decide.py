@@ -6,18 +6,22 @@ the side-effect actions of that last decision, the Events it emits and anything 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import pytest
+from freshness_contract import SCHEMA_VERSION, PackageResult
 from freshness_operator.core import actions as act
 from freshness_operator.core import names
 from freshness_operator.core.heartbeat import HEARTBEAT
-from freshness_operator.core.observed import JobObservation, JobState, Step
+from freshness_operator.core.observed import JobObservation, JobState, Step, StepOutcome
 from freshness_operator.core.status import ModelRef, Outcome, Phase, RunState, Status
 
 from tests.operator.sim import DIGEST, IMAGE0, Sim, drift_result, healthy, make_spec, some
+
+OTHER = "sha256:" + "cd" * 32
 
 EFFECTS = (act.CreateDriftJob, act.CreateTrainJob, act.CreatePackageJob, act.PatchImage, act.DeleteJob)
 
@@ -44,6 +48,20 @@ def paused(sim: Sim) -> Sim:
 def unpaused(sim: Sim) -> Sim:
     sim.spec = replace(sim.spec, paused=False)
     sim.generation += 1
+    return sim
+
+
+def doc(step: str, section: dict[str, object] | None = None) -> str:
+    """A termination message that passes the old schema: ok, and the step's section only if given."""
+    body: dict[str, object] = {"schemaVersion": SCHEMA_VERSION, "step": step, "ok": True}
+    if section is not None:
+        body[step] = section
+    return json.dumps(body)
+
+
+def tamper_target(sim: Sim) -> Sim:
+    """Someone edits the recorded target image between packaging and the rollout."""
+    sim.candidate.target_image = f"evil.example/x:1@{DIGEST}"
     return sim
 
 
@@ -109,6 +127,32 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
                 s.condition("Ready") == ("False", "MalformedResult"),
                 ("drift_checks", "failed") in s.counts(),
             ),
+        ),
+    ),
+    "pending: ok without a drift section is a failed check, not NoDrift": (
+        Sim,
+        Row(
+            lambda s: s.step().finish_message("cats-drift-1", doc("drift")),
+            Phase.PENDING,
+            [],
+            ["DriftCheckFailed"],
+            check=lambda s: (
+                "NoDrift" not in s.all_events(),
+                s.status.drift.detected is None,
+                some(s.status.drift.last_error).reason == "MalformedResult",
+                some(s.status.drift.last_error).message == "result field drift: required when ok is true",
+                s.condition("Ready") == ("False", "MalformedResult"),
+            ),
+        ),
+    ),
+    "pending: the core refuses an ok drift outcome without a section": (
+        Sim,
+        Row(
+            lambda s: s.step().finish_outcome("cats-drift-1", StepOutcome(True)),
+            Phase.PENDING,
+            [],
+            ["DriftCheckFailed"],
+            check=lambda s: (s.status.drift.detected is None, "result field drift:" in s.event("DriftCheckFailed")),
         ),
     ),
     "pending: the drift Job disappeared": (
@@ -346,6 +390,17 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["CandidateFailed", "TrainingFailed"],
             check=lambda s: s.candidate.runs[0].reason == "MalformedResult",
+        ),
+    ),
+    "training: an ok outcome without a train section fails that candidate": (
+        sim_with(training={"candidates": [{}]}),
+        Row(
+            lambda s: s.check(True).finish_outcome("cats-train-1-0", StepOutcome(True)),
+            Phase.FAILED,
+            [],
+            ["CandidateFailed", "TrainingFailed"],
+            check=lambda s: (s.candidate.runs[0].reason, s.candidate.runs[0].message)
+            == ("MalformedResult", "result field train: required when ok is true"),
         ),
     ),
     "training: a result without a model fails that candidate": (
@@ -711,13 +766,87 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ),
         ),
     ),
-    "packaging: without a digest the tag is rolled out": (
+    "packaging: ok without a package section fails with MalformedResult, the image is left alone": (
         Sim,
         Row(
-            lambda s: s.to_packaging().package(digest=None),
-            Phase.ROLLING_OUT,
-            ["PatchImage"],
-            check=lambda s: s.actions(act.PatchImage)[0].image == "registry.example/cats-dogs:v1-rev00000",
+            lambda s: s.to_packaging().finish_message("cats-package-1", doc("package")),
+            Phase.FAILED,
+            [],
+            ["PackagingFailed"],
+            check=lambda s: (
+                s.candidate.reason == "MalformedResult",
+                s.candidate.message == "result field package: required when ok is true",
+                s.deployment.image == IMAGE0,
+                "result field package:" in s.event("PackagingFailed"),
+                s.condition("Ready") == ("False", "MalformedResult"),
+            ),
+        ),
+    ),
+    "packaging: the core refuses an ok outcome without a package section": (
+        Sim,
+        Row(
+            lambda s: s.to_packaging().finish_outcome("cats-package-1", StepOutcome(True)),
+            Phase.FAILED,
+            [],
+            ["PackagingFailed"],
+            check=lambda s: (
+                s.candidate.reason == "MalformedResult",
+                "result field package:" in some(s.candidate.message),
+            ),
+        ),
+    ),
+    "packaging: an image without a digest is refused by the contract": (
+        Sim,
+        Row(
+            lambda s: s.to_packaging().finish_message(
+                "cats-package-1", doc("package", {"image": "registry.example/cats-dogs:v1-rev00000", "digest": DIGEST})
+            ),
+            Phase.FAILED,
+            [],
+            ["PackagingFailed"],
+            check=lambda s: (
+                s.candidate.reason == "MalformedResult",
+                some(s.candidate.message).startswith("result field package.image:"),
+                s.deployment.image == IMAGE0,
+            ),
+        ),
+    ),
+    "packaging: an image of another repository is not rolled out": (
+        Sim,
+        Row(
+            lambda s: s.to_packaging().package(f"evil.example/x:1@{DIGEST}"),
+            Phase.FAILED,
+            [],
+            ["PackagingFailed"],
+            check=lambda s: (
+                s.candidate.reason == "MalformedResult",
+                some(s.candidate.message).startswith("result field package.image: got 'evil.example/x:1@"),
+                "registry.example/cats-dogs:v1-rev00000@sha256:<64 hex>" in some(s.candidate.message),
+                s.deployment.image == IMAGE0,
+            ),
+        ),
+    ),
+    "packaging: a tag other than the version built is not rolled out": (
+        Sim,
+        Row(
+            lambda s: s.to_packaging().package(f"registry.example/cats-dogs:latest@{DIGEST}"),
+            Phase.FAILED,
+            [],
+            ["PackagingFailed"],
+            check=lambda s: (s.candidate.reason == "MalformedResult", s.deployment.image == IMAGE0),
+        ),
+    ),
+    "packaging: a digest that is not the image's is not rolled out": (
+        Sim,
+        Row(
+            lambda s: s.to_packaging().finish_outcome(
+                "cats-package-1",
+                StepOutcome(True, result=PackageResult(f"registry.example/cats-dogs:v1-rev00000@{DIGEST}", OTHER)),
+            ),
+            Phase.FAILED,
+            [],
+            ["PackagingFailed"],
+            check=lambda s: (s.candidate.reason == "MalformedResult", s.deployment.image == IMAGE0),
         ),
     ),
     # ------------------------------------------------------------------ RollingOut
@@ -846,6 +975,20 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.MONITORING,
             [],
             ["RolledOut"],
+        ),
+    ),
+    "rolling out: a recorded target image of another form is never patched": (
+        Sim,
+        Row(
+            lambda s: (s.to_packaging(), paused(s), s.package(), tamper_target(s), unpaused(s), s.step(1)),
+            Phase.DEGRADED,
+            [],
+            ["RolloutFailed"],
+            check=lambda s: (
+                s.candidate.reason == "MalformedResult",
+                some(s.candidate.message).startswith("candidate.targetImage: got 'evil.example/x:1@"),
+                s.deployment.image == IMAGE0,
+            ),
         ),
     ),
     "rolling out: someone else changed the image meanwhile": (

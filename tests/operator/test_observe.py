@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import freshness_contract as contract
 import pytest
 from freshness_operator import labels
 from freshness_operator.core.observed import JobState, Step
 from freshness_operator.observe import deployment_observation, observe
-from freshness_trainer import contract
 
 UID = "mdep-uid"
 
@@ -74,33 +74,57 @@ def test_succeeded_job_reads_the_result_section() -> None:
     obs = observe(UID, [job("j", state="complete")], [pod("j", "Succeeded", TRAIN_OK)], None, "server")
     (j,) = obs.jobs
     assert j.state is JobState.SUCCEEDED and j.outcome is not None and j.outcome.ok
-    assert j.outcome.result == {"metrics": {"val_acc": 0.9}, "model": "s3://m"}
+    assert j.outcome.result == contract.TrainResult(metrics={"val_acc": 0.9}, model="s3://m")
     assert j.finished_at is not None and j.finished_at.minute == 5
 
 
+def raw(step: str, **fields: Any) -> str:
+    """A termination message as a container might write it, bypassing ``contract.encode``."""
+    return json.dumps({"schemaVersion": contract.SCHEMA_VERSION, "step": step, **fields})
+
+
+DIGEST = "sha256:" + "5e" * 32
+PINNED = f"registry.example/cats-dogs:v1-bbbbbbbb@{DIGEST}"
+
+
 @pytest.mark.parametrize(
-    ("message", "reason"),
+    ("step", "message", "reason", "says"),
     [
-        (None, "MissingResult"),
-        ("", "MissingResult"),
-        ("{not json", "MalformedResult"),
-        (
-            json.dumps({"schemaVersion": contract.SCHEMA_VERSION, "step": "train", "ok": True, "train": {}}),
-            "MalformedResult",
-        ),
-        (json.dumps({"schemaVersion": contract.SCHEMA_VERSION, "step": "drift", "ok": True}), "MalformedResult"),
-        ("x" * 5000, "OversizedResult"),
-        (
-            contract.encode({"step": "train", "ok": False, "reason": "DatasetEmpty", "message": "no images"}),
-            "DatasetEmpty",
-        ),
+        ("train", None, "MissingResult", "no termination message"),
+        ("train", "", "MissingResult", "no termination message"),
+        ("train", "{not json", "MalformedResult", "not JSON"),
+        ("train", raw("train", ok=True, train={}), "MalformedResult", "result field train.metrics: required"),
+        # the issue's two faults: ok without the step's section, on the step's own Job
+        ("drift", raw("drift", ok=True), "MalformedResult", "result field drift: required when ok is true"),
+        ("package", raw("package", ok=True), "MalformedResult", "result field package: required when ok is true"),
+        ("package", raw("package", ok=True, package={"image": "evil.example/x:1", "digest": DIGEST}),
+         "MalformedResult", "result field package.image:"),
+        ("package", raw("package", ok=True, package={"image": PINNED + "\n", "digest": DIGEST}),
+         "MalformedResult", "result field package.image:"),
+        ("package", raw("package", ok=True, package={"image": PINNED, "digest": "sha256:" + "cd" * 32}),
+         "MalformedResult", "result field package.digest:"),
+        ("drift", raw("train", ok=True, train={"metrics": {}}), "MalformedResult", "result field step:"),
+        ("train", raw("train", ok=False), "MalformedResult", "result field reason: required when ok is false"),
+        ("train", "x" * 5000, "OversizedResult", "over 4096 bytes"),
+        ("drift", raw("drift", ok=True, drift={"detected": True, "share": float("nan"), "score": 1, "method": "m",
+                                                "samples": 1}), "MalformedResult", "NaN"),
+        ("train", contract.encode({"step": "train", "ok": False, "reason": "DatasetEmpty", "message": "no images"}),
+         "DatasetEmpty", "no images"),
     ],
 )
-def test_bad_results_fail_the_step_with_a_reason(message: str | None, reason: str) -> None:
-    obs = observe(UID, [job("j", state="complete")], [pod("j", "Succeeded", message)], None, "server")
+def test_bad_results_fail_the_step_with_a_reason(step: str, message: str | None, reason: str, says: str) -> None:
+    obs = observe(UID, [job("j", step, state="complete")], [pod("j", "Succeeded", message)], None, "server")
     outcome = obs.jobs[0].outcome
-    assert outcome is not None and not outcome.ok
-    assert outcome.reason == reason and outcome.message
+    assert outcome is not None and not outcome.ok and outcome.result is None
+    assert outcome.reason == reason and says in outcome.message, outcome.message
+
+
+def test_a_pinned_package_result_is_typed() -> None:
+    message = contract.encode({"step": "package", "ok": True, "package": {"image": PINNED, "digest": DIGEST}})
+    obs = observe(UID, [job("j", "package", state="complete")], [pod("j", "Succeeded", message)], None, "server")
+    outcome = obs.jobs[0].outcome
+    assert outcome is not None and outcome.ok
+    assert outcome.result == contract.PackageResult(PINNED, DIGEST)
 
 
 def test_failed_job_prefers_the_step_reason_then_the_jobs() -> None:

@@ -13,8 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import freshness_contract as contract
 import yaml
-from freshness_trainer import cli, contract
+from freshness_trainer import cli
 
 from tests.trainer.conftest import Project, copy_project, dvc
 
@@ -41,7 +42,7 @@ def test_exp_run_trains_and_records_metrics(project: Project) -> None:
     assert base["metrics"]["reports/eval.json"]["data"]["val_acc"] == metrics["val_acc"]
 
 
-def test_train_job_runs_a_three_class_experiment_and_publishes(project: Project, tmp_path: Path) -> None:
+def test_train_command_runs_a_three_class_experiment_and_publishes(project: Project, tmp_path: Path) -> None:
     remote, result, workdir = tmp_path / "dvc-remote", tmp_path / "result.json", tmp_path / "work"
     # Two epochs keep the CPU run short; what is shown is the 3-class run end to end, not its accuracy.
     code = cli.main(["train", "--repo", str(project.path), "--rev", "main", "--set", "train.num_classes=3",
@@ -51,12 +52,12 @@ def test_train_job_runs_a_three_class_experiment_and_publishes(project: Project,
     res = contract.parse(result.read_text(encoding="utf-8"), expected_step="train")
     assert code == 0, res.message
     t = res.train
-    assert t["experiment"] == "bees" and len(t["rev"]) == 40
-    assert t["params"]["train.num_classes"] == 3 and t["params"]["train.epochs"] == 2
-    assert {"val_acc", "val_acc_bees", "train_loss"} <= set(t["metrics"])
+    assert t.experiment == "bees" and t.rev is not None and len(t.rev) == 40
+    assert t.params["train.num_classes"] == 3 and t.params["train.epochs"] == 2
+    assert {"val_acc", "val_acc_bees", "train_loss"} <= set(t.metrics)
     # The 2-class serving model cannot name a bee: the gate sees it on the same validation data.
-    assert t["baselineMetrics"]["val_acc_bees"] == 0.0
-    assert Path(t["model"]).is_file() and any((remote / "files" / "md5").iterdir())
+    assert t.baseline_metrics is not None and t.baseline_metrics["val_acc_bees"] == 0.0
+    assert t.model is not None and Path(t.model).is_file() and any((remote / "files" / "md5").iterdir())
 
     exps = _experiments(project.path)
     assert {"base", "bees"} <= set(exps)
@@ -70,10 +71,10 @@ def test_train_job_runs_a_three_class_experiment_and_publishes(project: Project,
     code = cli.main(["publish", "--repo", str(workdir / "repo"), "--experiment", "bees", "--remote", str(remote),
                      "--result-path", str(result)])
     res = contract.parse(result.read_text(encoding="utf-8"), expected_step="publish")
-    assert code == 0 and res.ok and res.train["model"].endswith("bees/model.pt")
+    assert code == 0 and res.ok and (res.train.model or "").endswith("bees/model.pt")
 
 
-def test_missing_params_key_fails_the_train_job(tmp_path: Path) -> None:
+def test_missing_params_key_fails_the_train_command(tmp_path: Path) -> None:
     broken = copy_project(tmp_path / "broken")
     text = (broken / "params.yaml").read_text(encoding="utf-8")
     (broken / "params.yaml").write_text(text.replace("  val_fraction: 0.25", "  val_fractions: 0.25"), encoding="utf-8")

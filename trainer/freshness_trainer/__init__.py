@@ -1,5 +1,6 @@
 """freshness_trainer: drift, training, evaluation and publishing code run by the operator's Jobs.
 
-Importing this package (and ``freshness_trainer.contract``) must not import torch: the operator
-image installs the package without the ``trainer`` extra to read step results.
+The result documents and the step options it shares with the operator live in
+``freshness_contract``, which neither side owns. Importing this package must not import torch:
+heavy imports happen inside the commands.
 """

@@ -1,9 +1,11 @@
 """``freshness-trainer``: the commands the operator's Jobs run (docs/contracts.md).
 
-Every step command writes exactly one result document (freshness_trainer.contract) to
+Every step command writes exactly one result document (``freshness_contract``) to
 ``--result-path`` (env ``FRESHNESS_RESULT_PATH``, default ``/dev/termination-log``), also when it
 fails: then ``ok`` is false, ``reason`` is CamelCase, the message names the problem and the exit
-status is 1. Heavy imports (torch, DVC, Evidently) happen inside the commands.
+status is 1. The options of ``drift``, ``train`` and ``package`` are declared by
+``freshness_contract.argv``, the same definition the operator builds its Jobs' arguments from.
+Heavy imports (torch, DVC, Evidently) happen inside the commands.
 """
 
 from __future__ import annotations
@@ -16,15 +18,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from freshness_trainer import contract
+import freshness_contract as contract
+from freshness_contract.argv import DriftArgs, PackageArgs, TrainArgs
+
 from freshness_trainer.errors import TrainerError
 
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
 
 
-def _drift(args: argparse.Namespace) -> dict[str, Any]:
+def _drift(ns: argparse.Namespace) -> dict[str, Any]:
     from freshness_trainer import checks, drift, params
 
+    args = DriftArgs.from_namespace(ns)
+    if args.model is None:
+        raise TrainerError("MissingModel", "--model: the drift step needs the serving model (spec.serving.modelUri)")
     d = params.load(args.params).drift if args.params else params.DRIFT_DEFAULTS
     outcome = checks.run(checks.DriftInputs(
         reference=args.reference,
@@ -52,17 +59,18 @@ def _drift(args: argparse.Namespace) -> dict[str, Any]:
     return {"drift": result, "message": f"drift {'detected' if v.detected else 'not detected'}: {why}"}
 
 
-def _train(args: argparse.Namespace) -> dict[str, Any]:
+def _train(ns: argparse.Namespace) -> dict[str, Any]:
     from freshness_trainer import project
     from freshness_trainer.stages import evaluate
 
+    args = TrainArgs.from_namespace(ns)
     with tempfile.TemporaryDirectory(prefix="freshness-train-") as tmp:
         workdir = Path(args.workdir or tmp) / "repo"
         base_rev = project.clone(args.repo, args.rev, workdir)
-        project.run_experiment(workdir, args.set, args.name)
+        project.run_experiment(workdir, list(args.overrides), args.name)
         name = args.name or project.latest_experiment(workdir)
         rev, metrics, all_params = project.show(workdir, name)
-        overridden = {s.split("=", 1)[0] for s in args.set}
+        overridden = {s.split("=", 1)[0] for s in args.overrides}
         chosen = {k: v for k, v in all_params.items() if k.startswith("train.") or k in overridden}
         train: dict[str, Any] = {"experiment": name, "rev": rev, "metrics": _limit(metrics), "params": _limit(chosen)}
         if args.baseline_model:
@@ -96,14 +104,16 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             "message": f"accuracy {scores.accuracy:.4f} on {scores.samples} images of {args.data}"}
 
 
-def _package(args: argparse.Namespace) -> dict[str, Any]:
+def _package(ns: argparse.Namespace) -> dict[str, Any]:
     from freshness_trainer import oci
 
+    args = PackageArgs.from_namespace(ns)
     out = Path(args.output)
     layout = oci.build(args.model, args.image, out, args.base_image or "")
     digest = oci.push(layout, args.image, args.base_image or "") if args.push else layout.digest
-    return {"package": {"image": args.image, "digest": digest},
-            "message": f"{'pushed' if args.push else 'built'} {args.image}@{digest} (layout {out})"}
+    pinned = f"{args.image}@{digest}"  # the contract accepts only an image pinned by its digest
+    return {"package": {"image": pinned, "digest": digest},
+            "message": f"{'pushed' if args.push else 'built'} {pinned} (layout {out})"}
 
 
 def _make_sample_data(args: argparse.Namespace) -> None:
@@ -117,36 +127,19 @@ def _make_sample_data(args: argparse.Namespace) -> None:
         print(f"{args.out}/{name}: {counts}")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="freshness-trainer", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     def step(name: str, helptext: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=helptext)
-        default = os.environ.get("FRESHNESS_RESULT_PATH", contract.DEFAULT_TERMINATION_LOG)
+        default = os.environ.get(contract.RESULT_PATH_ENV, contract.TERMINATION_LOG)
         sp.add_argument("--result-path", default=default,
                         help="where to write the result JSON (env FRESHNESS_RESULT_PATH)")
         return sp
 
-    d = step("drift", "compare production images with the reference through the serving model")
-    d.add_argument("--reference", required=True, help="image folder the serving model was trained on")
-    d.add_argument("--current", required=True, help="production images (class subfolders = labelled)")
-    d.add_argument("--model", required=True, help="the serving model file")
-    d.add_argument("--threshold", type=float, help="drift when the share of drifted features reaches this")
-    d.add_argument("--min-samples", type=int, help="fail with TooFewSamples below this many current images")
-    d.add_argument("--accuracy-drop", type=float, help="labelled current data: drift when accuracy drops more")
-    d.add_argument("--report", help="where to write the Evidently HTML report (path or URI)")
-    d.add_argument("--params", help="params.yaml whose drift section supplies the defaults")
-    d.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-
-    t = step("train", "clone a DVC project and run one experiment")
-    t.add_argument("--repo", required=True)
-    t.add_argument("--rev", default="HEAD")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dvc exp run -S override")
-    t.add_argument("--name", help="experiment name")
-    t.add_argument("--baseline-model", help="serving model to score on the same validation data")
-    t.add_argument("--remote", help="DVC remote (directory or URI) to push the experiment's outputs to")
-    t.add_argument("--workdir", help="keep the clone here instead of a temporary directory")
+    DriftArgs.add_arguments(step("drift", "compare production images with the reference through the serving model"))
+    TrainArgs.add_arguments(step("train", "clone a DVC project and run one experiment"))
 
     pb = step("publish", "push an experiment and its model to a DVC remote")
     pb.add_argument("--repo", required=True, help="the DVC project's working copy holding the experiment")
@@ -160,12 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=128)
     e.add_argument("--device")
 
-    k = step("package", "build the serving image (OCI layout with the model as a layer)")
-    k.add_argument("--model", required=True)
-    k.add_argument("--image", required=True, help="REPO:TAG")
-    k.add_argument("--base-image", help="base image reference (used by crane append on --push)")
-    k.add_argument("--output", default="image-layout", help="directory of the OCI layout")
-    k.add_argument("--push", action="store_true", help="push with crane")
+    PackageArgs.add_arguments(step("package", "build the serving image (OCI layout with the model as a layer)"))
 
     s = sub.add_parser("make-sample-data", help="write the built-in sample image set (no result document)")
     s.add_argument("out")
@@ -180,17 +168,26 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def _emit(doc: dict[str, Any], path: str) -> None:
+def _emit(doc: dict[str, Any], path: str) -> bool:
+    """Write the result; False when it had to be replaced by an InvalidResult failure."""
+    given = True
+    try:
+        contract.encode(doc)
+    except contract.ResultError as exc:  # e.g. a NaN metric: report that rather than write nothing
+        print(f"freshness-trainer: the result would be refused: {exc.message}", file=sys.stderr)
+        doc = {"step": doc["step"], "ok": False, "reason": "InvalidResult", "message": exc.message[:1024]}
+        given = False
     try:
         text = contract.write(doc, path)
     except OSError as exc:
         print(f"freshness-trainer: cannot write the result to {path}: {exc}", file=sys.stderr)
         text = contract.encode(doc)
     print(text)
+    return given
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "make-sample-data":
         _make_sample_data(args)
         return 0
@@ -211,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         code = 2
     doc["message"] = str(doc.get("message", ""))[:1024]
-    _emit(doc, args.result_path)
+    if not _emit(doc, args.result_path):
+        code = max(code, 1)
     return code
 
 

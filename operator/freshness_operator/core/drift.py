@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+
+from freshness_contract.results import Accuracy, DriftResult
 
 from freshness_operator.core import names, setup
 from freshness_operator.core.actions import CreateDriftJob
@@ -35,10 +36,13 @@ def finish_check(ctx: Context) -> None:
     else:
         outcome = job.outcome or StepOutcome(False, "MissingResult", "the Job finished without a result")
         ctx.duration("drift", job.started_at, job.finished_at)
-    if outcome.ok and stale_model(ctx, measured):
+    if outcome.ok and not isinstance(outcome.result, DriftResult):
+        # The contract refuses this already; a verdict is never made up from a missing section.
+        outcome = StepOutcome(False, "MalformedResult", "result field drift: required when ok is true")
+    if outcome.ok and isinstance(outcome.result, DriftResult) and stale_model(ctx, measured):
         _discard(ctx, outcome.result, measured)
         return
-    if outcome.ok:
+    if outcome.ok and isinstance(outcome.result, DriftResult):
         _record_verdict(ctx, outcome.result, (job.finished_at if job else None) or ctx.now)
         d.model = measured
         return
@@ -56,14 +60,14 @@ def stale_model(ctx: Context, measured: ModelRef | None) -> bool:
     return measured.image != serving.image
 
 
-def _discard(ctx: Context, r: dict[str, Any], measured: ModelRef | None) -> None:
+def _discard(ctx: Context, r: DriftResult, measured: ModelRef | None) -> None:
     """A verdict about a model that no longer serves says nothing about the one that does."""
     d, serving = ctx.status.drift, ctx.status.model
     assert measured is not None and serving is not None
     message = (
         f"check {d.sequence} measured {measured.version} ({measured.image}) but {serving.version} "
-        f"({serving.image}) serves now; its verdict (detected {bool(r.get('detected'))}, "
-        f"score {float(r.get('score', 0.0)):.3f}) is not acted on"
+        f"({serving.image}) serves now; its verdict (detected {r.detected}, "
+        f"score {r.score:.3f}) is not acted on"
     )
     d.discarded = StepError("StaleVerdict", message, ctx.now)
     d.summary = "discarded: stale model"
@@ -72,19 +76,26 @@ def _discard(ctx: Context, r: dict[str, Any], measured: ModelRef | None) -> None
     ctx.emit("VerdictDiscarded", message)
 
 
-def _record_verdict(ctx: Context, r: dict[str, Any], finished: datetime) -> None:
+def _accuracy(acc: Accuracy | None) -> dict[str, float] | None:
+    if acc is None:
+        return None
+    shown = {"current": acc.current, "reference": acc.reference, "drop": acc.drop}
+    return {k: v for k, v in shown.items() if v is not None} or None
+
+
+def _record_verdict(ctx: Context, r: DriftResult, finished: datetime) -> None:
     d = ctx.status.drift
     previously = d.detected
-    d.detected = bool(r.get("detected"))
-    d.share = float(r.get("share", 0.0))
-    d.score = float(r.get("score", 0.0))
-    d.threshold = float(r.get("threshold", ctx.spec.drift.threshold))
-    d.method = r.get("method")
-    d.samples = r.get("samples")
-    d.reference_samples = r.get("referenceSamples")
-    d.top_features = list(r.get("topFeatures") or []) or None
-    d.report = r.get("report")
-    d.accuracy = dict(r.get("accuracy") or {}) or None
+    d.detected = r.detected
+    d.share = r.share
+    d.score = r.score
+    d.threshold = ctx.spec.drift.threshold if r.threshold is None else r.threshold
+    d.method = r.method
+    d.samples = r.samples
+    d.reference_samples = r.reference_samples
+    d.top_features = list(r.top_features) or None
+    d.report = r.report
+    d.accuracy = _accuracy(r.accuracy)
     d.last_check_time = finished
     d.verdict_check = d.sequence
     d.consecutive = d.consecutive + 1 if d.detected else 0

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from freshness_contract.results import Section
+
 
 class JobState(StrEnum):
     RUNNING = "Running"
@@ -22,12 +24,16 @@ class Step(StrEnum):
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """A finished step: ``ok`` and its result section, or the reason it failed."""
+    """A finished step: ``ok`` and its typed result section, or the reason it failed.
+
+    ``result`` comes from ``freshness_contract``, which requires the step's section when ``ok``;
+    the core still checks its kind (and a package's image) before acting on it.
+    """
 
     ok: bool
     reason: str = ""
     message: str = ""
-    result: dict[str, Any] = field(default_factory=dict)
+    result: Section | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from freshness_operator.core import drift, gate, names, rollout, setup
+from freshness_contract.results import PackageResult, TrainResult
+
+from freshness_operator.core import drift, gate, image, names, rollout, setup
 from freshness_operator.core.actions import CreatePackageJob, CreateTrainJob
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import JobObservation, JobState, StepOutcome
@@ -164,15 +166,17 @@ def _record_run(ctx: Context, run: RunStatus, job: JobObservation) -> None:
     run.started_at = run.started_at or job.started_at
     ctx.duration("train", job.started_at, job.finished_at)
     result = outcome.result
-    if outcome.ok and not result.get("model"):
+    if outcome.ok and not isinstance(result, TrainResult):
+        outcome = StepOutcome(False, "MalformedResult", "result field train: required when ok is true")
+    elif outcome.ok and isinstance(result, TrainResult) and not result.model:
         outcome = StepOutcome(False, "MissingModel", "the train result names no model file (train.model)")
-    if not outcome.ok:
+    if not outcome.ok or not isinstance(result, TrainResult):
         _run_failed(ctx, run, outcome.reason, outcome.message)
         return
     run.state = RunState.SUCCEEDED
-    run.metrics = {k: float(v) for k, v in (result.get("metrics") or {}).items()}
-    run.baseline_metrics = {k: float(v) for k, v in (result.get("baselineMetrics") or {}).items()} or None
-    run.experiment, run.rev, run.model = result.get("experiment"), result.get("rev"), result.get("model")
+    run.metrics = dict(result.metrics)
+    run.baseline_metrics = dict(result.baseline_metrics or {}) or None
+    run.experiment, run.rev, run.model = result.experiment, result.rev, result.model
     metric = ctx.spec.promotion.metric
     value = run.metrics.get(metric)
     shown = f"{metric}={value:.4f}" if value is not None else f"no {metric} reported"
@@ -219,10 +223,10 @@ def _advance_packaging(ctx: Context, c: CandidateStatus) -> None:
         if c.package_started_at is not None:
             _packaging_failed(ctx, c, "JobNotFound", f"package Job {c.package_job} disappeared before it finished")
         elif ctx.may_act and best is not None and best.model and c.package_job:
-            image = f"{ctx.spec.serving.image}:{c.version}"
-            ctx.actions.append(CreatePackageJob(c.package_job, c.retrain, best.model, image))
+            tag = f"{ctx.spec.serving.image}:{c.version}"
+            ctx.actions.append(CreatePackageJob(c.package_job, c.retrain, best.model, tag))
             c.package_started_at = ctx.now
-            ctx.emit("PackagingStarted", f"retrain {c.retrain}: building {image} from {best.model}")
+            ctx.emit("PackagingStarted", f"retrain {c.retrain}: building {tag} from {best.model}")
         return
     if job.state is JobState.RUNNING:
         c.package_started_at = c.package_started_at or job.started_at or ctx.now
@@ -232,9 +236,16 @@ def _advance_packaging(ctx: Context, c: CandidateStatus) -> None:
     if not outcome.ok:
         _packaging_failed(ctx, c, outcome.reason, outcome.message)
         return
-    c.image = str(outcome.result.get("image"))
-    c.digest = outcome.result.get("digest")
-    c.target_image = f"{c.image}@{c.digest}" if c.digest else c.image
+    result = outcome.result
+    if not isinstance(result, PackageResult):
+        _packaging_failed(ctx, c, "MalformedResult", "result field package: required when ok is true")
+        return
+    # Only the image this retrain asked for, pinned by digest, ever reaches the Deployment.
+    problem = image.problem(ctx.spec.serving.image, c.version, result.image, result.digest)
+    if problem is not None:
+        _packaging_failed(ctx, c, "MalformedResult", f"result field package.image: {problem}")
+        return
+    c.image, c.digest, c.target_image = result.reference, result.digest, result.image
     c.stage = Stage.ROLLING_OUT
     ctx.emit("Packaged", f"retrain {c.retrain}: {c.target_image}")
 

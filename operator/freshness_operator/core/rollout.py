@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from freshness_operator.core import names, setup
+from freshness_operator.core import image, names, setup
 from freshness_operator.core.actions import PatchImage
 from freshness_operator.core.context import Context
 from freshness_operator.core.status import CandidateStatus, ModelStatus, Outcome
@@ -54,6 +54,10 @@ def _start(ctx: Context, c: CandidateStatus) -> None:
     not_opted_in = opt_in_problem(ctx)
     if not_opted_in is not None:
         _failed(ctx, c, *not_opted_in)  # never patched: its owner did not opt in (docs/security.md)
+        return
+    wrong = image.problem(serving.image, c.version, c.target_image)
+    if wrong is not None:  # a status from elsewhere (edited, older operator): never patch it
+        _failed(ctx, c, "MalformedResult", f"candidate.targetImage: {wrong}; the Deployment was left alone")
         return
     c.previous_image = dep.image
     ctx.actions.append(PatchImage(str(c.target_image)))

@@ -1,0 +1,171 @@
+"""Typed step results: what a validated result document says, as frozen dataclasses. Pure.
+
+``freshness_contract.codec`` validates a document against the JSON schema and then builds these;
+readers (the operator) use the attributes, never the raw dict. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+# REPO:TAG@sha256:<64 hex>, the only form a package result may report (the schema's pattern too).
+IMAGE_PATTERN = re.compile(r"(?:[^\s@/]+/)*[^\s@/:]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@sha256:[0-9a-f]{64}")
+
+
+class StepKind(StrEnum):
+    """The ``step`` of a result document; evaluate and publish report a ``train`` section."""
+
+    DRIFT = "drift"
+    TRAIN = "train"
+    EVALUATE = "evaluate"
+    PUBLISH = "publish"
+    PACKAGE = "package"
+
+    @property
+    def section(self) -> str:
+        """The key of the section this step's result carries when ``ok`` is true."""
+        return "train" if self in (StepKind.EVALUATE, StepKind.PUBLISH) else self.value
+
+
+class ResultError(ValueError):
+    """A step result that is missing, oversized or malformed. ``reason`` is CamelCase for Events."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """The serving model's accuracy on labelled production data beside its reference accuracy."""
+
+    current: float | None = None
+    reference: float | None = None
+    drop: float | None = None
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    detected: bool
+    share: float  # share of features whose per-feature test drifted
+    score: float  # the decision statistic compared with the threshold
+    method: str
+    samples: int
+    threshold: float | None = None
+    reference_samples: int | None = None
+    top_features: tuple[str, ...] = ()
+    report: str | None = None  # where the HTML report was written
+    accuracy: Accuracy | None = None  # only when the production data was labelled
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A train, evaluate or publish result: the experiment and its metrics."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    experiment: str | None = None
+    rev: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None  # where the model file was published
+    baseline_metrics: dict[str, float] | None = None  # the serving model's, on the same data
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    image: str  # REPO:TAG@sha256:<64 hex>
+    digest: str  # sha256:<64 hex>, the same as in image
+
+    @property
+    def reference(self) -> str:
+        """The image without its digest: ``REPO:TAG``."""
+        return self.image.rsplit("@", 1)[0]
+
+
+Section = DriftResult | TrainResult | PackageResult
+_S = TypeVar("_S", DriftResult, TrainResult, PackageResult)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """A validated result document: the envelope and, when ``ok``, the step's typed section."""
+
+    step: StepKind
+    ok: bool
+    reason: str = ""
+    message: str = ""
+    section: Section | None = None
+
+    @property
+    def drift(self) -> DriftResult:
+        """The drift section; raises ResultError when the result carries none."""
+        return self._section(DriftResult, "drift")
+
+    @property
+    def train(self) -> TrainResult:
+        """The train section (train, evaluate, publish); raises ResultError when there is none."""
+        return self._section(TrainResult, "train")
+
+    @property
+    def package(self) -> PackageResult:
+        """The package section; raises ResultError when the result carries none."""
+        return self._section(PackageResult, "package")
+
+    def _section(self, kind: type[_S], name: str) -> _S:
+        if not isinstance(self.section, kind):
+            raise ResultError("MalformedResult", f"result field {name}: absent from this {self.step.value} result")
+        return self.section
+
+
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _floats(d: dict[str, Any] | None) -> dict[str, float]:
+    return {str(k): float(v) for k, v in (d or {}).items()}
+
+
+def drift_result(d: dict[str, Any]) -> DriftResult:
+    acc = d.get("accuracy")
+    return DriftResult(
+        detected=bool(d["detected"]),
+        share=float(d["share"]),
+        score=float(d["score"]),
+        method=str(d["method"]),
+        samples=int(d["samples"]),
+        threshold=float(d["threshold"]) if "threshold" in d else None,
+        reference_samples=int(d["referenceSamples"]) if "referenceSamples" in d else None,
+        top_features=tuple(d.get("topFeatures") or ()),
+        report=d.get("report"),
+        accuracy=Accuracy(*(_float(acc.get(k)) for k in ("current", "reference", "drop"))) if acc is not None else None,
+    )
+
+
+def train_result(d: dict[str, Any]) -> TrainResult:
+    return TrainResult(
+        metrics=_floats(d["metrics"]),
+        experiment=d.get("experiment"),
+        rev=d.get("rev"),
+        params=dict(d.get("params") or {}),
+        model=d.get("model"),
+        baseline_metrics=_floats(d["baselineMetrics"]) if "baselineMetrics" in d else None,
+    )
+
+
+def package_result(d: dict[str, Any]) -> PackageResult:
+    return PackageResult(image=str(d["image"]), digest=str(d["digest"]))
+
+
+def section_of(step: StepKind, doc: dict[str, Any]) -> Section | None:
+    """The typed section of a schema-valid document, or None when it carries none."""
+    raw = doc.get(step.section)
+    if raw is None:
+        return None
+    if step.section == "drift":
+        return drift_result(raw)
+    if step.section == "train":
+        return train_result(raw)
+    return package_result(raw)

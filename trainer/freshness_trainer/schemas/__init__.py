@@ -1,1 +1,0 @@
-"""JSON Schemas of the Job -> operator contract (package data)."""
