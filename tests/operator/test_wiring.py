@@ -9,7 +9,9 @@ import subprocess
 import sys
 from typing import Any
 
+import kopf
 import pytest
+from freshness_operator import handlers
 from freshness_operator.builders import Owner
 from freshness_operator.core import actions as act
 from freshness_operator.core.status import Status
@@ -318,3 +320,12 @@ def test_a_retryable_error_is_raised_for_backoff_and_reported_past_the_bound(fai
     assert writes == [("replace_status", "Pending"), ("event", "ApiRetrying")]
     ready = next(c for c in kube.body["status"]["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "ApiRetrying" and "Job ml/cats-drift-1: 503 ServiceUnavailable" in ready["message"]
+
+
+def test_every_watch_is_bounded_so_a_stalled_one_is_replaced() -> None:
+    settings = kopf.OperatorSettings()
+    assert settings.watching.client_timeout is None  # kopf's default: a stalled watch waits forever
+    handlers.configure(settings)
+    w = settings.watching
+    assert w.server_timeout is not None and w.client_timeout is not None and w.connect_timeout is not None
+    assert w.server_timeout < w.client_timeout  # the server ends a healthy watch before the client gives up
