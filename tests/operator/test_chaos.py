@@ -274,3 +274,41 @@ def test_a_patch_the_api_refuses_fails_the_rollout_visibly_and_is_not_retried(cl
         )
 
     kit.until("every condition at the new generation", stamped)
+
+
+def test_killed_on_the_watch_event_of_each_of_its_own_writes(cluster: Cluster, own: Kit) -> None:
+    """Issue 15, part 5: SIGKILL on the event of a Job created, a status written, the image patched
+    and the rollback patched, a restart each time; the loop ends rolled back to the original image,
+    with no duplicate Job and no ServingImageChanged."""
+    kit = own
+    cleanup = stall_new_pods(cluster, kit)
+    try:
+        jobs = ("get", "jobs", "-o", "jsonpath={.metadata.name}{'\\n'}")
+        killer = KillOn(kit, lambda line: line == "cats-drift-1", *jobs)
+        kit.apply(mdep("cats", drift={"interval": "1h"}, rollout={"progressDeadlineSeconds": 20}))
+        killer.wait("a kill on the drift Job's creation")
+        phases = ("get", "mdep", "cats", "-o", "jsonpath={.status.phase}{'\\n'}")
+        killer = KillOn(kit, lambda line: line == "Training", *phases)
+        kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+        killer.wait("a kill on the status write that starts training")
+        kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="cccccccc33"))
+        kit.wait_job("cats", "package", "cats-package-1")
+        killer = KillOn(kit, lambda line: line.endswith(DIGEST), *image_watch())
+        kit.finish("cats-package-1", package_doc("v1-cccccccc"))
+        killer.wait("a kill on the image patch")
+        killer = KillOn(kit, lambda line: line == OLD_IMAGE, *image_watch())
+        killer.wait("a kill on the rollback patch", timeout=90)
+        status = kit.wait_phase("cats", "Degraded", timeout=60)
+        assert (status["candidate"]["outcome"], status["candidate"]["reason"]) == (
+            "RolledBack",
+            "ProgressDeadlineExceeded",
+        )
+        assert kit.image() == OLD_IMAGE and status["model"]["image"] == OLD_IMAGE
+        assert kit.jobs("cats", "drift") == ["cats-drift-1"]
+        assert kit.jobs("cats", "train") == ["cats-train-1-0"]
+        assert kit.jobs("cats", "package") == ["cats-package-1"]
+        events = kit.events("cats")
+        assert "ServingImageChanged" not in events, events
+        assert events.count("RolledBack") <= 1 and events.count("RolloutStarted") <= 1, events
+    finally:
+        cleanup()
