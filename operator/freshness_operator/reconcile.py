@@ -36,6 +36,7 @@ from freshness_operator.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_REFUSALS = 3  # re-decisions after refusals in one reconcile; more go to the runner's backoff
+STATUS_RETRIES = 5  # status writes put again after a 409 that only metadata caused
 RETRIES_BEFORE_REPORTING = 4  # failed reconciles in a row (1+2+5+10 s of backoff) before ApiRetrying
 Retryable = (ApiError, *TRANSPORT_ERRORS)
 
@@ -139,7 +140,7 @@ async def _commit(
     new_status = to_dict(decision.status)
     written = None
     if new_status != body.get("status"):
-        result = await deps.kube.replace_status({**body, "status": new_status})
+        result = await _write_status(deps, body, new_status)
         written = result.get("metadata", {}).get("resourceVersion")
     for action in decision.actions:
         if isinstance(action, act.Emit):
@@ -148,6 +149,36 @@ async def _commit(
     deps.metrics.record(owner.namespace, owner.name, decision.actions)
     deps.metrics.update(owner.namespace, owner.name, spec, decision.status)
     return written
+
+
+async def _write_status(deps: Deps, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """PUT the status, guarded by resourceVersion. A 409 caused only by someone else's metadata
+    write (an annotation, a label) leaves the decision valid: it is put again on the fresh object,
+    so a stream of annotations cannot starve the operator's writes. Any other change re-raises the
+    409 and the runner decides again."""
+    meta = body["metadata"]
+    for _ in range(STATUS_RETRIES):
+        try:
+            return await deps.kube.replace_status({**body, "status": status})
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            fresh = await deps.kube.get_mdep(meta["namespace"], meta["name"])
+            if fresh is None or not _same_inputs(body, fresh):
+                raise
+            body = fresh
+    return await deps.kube.replace_status({**body, "status": status})
+
+
+def _same_inputs(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """True when nothing ``decide`` reads from the object changed: spec (generation), status, check-now."""
+    a, b = before["metadata"], now["metadata"]
+    return (
+        a.get("uid") == b.get("uid")
+        and a.get("generation") == b.get("generation")
+        and before.get("status") == now.get("status")
+        and (a.get("annotations") or {}).get(labels.CHECK_NOW) == (b.get("annotations") or {}).get(labels.CHECK_NOW)
+    )
 
 
 async def _execute(deps: Deps, owner: builders.Owner, spec: Spec, action: act.Action, where: str) -> None:

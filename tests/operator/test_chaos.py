@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
 
 from tests.conftest import Cluster
 from tests.operator.cluster_kit import (
@@ -39,7 +41,9 @@ OLD_IMAGE = f"{SERVING_IMAGE}:0.1"
 @pytest.fixture(scope="module")
 def crd(cluster: Cluster) -> None:
     cluster.kubectl("apply", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelfreshness.io", "--timeout=60s")
+    established = ("wait", "--for=condition=Established", "crd/modeldeployments.modelfreshness.io", "--timeout=60s")
+    # A CRD just created may have no status.conditions yet, which kubectl wait reports as an error.
+    wait_for("the CRD established", lambda: cluster.kubectl(*established, check=False).returncode == 0)
 
 
 @pytest.fixture
@@ -312,3 +316,51 @@ def test_killed_on_the_watch_event_of_each_of_its_own_writes(cluster: Cluster, o
         assert events.count("RolledBack") <= 1 and events.count("RolloutStarted") <= 1, events
     finally:
         cleanup()
+
+
+class Annotator:
+    """Annotates the ModelDeployment back to back (a few ms apart): each status write of the operator
+    races a new resourceVersion and may get a 409 Conflict (the issue's second way to lose it)."""
+
+    def __init__(self, kit: Kit, name: str, every: float = 0.005) -> None:
+        api = k8s_client.CustomObjectsApi(k8s_config.new_client_from_config(config_file=str(kit.cluster.kubeconfig)))
+        self.api, self.kit, self.name, self.every = api, kit, name, every
+        self.stop, self.count = threading.Event(), 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.every):
+            body = {"metadata": {"annotations": {"chaos.example/tick": str(self.count)}}}
+            self.api.patch_namespaced_custom_object(
+                "modelfreshness.io", "v1alpha1", self.kit.ns, "modeldeployments", self.name, body
+            )
+            self.count += 1
+
+    def close(self) -> int:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        return self.count
+
+
+def test_a_loop_under_a_stream_of_conflicting_annotations(cluster: Cluster, own: Kit) -> None:
+    """Issue 15, part 5: conflicts on every write during every phase; the loop still completes once."""
+    kit = own
+    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.wait_job("cats", "drift", "cats-drift-1")
+    annotator = Annotator(kit, "cats")
+    try:
+        kit.finish("cats-drift-1", drift_doc(True))
+        kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="eeeeeeee55"))
+        kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-eeeeeeee"))
+        status = kit.wait_phase("cats", "Monitoring", timeout=90)
+    finally:
+        ticks = annotator.close()
+    assert ticks > 20, ticks  # the annotations ran through the loop (each patch takes tens of ms here)
+    assert status["model"]["image"] == f"{SERVING_IMAGE}:v1-eeeeeeee@{DIGEST}" == kit.image()
+    assert status["history"][0]["image"] == OLD_IMAGE
+    assert (kit.jobs("cats", "drift"), kit.jobs("cats", "train")) == (["cats-drift-1"], ["cats-train-1-0"])
+    assert kit.jobs("cats", "package") == ["cats-package-1"]
+    events = kit.events("cats")
+    assert "ServingImageChanged" not in events and events.count("RolledOut") <= 1, events

@@ -6,6 +6,7 @@ the side-effect actions of that last decision, the Events it emits and anything 
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -84,6 +85,16 @@ INVALID_IMAGE = Refusal(
 
 def job_refused(action: str, job: str) -> Refusal:
     return Refusal(action, job, f"Job default/{job}", 403, "Forbidden", 'admission webhook "x" denied the request')
+
+
+def writes_lost(sim: Sim, drive: Callable[[], object]) -> Sim:
+    """A check is started; every status write after it is lost (409s) while ``drive`` plays on."""
+    if sim.status.drift.job is None:
+        sim.step()
+    kept = copy.deepcopy(sim.status)
+    drive()
+    sim.status, sim.follow = kept, True
+    return sim.step(1)
 
 
 def lose_status(sim: Sim) -> Sim:
@@ -420,8 +431,10 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.FAILED,
             [],
             ["CandidateFailed", "TrainingFailed"],
-            check=lambda s: (s.candidate.runs[0].reason, s.candidate.runs[0].message)
-            == ("MalformedResult", "result field train: required when ok is true"),
+            check=lambda s: (
+                (s.candidate.runs[0].reason, s.candidate.runs[0].message)
+                == ("MalformedResult", "result field train: required when ok is true")
+            ),
         ),
     ),
     "training: a result without a model fails that candidate": (
@@ -718,8 +731,13 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
     "drift column: a failing check replaces the last verdict": (
         Sim,
         Row(
-            lambda s: s.check(True).finish_runs(0.7, 0.7).check(False)
-            .step(3600).finish("cats-drift-3", ok=False, reason="MalformedResult", message="x"),
+            lambda s: (
+                s.check(True)
+                .finish_runs(0.7, 0.7)
+                .check(False)
+                .step(3600)
+                .finish("cats-drift-3", ok=False, reason="MalformedResult", message="x")
+            ),
             Phase.MONITORING,
             [],
             check=lambda s: s.status.drift.summary == "failing: MalformedResult",
@@ -1046,8 +1064,9 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.to_rolling_out().step(10),
             Phase.ROLLING_OUT,
             [],
-            check=lambda s: s.last.requeue_at
-            == min(some(s.candidate.rollout_started_at) + timedelta(seconds=600), beat(s)),
+            check=lambda s: (
+                s.last.requeue_at == min(some(s.candidate.rollout_started_at) + timedelta(seconds=600), beat(s))
+            ),
         ),
     ),
     "rolling out: the new ReplicaSet is ready": (
@@ -1294,6 +1313,32 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.TRAINING,
             ["CreateTrainJob"],
             check=lambda s: s.actions(act.CreateTrainJob)[0].name == "cats-train-2-0",
+        ),
+    ),
+    "restart: writes lost since the check (409s): its finished retrain is read again, not redone": (
+        sim_with(training={"candidates": [{}]}),
+        Row(
+            lambda s: writes_lost(s, lambda: s.check(True).finish_runs(0.7)),
+            Phase.MONITORING,
+            [],
+            ["StateRebuilt", "CandidateRejected"],
+            check=lambda s: (s.candidate.retrain == 1, s.of_step(Step.TRAIN) == ["cats-train-1-0"]),
+        ),
+    ),
+    "restart: writes lost since the check: a packaged retrain rolls out once, from a recorded intent": (
+        Sim,
+        Row(
+            # the intent write is lost too, so nothing was patched: the intent is recorded again first
+            lambda s: writes_lost(s, lambda: s.check(True).finish_runs(0.9, 0.85).stop_after_intent().package()),
+            Phase.ROLLING_OUT,
+            ["PatchImage"],
+            ["RolloutStarted"],
+            check=lambda s: (
+                s.candidate.retrain == 1,
+                s.candidate.previous_image == IMAGE0,
+                "StateRebuilt" in s.all_events(),
+                s.of_step(Step.PACKAGE) == ["cats-package-1"],
+            ),
         ),
     ),
     "restart: a rebuilt retrain completes": (

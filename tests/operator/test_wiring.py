@@ -329,3 +329,38 @@ def test_every_watch_is_bounded_so_a_stalled_one_is_replaced() -> None:
     w = settings.watching
     assert w.server_timeout is not None and w.client_timeout is not None and w.connect_timeout is not None
     assert w.server_timeout < w.client_timeout  # the server ends a healthy watch before the client gives up
+
+
+def test_a_status_write_conflicting_only_with_an_annotation_is_put_again() -> None:
+    kube = ConflictingKube(copy.deepcopy(BASE_SPEC), annotate=True)
+    run_once(kube)
+    assert [c[0] for c in kube.calls] == ["create_job", "replace_status", "replace_status"]
+    assert kube.body["status"]["phase"] == "Pending"
+
+
+def test_a_status_write_conflicting_with_a_status_change_goes_back_to_the_runner() -> None:
+    kube = ConflictingKube(copy.deepcopy(BASE_SPEC), annotate=False)
+    with pytest.raises(ApiError) as refused:
+        run_once(kube)
+    assert refused.value.status == 409 and [c[0] for c in kube.calls] == ["create_job", "replace_status"]
+
+
+class ConflictingKube(FakeKube):
+    """The first status write meets a 409: someone annotated the object, or changed its status."""
+
+    def __init__(self, spec: dict[str, Any], *, annotate: bool) -> None:
+        super().__init__(spec)
+        self.annotate, self.conflicts = annotate, 1
+
+    async def replace_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.conflicts:
+            self.conflicts -= 1
+            self.calls.append(("replace_status", "409"))
+            meta = self.body["metadata"]
+            if self.annotate:
+                meta["annotations"] = {"example.com/tick": "1"}
+            else:
+                self.body["status"] = {"phase": "Monitoring"}
+            meta["resourceVersion"] = "9"
+            raise ApiError(409, "Conflict", "the object has been modified")
+        return await super().replace_status(body)
