@@ -20,11 +20,11 @@ from kubernetes import config as k8s_config
 
 from tests.conftest import Cluster
 from tests.operator.cluster_kit import (
-    CRD,
     DIGEST,
     SERVING_IMAGE,
     Kit,
     Operator,
+    apply_crd,
     drift_doc,
     mdep,
     package_doc,
@@ -40,10 +40,7 @@ OLD_IMAGE = f"{SERVING_IMAGE}:0.1"
 
 @pytest.fixture(scope="module")
 def crd(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "-f", str(CRD))
-    established = ("wait", "--for=condition=Established", "crd/modeldeployments.modelfreshness.io", "--timeout=60s")
-    # A CRD just created may have no status.conditions yet, which kubectl wait reports as an error.
-    wait_for("the CRD established", lambda: cluster.kubectl(*established, check=False).returncode == 0)
+    apply_crd(cluster)
 
 
 @pytest.fixture
