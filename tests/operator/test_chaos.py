@@ -361,3 +361,22 @@ def test_a_loop_under_a_stream_of_conflicting_annotations(cluster: Cluster, own:
     assert kit.jobs("cats", "package") == ["cats-package-1"]
     events = kit.events("cats")
     assert "ServingImageChanged" not in events and events.count("RolledOut") <= 1, events
+
+
+def test_the_api_server_and_etcd_restart_mid_retrain(cluster: Cluster, own: Kit) -> None:
+    """Issue 15, part 5: etcd and the API server stop and start again while a candidate trains;
+    the operator (its own client and kopf's watches) reconnects and the loop completes once."""
+    if cluster.restart is None:
+        pytest.skip("needs the suite's own local control plane (MODELFRESHNESS_USE_EXISTING_CLUSTER is set)")
+    kit = own
+    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
+    kit.wait_job("cats", "train", "cats-train-1-0")
+    cluster.restart(("etcd", "kube-apiserver"))
+    kit.finish("cats-train-1-0", train_doc(0.93, rev="ffffffff77"), timeout=90)
+    kit.finish(kit.wait_job("cats", "package", "cats-package-1", timeout=90), package_doc("v1-ffffffff"))
+    status = kit.wait_phase("cats", "Monitoring", timeout=90)
+    assert status["model"]["image"] == f"{SERVING_IMAGE}:v1-ffffffff@{DIGEST}" == kit.image()
+    assert (kit.jobs("cats", "train"), kit.jobs("cats", "package")) == (["cats-train-1-0"], ["cats-package-1"])
+    assert "ServingImageChanged" not in kit.events("cats")
