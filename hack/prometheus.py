@@ -53,7 +53,9 @@ class Prometheus:
             "global": {"scrape_interval": self.interval, "evaluation_interval": self.interval},
             "rule_files": [str(self.workdir / "rules.yaml")],
             "scrape_configs": [
-                {"job_name": job, "honor_labels": True, "static_configs": [{"targets": hosts}]} for job, hosts in self.targets.items()
+                # honor_labels as the chart's ServiceMonitor: keep the ModelDeployment's namespace/name
+                {"job_name": job, "honor_labels": True, "static_configs": [{"targets": hosts}]}
+                for job, hosts in self.targets.items()
             ],
         }
 
