@@ -209,7 +209,7 @@ def render(
         accuracy = (
             f"<tr><th>Accuracy (labelled)</th><td>{a.current:.1%} on production vs {a.reference:.1%} at training: "
             f"a drop of {a.drop * 100:.1f} points, {'more' if v.accuracy_drifted else 'not more'} than the allowed "
-            f"{context.allowed_drop * 100:.1f}</td></tr>"
+            f"{context.allowed_drop * 100:.1f} points</td></tr>"
         )
     window = f"<tr><th>Time window</th><td>{e(context.window)}</td></tr>" if context.window else ""
     top = ", ".join(e(c) for c in v.top_features(5)) or "none"
