@@ -9,10 +9,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 
-import fsspec
 import pandas as pd
 
-from freshness_trainer import data, drift, engine, evaluation, features, model
+from freshness_trainer import data, drift, engine, evaluation, features, model, report
 from freshness_trainer.errors import TrainerError
 
 
@@ -85,14 +84,17 @@ def run(inputs: DriftInputs) -> DriftOutcome:
     with tempfile.TemporaryDirectory() as tmp:
         html = os.path.join(tmp, "report.html") if inputs.report else None
         pvalues = drift.evidently_pvalues(ref_table, cur_table, html=html)
+        verdict = drift.decide(
+            pvalues, threshold=inputs.threshold, accuracy=_accuracy(ckpt, ref, cur, settings),
+            accuracy_drop=inputs.accuracy_drop,
+        )
         if html:
-            fs, path = fsspec.core.url_to_fs(inputs.report)
-            parent = os.path.dirname(path)
-            if parent:
-                fs.makedirs(parent, exist_ok=True)
-            fs.put_file(html, path)
-    verdict = drift.decide(
-        pvalues, threshold=inputs.threshold, accuracy=_accuracy(ckpt, ref, cur, settings),
-        accuracy_drop=inputs.accuracy_drop,
-    )
+            context = report.Context(
+                len(cur), len(ref), inputs.current, inputs.reference, allowed_drop=inputs.accuracy_drop
+            )
+            sources = report.relative(cur.files, inputs.current)
+            samples = report.gallery(ckpt, settings, ref.images, cur.images, cur_table, sources)
+            with open(html, encoding="utf-8") as f:
+                document = report.render(verdict, context, ref_table, cur_table, samples, f.read())
+            report.write(inputs.report, document)
     return DriftOutcome(verdict, len(cur), len(ref), inputs.report)
