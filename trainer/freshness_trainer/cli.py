@@ -36,6 +36,8 @@ def _drift(args: argparse.Namespace) -> dict[str, Any]:
         report=args.report or "",
         pca_components=d.pca_components,
         device=args.device,
+        window=args.window,
+        newest=args.newest,
     ))
     v = outcome.verdict
     result: dict[str, Any] = {
@@ -117,6 +119,15 @@ def _make_sample_data(args: argparse.Namespace) -> None:
         print(f"{args.out}/{name}: {counts}")
 
 
+def _duration(text: str) -> Any:
+    from freshness_trainer import partitions
+
+    try:
+        return partitions.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="freshness-trainer", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--report", help="where to write the Evidently HTML report (path or URI)")
     d.add_argument("--params", help="params.yaml whose drift section supplies the defaults")
     d.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    d.add_argument("--window", type=_duration, metavar="DURATION",
+                   help="time-partitioned capture: only samples this recent (e.g. 24h, 90m, 7d)")
+    d.add_argument("--newest", type=int, metavar="N", help="time-partitioned capture: at most the N newest samples")
 
     t = step("train", "clone a DVC project and run one experiment")
     t.add_argument("--repo", required=True)
