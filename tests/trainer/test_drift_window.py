@@ -41,8 +41,12 @@ def test_drift_reads_only_the_window(sample_dir: Path, tmp_path: Path) -> None:
 
     windowed = drift(tmp_path, sample_dir, model, root, "--window", "24h", "--min-samples", "40")
     assert windowed.drift["samples"] == 40
+    w = windowed.drift["window"]
+    assert w["samples"] == 40
+    start, end = (datetime.fromisoformat(w[k].replace("Z", "+00:00")) for k in ("start", "end"))
+    assert now - timedelta(hours=21) < start <= end < now - timedelta(hours=19)
     everything = drift(tmp_path, sample_dir, model, root, "--min-samples", "40")
-    assert everything.drift["samples"] == 70
+    assert everything.drift["samples"] == 70 and everything.drift["window"]["samples"] == 70
     newest = drift(tmp_path, sample_dir, model, root, "--newest", "35", "--min-samples", "10")
     assert newest.drift["samples"] == 35
 
@@ -50,7 +54,7 @@ def test_drift_reads_only_the_window(sample_dir: Path, tmp_path: Path) -> None:
 def test_a_labelled_folder_is_read_as_before(sample_dir: Path, tmp_path: Path) -> None:
     model = save_model(tmp_path / "model.pt")
     res = drift(tmp_path, sample_dir, model, sample_dir / "production" / "iid", "--window", "1h", "--min-samples", "10")
-    assert res.drift["samples"] == 120 and "accuracy" in res.drift
+    assert res.drift["samples"] == 120 and "accuracy" in res.drift and "window" not in res.drift
 
 
 def test_bad_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

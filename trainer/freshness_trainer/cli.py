@@ -47,6 +47,8 @@ def _drift(args: argparse.Namespace) -> dict[str, Any]:
     }
     if outcome.report:
         result["report"] = outcome.report
+    if outcome.window is not None:
+        result["window"] = outcome.window.describe()
     if v.accuracy is not None:
         result["accuracy"] = {"current": round(v.accuracy.current, 6), "reference": round(v.accuracy.reference, 6),
                               "drop": round(v.accuracy.drop, 6)}
