@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,3 +138,18 @@ def test_class_folders_are_not_partitioned(tmp_path: Path) -> None:
     (tmp_path / "2026").mkdir()
     assert not partitions.is_partitioned(str(tmp_path))
     assert not partitions.is_partitioned(str(tmp_path / "absent"))
+
+
+def test_package_defaults_to_the_serving_image(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from freshness_trainer import cli, oci
+
+    args = ["package", "--model", "m.pt", "--image", "r/x:1"]
+    assert cli._parser().parse_args(args).base_image == oci.DEFAULT_BASE_IMAGE
+    monkeypatch.setenv("FRESHNESS_SERVER_IMAGE", "registry.example.com/server:2")
+    assert cli._parser().parse_args(args).base_image == "registry.example.com/server:2"
+    assert cli._parser().parse_args([*args, "--base-image", ""]).base_image == ""
+    layout = oci.build(str(save_model(tmp_path / "model.pt")), "r/x:1", tmp_path / "layout", oci.DEFAULT_BASE_IMAGE)
+    index = json.loads((layout.path / "index.json").read_text())
+    manifest = json.loads((layout.path / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_text())
+    assert manifest["annotations"]["org.opencontainers.image.base.name"] == oci.DEFAULT_BASE_IMAGE
+    assert manifest["annotations"]["io.modelfreshness.model.path"] == settings.DEFAULT_MODEL_PATH

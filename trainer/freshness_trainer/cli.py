@@ -121,6 +121,12 @@ def _make_sample_data(args: argparse.Namespace) -> None:
         print(f"{args.out}/{name}: {counts}")
 
 
+def oci_default_base() -> str:
+    from freshness_trainer import oci
+
+    return oci.DEFAULT_BASE_IMAGE
+
+
 def _duration(text: str) -> Any:
     from freshness_trainer import partitions
 
@@ -179,7 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     k = step("package", "build the serving image (OCI layout with the model as a layer)")
     k.add_argument("--model", required=True)
     k.add_argument("--image", required=True, help="REPO:TAG")
-    k.add_argument("--base-image", help="base image reference (used by crane append on --push)")
+    k.add_argument("--base-image", default=os.environ.get("FRESHNESS_SERVER_IMAGE", oci_default_base()),
+                   help="image the model layer goes on (crane append on --push); default: the model server image "
+                        "(env FRESHNESS_SERVER_IMAGE); '' for a model-only image")
     k.add_argument("--output", default="image-layout", help="directory of the OCI layout")
     k.add_argument("--push", action="store_true", help="push with crane")
 
