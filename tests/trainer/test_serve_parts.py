@@ -153,3 +153,18 @@ def test_package_defaults_to_the_serving_image(monkeypatch: pytest.MonkeyPatch, 
     manifest = json.loads((layout.path / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_text())
     assert manifest["annotations"]["org.opencontainers.image.base.name"] == oci.DEFAULT_BASE_IMAGE
     assert manifest["annotations"]["io.modelfreshness.model.path"] == settings.DEFAULT_MODEL_PATH
+
+
+def test_the_serving_example_captures_to_the_drift_checks_data() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    mdep = yaml.safe_load((root / "modeldeployment.yaml").read_text())
+    deploy = yaml.safe_load((root / "serving-deployment.yaml").read_text())
+    (container,) = [c for c in deploy["spec"]["template"]["spec"]["containers"]
+                    if c["name"] == mdep["spec"]["serving"]["container"]]
+    env = settings.from_env({e["name"]: e["value"] for e in container["env"]})
+    assert env.capture_uri == mdep["spec"]["data"]["current"] and 0 < env.capture_rate <= 1
+    assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{env.model_name}/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
