@@ -168,3 +168,15 @@ def test_the_serving_example_captures_to_the_drift_checks_data() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == f"/v2/models/{env.model_name}/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_bad_settings_exit_2_naming_the_variable(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from freshness_trainer.serve import __main__ as serve_main
+
+    monkeypatch.setenv("FRESHNESS_CAPTURE_RATE", "7")
+    assert serve_main.main([]) == 2
+    assert "FRESHNESS_CAPTURE_RATE='7'" in capsys.readouterr().err
+    monkeypatch.delenv("FRESHNESS_CAPTURE_RATE")
+    assert serve_main.main(["--model_name", "a/b"]) == 2
+    assert "MODEL_NAME='a/b'" in capsys.readouterr().err

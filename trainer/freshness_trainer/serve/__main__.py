@@ -9,7 +9,9 @@ readiness probe fails (and a rollout fails and rolls back) instead of the pod cr
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -64,8 +66,15 @@ class BodyLimit:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # One argument, as KServe's ServingRuntimes pass it (``--model_name={{.Name}}``); all else is env.
+    parser = argparse.ArgumentParser(prog="freshness-serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--model_name", help="the model's name in the URLs (overrides MODEL_NAME)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    env = dict(os.environ)
+    if args.model_name:
+        env["MODEL_NAME"] = args.model_name
     try:
-        cfg = settings_mod.from_env()
+        cfg = settings_mod.from_env(env)
     except settings_mod.SettingsError as exc:
         print(f"freshness-serve: {exc}", file=sys.stderr)
         return 2
