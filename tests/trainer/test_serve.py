@@ -107,6 +107,26 @@ def test_v2_bytes_and_tensors_match_engine_predict(server: LocalServer, model_fi
         assert body["id"] == f"req-{kind}" and body["parameters"]["classes"] == "cats,dogs"
 
 
+def test_v2_binary_extension_and_raw_v1_body(server: LocalServer, model_file: Path, images: np.ndarray) -> None:
+    """Raw JPEG bytes: in a v2 BYTES tensor with the binary data extension, and as a v1 image body."""
+    blobs = [encode(img, "JPEG") for img in images[:2]]
+    decoded = np.stack([data.decode(b, "x", sampledata.SIZE) for b in blobs])
+    want = reference(model_file, torch.from_numpy(decoded).permute(0, 3, 1, 2))
+    raw = b"".join(len(b).to_bytes(4, "little") + b for b in blobs)  # the extension's BYTES encoding
+    head = json.dumps({"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES",
+                                   "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    binary = {"content-type": "application/octet-stream", "inference-header-content-length": str(len(head))}
+    status, body = request(server.url + "/v2/models/model/infer", head + raw[:-5], binary)
+    assert status == 400 and "binary_data_size" in body["error"], body
+    status, body = request(server.url + "/v2/models/model/infer", head + raw, binary)
+    assert status == 200, body
+    probs = {o["name"]: o for o in body["outputs"]}["probabilities"]["data"]
+    np.testing.assert_allclose(np.array(probs).reshape(2, 2), want, atol=1e-5)
+    status, body = request(server.url + "/v1/models/model:predict", blobs[1], {"content-type": "image/jpeg"})
+    assert status == 200, body
+    np.testing.assert_allclose([body["predictions"][0]["probabilities"][c] for c in CLASSES], want[1], atol=1e-5)
+
+
 def _png_b64(size: int = 8) -> str:
     return base64.b64encode(encode(np.zeros((size, size, 3), np.uint8), "PNG")).decode()
 

@@ -2,6 +2,7 @@
 
 ``settings`` reads the container's environment, ``inputs`` turns requests into image tensors (pure),
 ``predictor`` is the ``kserve.Model``, ``capture`` samples traffic to a time-partitioned folder in
-the background, ``metrics`` are its Prometheus series and ``__main__`` wires the server
-(``freshness-serve``). Importing this package imports nothing heavy.
+the background, ``guard`` bounds and normalises request bodies, ``metrics`` are its Prometheus
+series, ``__main__`` wires the server (``freshness-serve``) and ``local`` runs it as a subprocess
+for tests and benchmarks. Importing this package imports nothing heavy.
 """
