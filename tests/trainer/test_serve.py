@@ -71,6 +71,8 @@ def server(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def test_ready_after_load_and_warm_up(server: LocalServer) -> None:
     assert server.get("/v2/health/ready") == (200, {"ready": True})
     assert server.get("/v2/models/model/ready")[0] == 200
+    status, meta = server.get("/v2/models/model")
+    assert status == 200 and meta["outputs"][2] == {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}
     assert server.metrics()['modelfreshness_serving_model_ready{model="model"}'] == 1.0
 
 
@@ -149,6 +151,9 @@ BAD_REQUESTS = {
     "pixel out of range": ("/v2/models/model/infer", {"inputs": [{"name": "x", "shape": [1, 3, 64, 64],
                                                                   "datatype": "FP32", "data": [2.0] * (64 * 64 * 3)}]},
                            400, "within [0, 1]"),
+    "uint8 out of range": ("/v2/models/model/infer", {"inputs": [{"name": "x", "shape": [1, 3, 64, 64],
+                                                                  "datatype": "UINT8", "data": [300] * (64 * 64 * 3)}]},
+                           400, "values out of range for UINT8"),
     "two inputs": ("/v2/models/model/infer", {"inputs": [
         {"name": "a", "shape": [1], "datatype": "BYTES", "data": [_png_b64()]},
         {"name": "b", "shape": [1], "datatype": "BYTES", "data": [_png_b64()]}]}, 400, "exactly one input"),

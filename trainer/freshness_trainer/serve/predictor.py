@@ -86,6 +86,19 @@ class FreshnessModel(Model):
             self.capture.close()
         self._model_thread.shutdown(wait=False)
 
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """What ``GET /v2/models/<name>`` lists: encoded images, or channels-first pixel tensors."""
+        s = self.ckpt.image_size if self.ckpt else -1
+        return [{"name": "image", "datatype": "BYTES", "shape": [-1]},
+                {"name": "pixels", "datatype": "UINT8", "shape": [-1, 3, s, s]},
+                {"name": "pixels", "datatype": "FP32", "shape": [-1, 3, s, s]}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        n = len(self.ckpt.classes) if self.ckpt else -1
+        return [{"name": "class", "datatype": "BYTES", "shape": [-1]},
+                {"name": "confidence", "datatype": "FP32", "shape": [-1]},
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, n]}]
+
     # -- the request path ------------------------------------------------------------------------
     async def __call__(self, body: Any, headers: dict[str, str] | None = None, *args: Any, **kw: Any) -> Any:
         start, outcome = time.perf_counter(), "error"
@@ -122,7 +135,9 @@ class FreshnessModel(Model):
                 raise inputs.BadInput(f"input {inp.name!r} has datatype {inp.datatype}; expected BYTES, UINT8 or FP32")
             try:
                 values = inp.as_numpy()
-            except (ValueError, TypeError, OverflowError):
+            except OverflowError:
+                raise inputs.BadInput(f"input {inp.name!r}: values out of range for {inp.datatype}") from None
+            except (ValueError, TypeError):
                 raise inputs.BadInput(f"input {inp.name!r}: data does not fit shape {list(inp.shape)}") from None
             batch = inputs.from_v2(inp.name, inp.datatype, inp.shape, values, limits)
             return Prepared(batch, True, payload.id or uuid.uuid4().hex)
