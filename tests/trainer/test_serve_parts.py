@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from freshness_trainer import model, partitions
 from freshness_trainer.errors import TrainerError
 from freshness_trainer.serve import inputs, settings
 from freshness_trainer.serve.predictor import FreshnessModel
+from prometheus_client import REGISTRY
 
 from tests.trainer.test_serve import encode, save_model
 
@@ -180,3 +183,24 @@ def test_bad_settings_exit_2_naming_the_variable(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("FRESHNESS_CAPTURE_RATE")
     assert serve_main.main(["--model_name", "a/b"]) == 2
     assert "MODEL_NAME='a/b'" in capsys.readouterr().err
+
+
+def test_a_slow_sink_never_blocks_the_request_path() -> None:
+    from freshness_trainer.serve import metrics
+    from freshness_trainer.serve.capture import CaptureWriter
+
+    writer = CaptureWriter("memory://slow-capture", 1.0, 4, "slow-sink", drain_seconds=0.2)
+    release = threading.Event()
+    writer._fs.pipe_file = lambda *a, **k: release.wait(10)  # a PUT that stalls
+    writer.start()
+    original = inputs.Original(encoded=b"png", suffix=".png")
+    t0 = time.perf_counter()
+    for _ in range(50):
+        writer.offer(original, {"class": "cats"})
+    assert time.perf_counter() - t0 < 0.5, "offer() waited for the sink"
+    # One sample is stuck in the writer, four wait in the queue, the rest were dropped and counted.
+    dropped = REGISTRY.get_sample_value(metrics.PREFIX + "capture_dropped_samples_total",
+                                        {"model": "slow-sink", "reason": "queue_full"})
+    assert dropped is not None and dropped >= 45
+    release.set()
+    writer.close()
