@@ -10,7 +10,8 @@ requests of one PNG image (a BYTES tensor, base64 in JSON) back to back, for ``-
 ``--max-requests``, whichever comes first, at 1, 8 and 32 concurrent clients. The same levels run
 against a second server that captures every input (rate 1) to a local folder: the ratio of the two
 throughputs is the capture overhead. The ceiling is ``engine.predict`` in a loop in this process on
-the same decoded images, one at a time (what one request costs the model) and 32 at a time.
+the same decoded images, one at a time (what one request costs the model) and 32 at a time, with
+torch's default intra-op threads and with one (on a busy machine one thread can be much faster).
 Clients and server share the machine's cores, as a sidecar client would.
 """
 
@@ -100,21 +101,26 @@ def load_level(port: int, bodies: list[bytes], clients: int, seconds: float, max
     }
 
 
-def ceiling(path: Path, images: torch.Tensor, seconds: float, batch: int) -> float:
-    """Images per second of ``engine.predict`` alone, ``batch`` images per call."""
+def ceiling(path: Path, images: torch.Tensor, seconds: float, batch: int, threads: int) -> float:
+    """Images per second of ``engine.predict`` alone, ``batch`` images per call on ``threads`` threads."""
     ckpt = model.load(str(path))
     settings = engine.Settings.for_device("cpu")
-    engine.predict(ckpt.model, images[:batch], batch_size=batch, settings=settings)  # warm-up
-    done, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        engine.predict(ckpt.model, images[:batch], batch_size=batch, settings=settings)
-        done += batch
-    return done / (time.perf_counter() - t0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        engine.predict(ckpt.model, images[:batch], batch_size=batch, settings=settings)  # warm-up
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            engine.predict(ckpt.model, images[:batch], batch_size=batch, settings=settings)
+            done += batch
+        return done / (time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
 
 
 def serve(model_path: Path, tmp: Path, name: str, capture: bool, bodies: list[bytes], levels: list[int],
-          seconds: float, max_requests: int) -> dict[str, Any]:
-    env = {"MODEL_PATH": str(model_path), "FRESHNESS_CAPTURE_QUEUE": "1024"}
+          seconds: float, max_requests: int, threads: int) -> dict[str, Any]:
+    env = {"MODEL_PATH": str(model_path), "FRESHNESS_CAPTURE_QUEUE": "1024", "FRESHNESS_TORCH_THREADS": str(threads)}
     if capture:
         env |= {"FRESHNESS_CAPTURE_URI": str(tmp / f"capture-{name}"), "FRESHNESS_CAPTURE_RATE": "1"}
     with LocalServer(env, tmp / f"{name}.log") as srv:
@@ -140,9 +146,9 @@ def table(result: dict[str, Any]) -> str:
         rows.append(f"| {a['clients']} | {a['req_per_s']:.1f} | {a['p50_ms']:.1f} | {a['p99_ms']:.1f} | "
                     f"{b['req_per_s']:.1f} | {b['p50_ms']:.1f} | {b['p99_ms']:.1f} | "
                     f"{b['req_per_s'] / a['req_per_s']:.2f} |")
-    c = result["ceiling"]
-    rows.append(f"\nCeiling, engine.predict in a loop: {c['batch_1']:.1f} img/s one at a time, "
-                f"{c['batch_32']:.1f} img/s 32 at a time.")
+    rows.append("\nCeiling, engine.predict in a loop in one process (img/s):")
+    for key, rate in result["ceiling"].items():
+        rows.append(f"- {key.replace('_', ' ')}: {rate:.1f}")
     return "\n".join(rows)
 
 
@@ -154,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--max-requests", type=int, default=20000, help="per level and server")
     p.add_argument("--image-size", type=int, default=sampledata.SIZE)
     p.add_argument("--hidden-units", type=int, default=64)
+    p.add_argument("--torch-threads", type=int, default=0,
+                   help="the servers' FRESHNESS_TORCH_THREADS (0: torch's default, the machine's cores)")
     p.add_argument("--out", help="write the result JSON here")
     args = p.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
@@ -175,10 +183,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = {
             "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "image_size": args.image_size,
             "hidden_units": args.hidden_units, "seconds_per_level": seconds, "max_requests": max_requests,
-            "capture_off": serve(path, tmp, "off", False, bodies, levels, seconds, max_requests),
-            "capture_on": serve(path, tmp, "on", True, bodies, levels, seconds, max_requests),
-            "ceiling": {"batch_1": ceiling(path, tensor, ceiling_s, 1),
-                        "batch_32": ceiling(path, tensor.repeat(2, 1, 1, 1), ceiling_s, 32)},
+            "server_torch_threads": args.torch_threads,
+            "capture_off": serve(path, tmp, "off", False, bodies, levels, seconds, max_requests, args.torch_threads),
+            "capture_on": serve(path, tmp, "on", True, bodies, levels, seconds, max_requests, args.torch_threads),
+            "ceiling": {
+                f"batch_{b}_threads_{t}": ceiling(path, tensor.repeat(2, 1, 1, 1), ceiling_s, b, t)
+                for b in (1, 32) for t in sorted({1, torch.get_num_threads()})
+            },
             "expected_answers": expected,
         }
         captured = sorted((tmp / "capture-on").rglob("*.png"))

@@ -62,7 +62,7 @@ def server(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     tmp = tmp_path_factory.mktemp("server")
     env = {"MODEL_PATH": str(model_file), "FRESHNESS_CAPTURE_URI": str(tmp / "capture"),
            "FRESHNESS_CAPTURE_RATE": "1", "FRESHNESS_MAX_REQUEST_BYTES": str(4 * 1024 * 1024),
-           "FRESHNESS_MAX_BATCH": "8"}
+           "FRESHNESS_MAX_BATCH": "8", "FRESHNESS_TORCH_THREADS": "1"}
     with LocalServer(env, tmp / "server.log") as srv:
         srv.wait_listening()
         yield srv
@@ -74,6 +74,7 @@ def test_ready_after_load_and_warm_up(server: LocalServer) -> None:
     status, meta = server.get("/v2/models/model")
     assert status == 200 and meta["outputs"][2] == {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}
     assert server.metrics()['modelfreshness_serving_model_ready{model="model"}'] == 1.0
+    assert "input 64x64, 1 torch threads" in server.log()
 
 
 def test_v1_encoded_images_match_engine_predict(server: LocalServer, model_file: Path, images: np.ndarray) -> None:

@@ -25,6 +25,7 @@ def test_settings_defaults_and_capture_rate() -> None:
     s = settings.from_env({})
     assert s.model_path == "/model/model.pt" and s.capture_rate == 0.0 and s.grpc_port == 8081
     assert settings.from_env({"FRESHNESS_CAPTURE_URI": "s3://b/p"}).capture_rate == 1.0
+    assert s.torch_threads == 0 and settings.from_env({"FRESHNESS_TORCH_THREADS": "2"}).torch_threads == 2
     assert settings.from_env({"FRESHNESS_CAPTURE_URI": "/c", "FRESHNESS_CAPTURE_RATE": "0.25"}).capture_rate == 0.25
 
 
@@ -33,6 +34,7 @@ def test_settings_defaults_and_capture_rate() -> None:
     ({"FRESHNESS_CAPTURE_RATE": "often"}, "FRESHNESS_CAPTURE_RATE"),
     ({"FRESHNESS_CAPTURE_QUEUE": "0"}, "FRESHNESS_CAPTURE_QUEUE='0': expected a whole number >= 1"),
     ({"HTTP_PORT": "http"}, "HTTP_PORT"),
+    ({"FRESHNESS_TORCH_THREADS": "-1"}, "FRESHNESS_TORCH_THREADS='-1': expected a whole number >= 0"),
     ({"FRESHNESS_DEVICE": "tpu"}, "expected cpu or cuda"),
     ({"MODEL_NAME": "a/b"}, "MODEL_NAME"),
 ])

@@ -60,6 +60,8 @@ class FreshnessModel(Model):
     # -- lifecycle -------------------------------------------------------------------------------
     def load(self) -> bool:
         """Load the model file and run one warm-up prediction; never raises."""
+        if self.settings.torch_threads:
+            torch.set_num_threads(self.settings.torch_threads)
         try:
             ckpt = model_file.load(self.settings.model_path)
             ckpt.model.to(self.engine_settings.device)
@@ -75,8 +77,8 @@ class FreshnessModel(Model):
             return False
         self.ckpt, self.ready, self.reason = ckpt, True, ""
         metrics.MODEL_READY.labels(self.name).set(1)
-        log.info("model %s ready: %s, classes %s, input %dx%d", self.name, self.settings.model_path,
-                 ckpt.classes, ckpt.image_size, ckpt.image_size)
+        log.info("model %s ready: %s, classes %s, input %dx%d, %d torch threads", self.name,
+                 self.settings.model_path, ckpt.classes, ckpt.image_size, ckpt.image_size, torch.get_num_threads())
         return True
 
     def stop(self) -> None:

@@ -38,6 +38,9 @@ class Settings:
     """FRESHNESS_CAPTURE_QUEUE: samples waiting to be written; more are dropped (and counted)."""
     device: str = "cpu"
     """FRESHNESS_DEVICE: cpu or cuda."""
+    torch_threads: int = 0
+    """FRESHNESS_TORCH_THREADS: torch's intra-op threads; 0 keeps torch's default, the host's core
+    count, which oversubscribes a pod whose CPU limit is smaller: set it to the limit."""
 
 
 def _int(env: Mapping[str, str], key: str, default: int, low: int) -> int:
@@ -81,4 +84,5 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         capture_rate=rate,
         capture_queue=_int(env, "FRESHNESS_CAPTURE_QUEUE", 256, 1),
         device=device,
+        torch_threads=_int(env, "FRESHNESS_TORCH_THREADS", 0, 0),
     )
