@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from freshness_trainer import cli, contract, partitions
 
-from tests.trainer.test_serve import save_model
+from tests.trainer.serve_kit import save_model
 
 
 def capture_from(images: list[Path], root: Path, times: list[datetime]) -> None:

@@ -8,7 +8,6 @@ The reference for every prediction is ``engine.predict`` on the same images.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import socket
 import time
@@ -21,23 +20,8 @@ import pytest
 import torch
 from freshness_trainer import data, engine, model, partitions, sampledata
 from freshness_trainer.serve.local import LocalServer, post_json, request
-from PIL import Image
 
-CLASSES = ["cats", "dogs"]
-
-
-def save_model(path: Path, seed: int = 0) -> Path:
-    """An untrained model saved exactly as the trainer saves its models."""
-    torch.manual_seed(seed)
-    net = model.build("alexnet", len(CLASSES), hidden_units=64)
-    model.save(model.Checkpoint(net, CLASSES, sampledata.SIZE), str(path))
-    return path
-
-
-def encode(img: np.ndarray, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format=fmt)
-    return buf.getvalue()
+from tests.trainer.serve_kit import CLASSES, encode, save_model
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from freshness_trainer.serve import inputs, settings
 from freshness_trainer.serve.predictor import FreshnessModel
 from prometheus_client import REGISTRY
 
-from tests.trainer.test_serve import encode, save_model
+from tests.trainer.serve_kit import encode, save_model
 
 
 def test_settings_defaults_and_capture_rate() -> None:
