@@ -7,6 +7,7 @@ The reference for every prediction is ``engine.predict`` on the same images.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from freshness_trainer import data, engine, model, partitions, sampledata
-from freshness_trainer.serve.local import LocalServer, post_json, request
+from freshness_trainer.serve.local import LocalServer, free_port, post_json, request
 
 from tests.trainer.serve_kit import CLASSES, encode, save_model
 
@@ -46,7 +47,7 @@ def server(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     tmp = tmp_path_factory.mktemp("server")
     env = {"MODEL_PATH": str(model_file), "FRESHNESS_CAPTURE_URI": str(tmp / "capture"),
            "FRESHNESS_CAPTURE_RATE": "1", "FRESHNESS_MAX_REQUEST_BYTES": str(4 * 1024 * 1024),
-           "FRESHNESS_MAX_BATCH": "8", "FRESHNESS_TORCH_THREADS": "1"}
+           "FRESHNESS_MAX_BATCH": "8", "FRESHNESS_TORCH_THREADS": "1", "GRPC_PORT": str(free_port())}
     with LocalServer(env, tmp / "server.log") as srv:
         srv.wait_listening()
         yield srv
@@ -112,6 +113,30 @@ def test_v2_binary_extension_and_raw_v1_body(server: LocalServer, model_file: Pa
     status, body = request(server.url + "/v1/models/model:predict", blobs[1], {"content-type": "image/jpeg"})
     assert status == 200, body
     np.testing.assert_allclose([body["predictions"][0]["probabilities"][c] for c in CLASSES], want[1], atol=1e-5)
+
+
+def test_grpc_v2_gives_the_same_predictions(server: LocalServer, model_file: Path, images: np.ndarray) -> None:
+    import grpc
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    port = server.env["GRPC_PORT"]
+    blob = encode(images[0], "PNG")
+    want = reference(model_file, torch.from_numpy(images[:1].transpose(0, 3, 1, 2).copy()))
+
+    async def call(data: bytes) -> np.ndarray:
+        client = InferenceGRPCClient(f"127.0.0.1:{port}")
+        try:
+            tensor = InferInput("image", [1], "BYTES")
+            tensor.set_data_from_numpy(np.array([data], dtype=object), binary_data=True)
+            res = await client.infer(InferRequest(model_name="model", infer_inputs=[tensor]))
+            return {o.name: o for o in res.outputs}["probabilities"].as_numpy()
+        finally:
+            await client.close()
+
+    np.testing.assert_allclose(asyncio.run(call(blob)), want, atol=1e-5)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        asyncio.run(call(b"junk"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "is not an image" in str(err.value.details())
 
 
 def _png_b64(size: int = 8) -> str:

@@ -30,7 +30,8 @@ class LocalServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
-        full = {**os.environ, "HTTP_PORT": str(self.port), "GRPC_PORT": "0", **env}
+        self.env = {"HTTP_PORT": str(self.port), "GRPC_PORT": "0", **env}
+        full = {**os.environ, **self.env}
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, "-m", "freshness_trainer.serve"], env=full,
                                      stdout=self._log, stderr=subprocess.STDOUT)
