@@ -10,6 +10,7 @@ fails (and a rollout fails and rolls back) instead of the pod crash-looping.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     # The server first: it configures the logging that the model's load reports through.
     server = ModelServer(http_port=cfg.http_port, grpc_port=cfg.grpc_port or 8081, enable_grpc=cfg.grpc_port > 0,
                          workers=1, enable_latency_logging=False)
+    # KServe's timing middleware logs two lines per request at INFO; the latency histogram has them.
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     model = FreshnessModel(cfg, writer)
     model.load()
     server.dataplane = ReadyWhenModelsAre(model_registry=server.registered_models)
