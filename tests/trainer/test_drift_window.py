@@ -62,3 +62,6 @@ def test_bad_window_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["drift", "--reference", "r", "--current", "c", "--model", "m", "--window", "yesterday"])
     assert exc.value.code == 2
     assert "'yesterday' is not a duration" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["drift", "--reference", "r", "--current", "c", "--model", "m", "--newest", "0"])
+    assert "'0': expected a whole number >= 1" in capsys.readouterr().err

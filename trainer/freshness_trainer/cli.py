@@ -121,7 +121,7 @@ def _make_sample_data(args: argparse.Namespace) -> None:
         print(f"{args.out}/{name}: {counts}")
 
 
-def oci_default_base() -> str:
+def _default_base_image() -> str:
     from freshness_trainer import oci
 
     return oci.DEFAULT_BASE_IMAGE
@@ -134,6 +134,12 @@ def _duration(text: str) -> Any:
         return partitions.parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,7 +165,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     d.add_argument("--window", type=_duration, metavar="DURATION",
                    help="time-partitioned capture: only samples this recent (e.g. 24h, 90m, 7d)")
-    d.add_argument("--newest", type=int, metavar="N", help="time-partitioned capture: at most the N newest samples")
+    d.add_argument("--newest", type=_positive, metavar="N",
+                   help="time-partitioned capture: at most the N newest samples")
 
     t = step("train", "clone a DVC project and run one experiment")
     t.add_argument("--repo", required=True)
@@ -185,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     k = step("package", "build the serving image (OCI layout with the model as a layer)")
     k.add_argument("--model", required=True)
     k.add_argument("--image", required=True, help="REPO:TAG")
-    k.add_argument("--base-image", default=os.environ.get("FRESHNESS_SERVER_IMAGE", oci_default_base()),
+    k.add_argument("--base-image", default=os.environ.get("FRESHNESS_SERVER_IMAGE", _default_base_image()),
                    help="image the model layer goes on (crane append on --push); default: the model server image "
                         "(env FRESHNESS_SERVER_IMAGE); '' for a model-only image")
     k.add_argument("--output", default="image-layout", help="directory of the OCI layout")
