@@ -23,7 +23,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PY_VERSION) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[operator,trainer,dev]'
+	$(PY) -m pip install --quiet -e '.[operator,trainer,serve,dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP) binaries promtool chromium
