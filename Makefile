@@ -11,7 +11,7 @@ export GIT_COMMITTER_NAME ?= $(GIT_AUTHOR_NAME)
 export GIT_COMMITTER_EMAIL ?= $(GIT_AUTHOR_EMAIL)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help demo setup binaries promtool lint test test-fast cluster-up cluster-down clean
+.PHONY: help demo setup binaries promtool chromium lint test test-fast cluster-up cluster-down clean
 
 help:
 	@echo "make demo       set up, then run the whole loop on a local control plane with real training"
@@ -23,16 +23,19 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PY_VERSION) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[operator,trainer,dev]'
+	$(PY) -m pip install --quiet -e '.[operator,trainer,serve,dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-setup: $(STAMP) binaries promtool
+setup: $(STAMP) binaries promtool chromium
 
 binaries:
 	@bash hack/build-binaries.sh >/dev/null
 
 promtool:
 	@bash hack/install-promtool.sh
+
+chromium:
+	@bash hack/install-chromium.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

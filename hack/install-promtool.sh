@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs promtool (Debian package `prometheus`) for the alert-rule tests, only if it is missing.
-# The package also ships the Prometheus server; we must not start it, so a temporary policy-rc.d
-# tells invoke-rc.d to refuse service starts during the install (exit 101 = "action forbidden").
+# Installs promtool and the Prometheus server (Debian package `prometheus`), only if one is missing:
+# promtool for the alert-rule tests, the server binary for the tests that start their own throw-away
+# Prometheus (hack/prometheus.py). No system service may start, so a temporary policy-rc.d tells
+# invoke-rc.d to refuse service starts during the install (exit 101 = "action forbidden").
 set -euo pipefail
 
-if command -v promtool >/dev/null 2>&1; then
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
   exit 0
 fi
 

@@ -110,6 +110,9 @@ class DriftArgs(StepArgs):
     report: str | None = _opt("where to write the Evidently HTML report (path or URI)", metavar="URI")
     params: str | None = _opt("params.yaml whose drift section supplies the defaults", metavar="PATH")
     device: str | None = _opt("cpu or cuda (default: cuda when available)")
+    window: str | None = _opt("time-partitioned capture: only samples this recent (e.g. 24h, 90m, 7d)",
+                              metavar="DURATION")
+    newest: int | None = _opt("time-partitioned capture: at most the N newest samples", metavar="N")
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,10 @@ class PackageArgs(StepArgs):
 
     model: str = _req("the model file to put in the image", metavar="URI")
     image: str = _req("the image to build", metavar="REPO:TAG")
-    base_image: str | None = _opt("base image reference (used by crane append on --push)", metavar="REF")
+    base_image: str | None = _opt(
+        "image the model layer goes on (crane append on --push); default: the model server image "
+        "(env FRESHNESS_SERVER_IMAGE); '' for a model-only image",
+        metavar="REF",
+    )
     output: str = _opt("directory of the OCI layout", "image-layout", metavar="DIR")
     push: bool = _opt("push with crane", False)

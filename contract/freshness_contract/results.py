@@ -49,6 +49,15 @@ class Accuracy:
 
 
 @dataclass(frozen=True)
+class Window:
+    """The samples a check read from a time-partitioned capture: how many, and their time range."""
+
+    samples: int
+    start: str | None = None  # RFC 3339, UTC
+    end: str | None = None
+
+
+@dataclass(frozen=True)
 class DriftResult:
     detected: bool
     share: float  # share of features whose per-feature test drifted
@@ -60,6 +69,7 @@ class DriftResult:
     top_features: tuple[str, ...] = ()
     report: str | None = None  # where the HTML report was written
     accuracy: Accuracy | None = None  # only when the production data was labelled
+    window: Window | None = None  # only when the production data was a time-partitioned capture
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,7 @@ def drift_result(d: dict[str, Any]) -> DriftResult:
         top_features=tuple(d.get("topFeatures") or ()),
         report=d.get("report"),
         accuracy=Accuracy(*(_float(acc.get(k)) for k in ("current", "reference", "drop"))) if acc is not None else None,
+        window=Window(int(w["samples"]), w.get("start"), w.get("end")) if (w := d.get("window")) is not None else None,
     )
 
 

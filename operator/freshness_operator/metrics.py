@@ -49,6 +49,9 @@ class Metrics:
         self.drift_share = Gauge("modelfreshness_drift_share", "Share of drifted features", _LABELS, registry=r)
         self.drift_score = Gauge("modelfreshness_drift_score", "Drift decision statistic", _LABELS, registry=r)
         self.drift_detected = Gauge("modelfreshness_drift_detected", "1 when drift was detected", _LABELS, registry=r)
+        self.drift_threshold = Gauge(
+            "modelfreshness_drift_threshold", "Threshold the drift score was compared with", _LABELS, registry=r
+        )
         self.last_check = Gauge(
             "modelfreshness_drift_last_check_timestamp_seconds",
             "Unix time of the last successful check",
@@ -114,6 +117,8 @@ class Metrics:
             self.drift_share.labels(*key).set(d.share or 0.0)
             self.drift_score.labels(*key).set(d.score or 0.0)
             self.drift_detected.labels(*key).set(1.0 if d.detected else 0.0)
+            if d.threshold is not None:
+                self.drift_threshold.labels(*key).set(d.threshold)
         if d.last_check_time is not None:
             self.last_check.labels(*key).set(d.last_check_time.timestamp())
         if spec is not None:
@@ -160,6 +165,7 @@ class Metrics:
             self.drift_share,
             self.drift_score,
             self.drift_detected,
+            self.drift_threshold,
             self.last_check,
             self.interval,
             self.deployed,

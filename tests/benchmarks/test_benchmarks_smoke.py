@@ -7,6 +7,7 @@ would run it, in a namespace of its own that it deletes afterwards.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -49,9 +50,21 @@ def test_scale_smoke(cluster: Cluster, tmp_path: Path) -> None:
 def test_time_to_fresh_smoke(cluster: Cluster, tmp_path: Path) -> None:
     result = run_smoke(cluster, "benchmarks.time_to_fresh", tmp_path / "ttf.json")
     assert len(result["runs"]) == 2
+    # The loop's steps happened in order. Times come from different observers (the benchmark's Job
+    # watch, its Deployment watch, the completer's own clock), and a loaded machine delivers one
+    # watch event later than another, so each observer's times are checked in order, and across
+    # observers within a margin.
+    every = ("verdict", "drift_complete", "train_job", "train_done", "train_complete", "package_job",
+             "package_done", "package_complete", "patched", "rolled")
     for run in result["runs"]:
-        # the loop's steps happened in order: verdict, train, package, patch, rollout
-        steps = ("verdict", "drift_complete", "train_job", "train_done", "train_complete", "package_job")
-        times = [run[k] for k in (*steps, "package_done", "package_complete", "patched")]
-        assert times == sorted(times), run
-        assert run["patched"] <= run["rolled"] and math.isfinite(run["rolled"] - run["verdict"]), run
+        assert in_order(run, ("verdict", "train_done", "package_done")), run  # the completer
+        assert in_order(run, ("drift_complete", "train_job", "train_complete", "package_job", "package_complete")), run
+        assert in_order(run, ("patched", "rolled")), run  # the Deployment watch
+        assert in_order(run, every, margin=2.0), run
+        assert math.isfinite(run["rolled"] - run["verdict"]), run
+
+
+def in_order(run: dict[str, float], keys: tuple[str, ...], margin: float = 0.0) -> bool:
+    """Each time no earlier than the one before it, less ``margin``. Pure."""
+    times = [run[k] for k in keys]
+    return all(a <= b + margin for a, b in itertools.pairwise(times))

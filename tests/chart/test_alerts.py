@@ -20,7 +20,7 @@ RULES_TEST = Path(__file__).with_name("rules_test.yaml")
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 ALERTS = {
     "ModelDriftDetected", "ModelStale", "DriftCheckFailing", "DriftCheckMissing",
-    "RetrainFailed", "RolloutFailed", "ModelRolledBack",
+    "RetrainFailed", "RolloutFailed", "ModelRolledBack", "ServingCaptureFailing",
 }  # fmt: skip
 SEVERITIES = {"critical", "warning", "info"}
 
@@ -62,6 +62,21 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
             (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
     assert firing == ALERTS, f"alerts without a firing case: {ALERTS - firing}"
     assert quiet == ALERTS, f"alerts without a non-firing case: {ALERTS - quiet}"
+
+
+def test_every_runbook_names_dashboard_panels_that_exist() -> None:
+    """Each alert's "**Dashboard.**" paragraph names panels as **<title>** [<id>] of files/dashboard.json."""
+    panels = {str(p["id"]): p["title"] for p in json.loads((CHART / "files" / "dashboard.json").read_text())["panels"]}
+    text = RUNBOOKS.read_text()
+    for name in alert_rules(load_yaml(RULES)["groups"]):
+        section = text.split(f"\n## {name}\n", 1)[1].split("\n## ", 1)[0]
+        paragraph = re.search(r"^\*\*Dashboard\.\*\* (.+?)\n\n", section, re.MULTILINE | re.DOTALL)
+        assert paragraph, f"docs/runbooks.md: {name} names no dashboard panels"
+        named = re.findall(r"\*\*([^*]+)\*\* \[(\d+)\]", " ".join(paragraph[1].split()))
+        assert named, f"{name}: no **<panel title>** [<id>] in {paragraph[1]!r}"
+        for title, panel_id in named:
+            found = panels.get(panel_id)
+            assert found == title, f"{name}: panel [{panel_id}] is {found!r}, not {title!r}"
 
 
 def test_every_alert_is_complete_and_has_a_runbook() -> None:

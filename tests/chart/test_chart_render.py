@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -88,6 +89,22 @@ def test_monitoring_objects_only_when_enabled(helm: Helm) -> None:
     rule = one(docs, "PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["metadata"]["labels"]["release"] == "kps"
+
+
+def test_grafana_dashboard_only_when_enabled(helm: Helm) -> None:
+    assert not [d for d in by_kind(helm.template(), "ConfigMap") if "grafana_dashboard" in d["metadata"]["labels"]]
+    cm = one(helm.template(VARIANTS["monitoring"]), "ConfigMap")
+    meta = cm["metadata"]
+    assert meta["labels"]["grafana_dashboard"] == "1" and meta["labels"]["release"] == "kps"  # the sidecar's label
+    assert meta["annotations"] == {"grafana_folder": "Models"} and meta["namespace"] == "mf-system"
+    dashboard = json.loads(cm["data"]["model-freshness.json"])
+    assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource", "namespace", "name"]
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:  # every query is scoped to the chosen ModelDeployment's namespace
+            assert 'namespace="$namespace"' in target["expr"], (panel["title"], target["expr"])
+    elsewhere = helm.template({"grafanaDashboard": {"enabled": True, "namespace": "monitoring"}})
+    assert one(elsewhere, "ConfigMap")["metadata"]["namespace"] == "monitoring"
 
 
 def test_deployment_security_and_ports(helm: Helm) -> None:
@@ -209,6 +226,7 @@ def test_namespaced_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
         ({"image": {"tagg": "x"}}, "tagg"),
         ({"securityContext": {"readOnlyRootFs": True}}, "readOnlyRootFs"),
         ({"serviceMonitor": {"enable": True}}, "enable"),
+        ({"grafanaDashboard": {"enabled": "yes"}}, "enabled"),
         ({"prometheusRule": {"alerts": {"ModelStal": {"for": "1h"}}}}, "ModelStal"),
         ({"prometheusRule": {"alerts": {"ModelStale": {"severity": "page"}}}}, "severity"),
         ({"prometheusRule": {"alerts": {"ModelStale": {"for": "an hour"}}}}, "for"),

@@ -237,6 +237,18 @@ def test_namespaced_rbac_is_exactly_the_contract(
             if group != "apiextensions.k8s.io" and resource != "namespaces"
         ]
         assert_permissions(cluster, release.service_account, unwatched, other)
+        # Issue 19: an upgrade naming a namespace that does not exist failed half-way and left the
+        # Roles it had made in the namespaces before it. Now it fails before creating anything.
+        missing = f"mf-missing-{suffix}"
+        proc = cluster_helm.with_values(
+            ["upgrade", release.name, str(CHART), "-n", release.namespace, "--timeout", "2m"],
+            {"watch": {"mode": "namespaces", "namespaces": [watched, other, missing]}},
+            check=False,
+        )
+        assert proc.returncode != 0
+        assert f'watch.namespaces: namespace "{missing}" does not exist' in proc.stderr, proc.stderr
+        stray = cluster.kubectl("get", "role", release.fullname, "-n", other, check=False)
+        assert stray.returncode != 0 and "NotFound" in stray.stderr, "the failed upgrade left a Role behind"
     finally:
         release.uninstall(check=False)
         cluster.kubectl("delete", "namespace", release.namespace, other, "--wait=false", check=False)

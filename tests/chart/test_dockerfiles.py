@@ -17,6 +17,7 @@ from tests.chart.tools import CHART, REPO, load_yaml
 
 OPERATOR = REPO / "Dockerfile.operator"
 TRAINER = REPO / "Dockerfile.trainer"
+SERVER = REPO / "Dockerfile.server"
 
 
 @dataclass(frozen=True)
@@ -69,19 +70,20 @@ def user(instructions: list[Instruction]) -> str:
 
 def test_hadolint(hadolint: Path) -> None:
     proc = subprocess.run(
-        [str(hadolint), "--no-color", str(OPERATOR), str(TRAINER)], text=True, capture_output=True, timeout=60
+        [str(hadolint), "--no-color", str(OPERATOR), str(TRAINER), str(SERVER)],
+        text=True, capture_output=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("path", [OPERATOR, TRAINER], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [OPERATOR, TRAINER, SERVER], ids=lambda p: p.name)
 def test_runs_as_numeric_non_root_user(path: Path) -> None:
     uid, _, gid = user(parse(path)).partition(":")
     assert uid.isdigit() and int(uid) > 0, f"USER {uid} must be a numeric non-root uid (runAsNonRoot)"
     assert not gid or (gid.isdigit() and int(gid) > 0)
 
 
-@pytest.mark.parametrize("path", [OPERATOR, TRAINER], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [OPERATOR, TRAINER, SERVER], ids=lambda p: p.name)
 def test_no_secrets_or_remote_adds(path: Path) -> None:
     for ins in parse(path):
         assert ins.op != "ADD", "use COPY; ADD fetches URLs and unpacks archives implicitly"
@@ -163,7 +165,7 @@ def test_trainer_extra_brings_dvc_and_evidently() -> None:
     assert {"dvc", "evidently", "torch"} <= names
 
 
-@pytest.mark.parametrize("path", [OPERATOR, TRAINER], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [OPERATOR, TRAINER, SERVER], ids=lambda p: p.name)
 def test_copied_sources_survive_dockerignore(path: Path) -> None:
     """Every local COPY source is in the build context that .dockerignore leaves."""
     rules = [r.strip() for r in (REPO / ".dockerignore").read_text().splitlines()]
@@ -185,3 +187,32 @@ def test_copied_sources_survive_dockerignore(path: Path) -> None:
             rel = src.rstrip("/")
             assert (REPO / rel).exists(), f"{path.name} copies {src}, which does not exist"
             assert included(rel), f"{path.name} copies {src}, which .dockerignore excludes"
+
+
+def test_server_image() -> None:
+    """The serving image: slim Python, CPU torch, the serve extra, the server on the packaged model."""
+    from freshness_trainer import oci
+    from freshness_trainer.serve import settings
+
+    ins = parse(SERVER)
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", base_image(ins)), base_image(ins)
+    runs = " ".join(i.args for i in ins if i.op == "RUN")
+    assert re.search(r"pip install [^&;]*\"\.\[serve\]\"", runs), runs
+    assert "[trainer" not in runs and "dvc" not in runs.lower()
+    final = final_stage(ins)
+    assert [i.args for i in final if i.op == "ENTRYPOINT"] == ['["freshness-serve"]']
+    env = " ".join(i.args for i in final if i.op == "ENV")
+    # The entrypoint's model path is where the package step puts the model layer.
+    assert f"MODEL_PATH=/{oci.MODEL_PATH_IN_IMAGE}" in env
+    assert f"/{oci.MODEL_PATH_IN_IMAGE}" == settings.DEFAULT_MODEL_PATH
+    assert int(user(ins).split(":")[0]) == builders.NONROOT_UID
+    exposed = {int(p) for i in final if i.op == "EXPOSE" for p in i.args.split()}
+    assert exposed == {settings.Settings.http_port, settings.Settings.grpc_port}
+    assert oci.DEFAULT_BASE_IMAGE.startswith("ghcr.io/model-freshness/freshness-server:")
+
+
+def test_serve_extra_has_no_dvc_or_evidently() -> None:
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["serve"]
+    names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower() for d in extra}
+    assert {"torch", "torchvision", "kserve"} <= names
+    assert not names & {"dvc", "evidently", "pandas", "scikit-learn"}, names

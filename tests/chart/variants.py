@@ -10,6 +10,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "monitoring": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kps"}},
         "prometheusRule": {"enabled": True, "labels": {"release": "kps"}, "modelMaxAgeSeconds": 86400},
+        "grafanaDashboard": {
+            "enabled": True,
+            "labels": {"release": "kps"},
+            "annotations": {"grafana_folder": "Models"},
+        },
     },
     "custom": {
         "fullnameOverride": "freshness",

@@ -95,6 +95,7 @@ def test_metrics_follow_status_and_counters() -> None:
     labels = 'name="cats",namespace="ml"'
     assert f"modelfreshness_drift_detected{{{labels}}} 1.0" in text
     assert f"modelfreshness_drift_share{{{labels}}} 0.5" in text
+    assert f"modelfreshness_drift_threshold{{{labels}}} {sim.status.drift.threshold}" in text
     assert f"modelfreshness_drift_interval_seconds{{{labels}}} 3600.0" in text
     assert f'modelfreshness_retrains_total{{{labels},result="succeeded"}} 1.0' in text
     assert f'modelfreshness_retrains_total{{{labels},result="failed"}} 0.0' in text

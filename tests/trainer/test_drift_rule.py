@@ -52,3 +52,15 @@ def test_scipy_pvalues_equal_evidentlys() -> None:
     assert list(ours) == list(theirs) == ["x", "y", "predicted"]
     np.testing.assert_allclose([ours[k] for k in ours], [theirs[k] for k in ours], rtol=1e-12)
     assert ours["x"] < 0.05 and ours["predicted"] < 0.05
+
+
+def test_a_model_predicting_one_class_everywhere_is_no_evidence_of_drift() -> None:
+    # Evidently's chi-square answers p = 0 when reference and production both hold one and the same
+    # predicted class (no degrees of freedom); taken as is, every check of such a model "drifted"
+    # (seen in benchmarks/drift_throughput.py with an untrained model at 1,000 images).
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({"x": rng.normal(size=240), "predicted": ["cats"] * 240})
+    cur = pd.DataFrame({"x": rng.normal(size=1000), "predicted": ["cats"] * 1000})
+    theirs = drift.evidently_pvalues(ref, cur)
+    assert theirs["predicted"] == drift.feature_pvalues(ref, cur)["predicted"] == 1.0
+    assert not drift.decide(theirs).detected

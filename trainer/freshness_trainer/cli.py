@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from freshness_contract.argv import DriftArgs, PackageArgs, TrainArgs
 from freshness_trainer.errors import TrainerError
 
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
+SERVER_IMAGE_ENV = "FRESHNESS_SERVER_IMAGE"  # the package step's default base image
 
 
 def _drift(ns: argparse.Namespace) -> dict[str, Any]:
@@ -33,6 +35,9 @@ def _drift(ns: argparse.Namespace) -> dict[str, Any]:
     if args.model is None:
         raise TrainerError("MissingModel", "--model: the drift step needs the serving model (spec.serving.modelUri)")
     d = params.load(args.params).drift if args.params else params.DRIFT_DEFAULTS
+    window = _window(args.window)
+    if args.newest is not None and args.newest < 1:
+        raise TrainerError("InvalidArgument", f"--newest {args.newest}: expected a whole number >= 1")
     outcome = checks.run(checks.DriftInputs(
         reference=args.reference,
         current=args.current,
@@ -43,6 +48,8 @@ def _drift(ns: argparse.Namespace) -> dict[str, Any]:
         report=args.report or "",
         pca_components=d.pca_components,
         device=args.device,
+        window=window,
+        newest=args.newest,
     ))
     v = outcome.verdict
     result: dict[str, Any] = {
@@ -52,11 +59,24 @@ def _drift(ns: argparse.Namespace) -> dict[str, Any]:
     }
     if outcome.report:
         result["report"] = outcome.report
+    if outcome.window is not None:
+        result["window"] = outcome.window.describe()
     if v.accuracy is not None:
         result["accuracy"] = {"current": round(v.accuracy.current, 6), "reference": round(v.accuracy.reference, 6),
                               "drop": round(v.accuracy.drop, 6)}
     why = "accuracy drop" if v.accuracy_drifted else f"{len(v.drifted)} of {len(v.pvalues)} features drifted"
     return {"drift": result, "message": f"drift {'detected' if v.detected else 'not detected'}: {why}"}
+
+
+def _window(text: str | None) -> timedelta | None:
+    from freshness_trainer import partitions
+
+    if text is None:
+        return None
+    try:
+        return partitions.parse_duration(text)
+    except ValueError as exc:
+        raise TrainerError("InvalidArgument", f"--window: {exc}") from None
 
 
 def _train(ns: argparse.Namespace) -> dict[str, Any]:
@@ -109,8 +129,10 @@ def _package(ns: argparse.Namespace) -> dict[str, Any]:
 
     args = PackageArgs.from_namespace(ns)
     out = Path(args.output)
-    layout = oci.build(args.model, args.image, out, args.base_image or "")
-    digest = oci.push(layout, args.image, args.base_image or "") if args.push else layout.digest
+    # Default: the model server image (a packaged model serves); '' builds a model-only image.
+    base = args.base_image if args.base_image is not None else os.environ.get(SERVER_IMAGE_ENV, oci.DEFAULT_BASE_IMAGE)
+    layout = oci.build(args.model, args.image, out, base)
+    digest = oci.push(layout, args.image, base) if args.push else layout.digest
     pinned = f"{args.image}@{digest}"  # the contract accepts only an image pinned by its digest
     return {"package": {"image": pinned, "digest": digest},
             "message": f"{'pushed' if args.push else 'built'} {pinned} (layout {out})"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import fsspec
 import numpy as np
@@ -52,6 +52,8 @@ class ImageSet:
     images: torch.Tensor
     labels: torch.Tensor | None
     classes: list[str]
+    files: list[str] = field(default_factory=list)
+    """The source file of each image, in order (the drift report names them)."""
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -128,7 +130,7 @@ def load_images(index: ImageIndex, size: int, *, class_names: Sequence[str] | No
     arrays = [decode(b, f, size) for b, f in zip(read_bytes(index), index.files, strict=True)]
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     labels, classes = labels_for(index, class_names)
-    return ImageSet(images, labels, classes)
+    return ImageSet(images, labels, classes, list(index.files))
 
 
 def labels_for(index: ImageIndex, class_names: Sequence[str] | None = None) -> tuple[torch.Tensor | None, list[str]]:

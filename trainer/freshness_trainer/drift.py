@@ -170,4 +170,10 @@ def evidently_pvalues(
         config = metric.get("config", {})
         if config.get("type", "").endswith("ValueDrift"):
             out[str(config["column"])] = float(metric["value"])
+    for col in reference.columns:
+        # One category on both sides leaves chi-square no degrees of freedom; Evidently then answers
+        # p = 0, which would call every check of a model that predicts one class "drifted".
+        # chi_square_pvalue's answer (1.0: no evidence) is used instead.
+        if col in CATEGORICAL and len(set(reference[col].dropna()) | set(current[col].dropna())) < 2:
+            out[col] = 1.0
     return {c: out[c] for c in reference.columns}

@@ -76,4 +76,4 @@ def load(index: ImageIndex, size: int, device: torch.device, *, class_names: lis
         parts.append(batch if keep_on_gpu else batch.cpu().pin_memory())
     images = torch.cat(parts)
     labels, classes = data.labels_for(index, class_names)
-    return ImageSet(images, labels, classes)
+    return ImageSet(images, labels, classes, list(index.files))

@@ -25,6 +25,9 @@ import fsspec
 from freshness_trainer.errors import TrainerError
 
 MODEL_PATH_IN_IMAGE = "model/model.pt"
+DEFAULT_BASE_IMAGE = "ghcr.io/model-freshness/freshness-server:0.1.0"
+"""``package``'s default ``--base-image`` (env FRESHNESS_SERVER_IMAGE): Dockerfile.server, whose
+entrypoint serves /model/model.pt, so the pushed image serves the model as it is."""
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"

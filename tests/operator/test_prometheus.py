@@ -1,0 +1,206 @@
+"""A real Prometheus scrapes the operator during a loop and evaluates the chart's own alert rules.
+
+The rules and the dashboard come from ``helm template`` of the chart (one source of truth), with
+one value changed for speed: ``prometheusRule.alerts.ModelDriftDetected.for`` is 5s instead of 15m.
+Prometheus (hack/prometheus.py) scrapes and evaluates every second. The loop is the operator's
+(a subprocess) on the real local control plane; the tests play the step containers (cluster_kit).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from hack.prometheus import Prometheus
+from tests.chart.tools import Helm, helm_candidates, one, require_tool
+from tests.conftest import Cluster, wait_for
+from tests.operator.cluster_kit import (
+    CRD,
+    Kit,
+    Operator,
+    drift_doc,
+    mdep,
+    package_doc,
+    restricted_namespace,
+    serving_deployment,
+    train_doc,
+)
+
+pytestmark = pytest.mark.cluster
+ALERT = "ModelDriftDetected"
+CHART_VALUES = {
+    "prometheusRule": {"enabled": True, "alerts": {ALERT: {"for": "5s"}}},
+    "grafanaDashboard": {"enabled": True},
+}
+# Dashboard series this run cannot produce; every other panel query must return data.
+MAY_BE_EMPTY = {
+    "modelfreshness_step_stuck": "no step pod gets stuck in this run",
+    "modelfreshness_serving_": "no model server runs in this test",
+}
+# What Grafana puts in place of its built-in interval variables (the run lasts about a minute).
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "15s", "$__range": "10m"}
+
+
+@pytest.fixture(scope="module")
+def chart() -> list[dict[str, Any]]:
+    helm = Helm(require_tool("helm", "run `bash hack/build-binaries.sh` (it fetches helm)", helm_candidates()))
+    return helm.template(CHART_VALUES)
+
+
+@pytest.fixture(scope="module")
+def prefix() -> str:
+    return f"mfp{uuid.uuid4().hex[:4]}"
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    cluster.kubectl("apply", "-f", str(CRD))
+    established = ("wait", "--for=condition=Established", "crd/modeldeployments.modelfreshness.io", "--timeout=10s")
+    # Right after the create, `kubectl wait` can fail on a status without conditions yet: retry.
+    wait_for("the CRD Established", lambda: cluster.kubectl(*established, check=False).returncode == 0, 60)
+    op = Operator(cluster, f"{prefix}-*", tmp_path_factory.mktemp("operator") / "operator.log")
+    try:
+        yield op.start()
+    finally:
+        op.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    operator: Operator, chart: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    require_tool("prometheus", "run `bash hack/install-promtool.sh` (Debian package prometheus)")
+    groups = one(chart, "PrometheusRule")["spec"]["groups"]
+    targets = {"model-freshness-operator": [f"127.0.0.1:{operator.metrics_port}"]}
+    prom = Prometheus(tmp_path_factory.mktemp("prometheus"), targets, groups, interval="1s").start()
+    try:
+        yield prom
+    finally:
+        prom.stop()
+
+
+@dataclass
+class Run:
+    kit: Kit
+    transitions: list[tuple[float, str]]
+    """(seconds since the drifted check finished, alert state) each time ModelDriftDetected changed state."""
+    start: float
+
+
+class AlertWatch:
+    """Records the state changes of one alert of one ModelDeployment, polling /api/v1/alerts."""
+
+    def __init__(self, prom: Prometheus, namespace: str, t0: float) -> None:
+        self.prom, self.namespace, self.t0 = prom, namespace, t0
+        self.transitions: list[tuple[float, str]] = []
+
+    def poll(self) -> str:
+        states = [
+            a["state"]
+            for a in self.prom.alerts()
+            if a["labels"].get("alertname") == ALERT and a["labels"].get("namespace") == self.namespace
+        ]
+        state = states[0] if states else "inactive"
+        if not self.transitions or self.transitions[-1][1] != state:
+            self.transitions.append((round(time.monotonic() - self.t0, 1), state))
+        return state
+
+    def until(self, kit: Kit, state: str, timeout: float = 60) -> None:
+        kit.until(f"{ALERT} {state} (seen: {self.transitions})", lambda: self.poll() == state, timeout)
+
+
+@pytest.fixture(scope="module")
+def run(cluster: Cluster, operator: Operator, prometheus: Prometheus, prefix: str) -> Iterator[Run]:
+    """One loop: no drift, drift (alert pending -> firing), retrain, rollout, no drift (resolved)."""
+    ns = restricted_namespace(cluster, f"{prefix}-{uuid.uuid4().hex[:5]}")
+    kit = Kit(cluster, ns, operator)
+    kit.apply(serving_deployment("cats-dogs", "registry.example/cats-dogs:0.1"))
+    kit.apply(mdep("cats", drift={"interval": "3s"}))
+    start = time.time()
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(False, 0.05))
+    kit.wait_phase("cats", "Monitoring")
+    watch = AlertWatch(prometheus, ns, time.monotonic())
+    assert watch.poll() == "inactive"
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), drift_doc(True, 0.62))
+    watch.until(kit, "pending", timeout=30)
+    watch.until(kit, "firing", timeout=30)  # the retrain is held until the alert fired
+    kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.91, rev="aaaaaaaa11"))
+    kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-aaaaaaaa"))
+    kit.until("the rollout", lambda: kit.status("cats").get("model", {}).get("version") == "v1-aaaaaaaa")
+    assert watch.poll() == "firing"  # the verdict still says drift until the next check
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-3"), drift_doc(False, 0.04))
+    watch.until(kit, "inactive", timeout=30)
+    print(f"\n{ALERT} transitions (s since the drifted check finished): {watch.transitions}")
+    try:
+        yield Run(kit, watch.transitions, start)
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_drift_alert_goes_pending_firing_resolved_with_the_loop(run: Run, prometheus: Prometheus) -> None:
+    assert [s for _, s in run.transitions] == ["inactive", "pending", "firing", "inactive"]
+    # Prometheus's own record of it: ALERTS had both states for this ModelDeployment, and none now.
+    selector = f'ALERTS{{alertname="{ALERT}", namespace="{run.kit.ns}", name="cats"}}'
+    seen = prometheus.api("query_range", query=selector, start=run.start, end=time.time(), step=1)["result"]
+    assert {s["metric"]["alertstate"] for s in seen} == {"pending", "firing"}
+    assert prometheus.query(selector) == []
+    fired = next(a for a in seen if a["metric"]["alertstate"] == "firing")["metric"]
+    assert fired["severity"] == "warning"
+
+
+def test_drift_score_series_has_the_modeldeployments_labels(run: Run, prometheus: Prometheus) -> None:
+    [series] = prometheus.query(f'modelfreshness_drift_score{{namespace="{run.kit.ns}"}}')
+    assert series["metric"]["name"] == "cats" and series["metric"]["namespace"] == run.kit.ns
+    assert float(series["value"][1]) == pytest.approx(0.04)  # the last verdict
+    [peak] = prometheus.query(f'max_over_time(modelfreshness_drift_score{{namespace="{run.kit.ns}"}}[10m])')
+    assert float(peak["value"][1]) == pytest.approx(0.62)  # the drifted verdict, scraped while it stood
+    [threshold] = prometheus.query(f'modelfreshness_drift_threshold{{namespace="{run.kit.ns}", name="cats"}}')
+    assert float(threshold["value"][1]) == pytest.approx(0.3)
+
+
+def dashboard(chart: list[dict[str, Any]]) -> dict[str, Any]:
+    [cm] = [d for d in chart if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"]
+    return dict(json.loads(cm["data"]["model-freshness.json"]))
+
+
+def substitute(expr: str, variables: dict[str, str]) -> str:
+    for name in sorted(variables, key=len, reverse=True):  # $__rate_interval before $__range
+        expr = expr.replace(name, variables[name])
+    assert "$" not in expr, f"an unknown variable in {expr}"
+    return expr
+
+
+def test_every_dashboard_query_runs_and_returns_what_the_run_produced(
+    run: Run, prometheus: Prometheus, chart: list[dict[str, Any]]
+) -> None:
+    board = dashboard(chart)
+    variables = {**GRAFANA_VARIABLES, "$namespace": run.kit.ns, "$name": "cats"}
+    # The template variables' own queries (label_values) list this ModelDeployment.
+    for var in board["templating"]["list"]:
+        if var["type"] != "query":
+            continue
+        match = re.fullmatch(r"label_values\((.+), (\w+)\)", var["query"]["query"])
+        assert match, var["query"]
+        selector, label = substitute(match[1], variables), match[2]
+        values = prometheus.api(f"label/{label}/values", **{"match[]": selector})
+        assert variables[f"${var['name']}"] in values, (var["name"], values)
+    checked, empty = 0, []
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            expr = substitute(target["expr"], variables)
+            try:
+                result = prometheus.query(expr)
+            except ValueError as e:
+                pytest.fail(f"panel {panel['title']!r}: {e}")
+            checked += 1
+            if not result and not any(metric in expr for metric in MAY_BE_EMPTY):
+                empty.append(f"{panel['title']!r}: {expr}")
+    assert not empty, "queries without data for metrics this run produced:\n" + "\n".join(empty)
+    assert checked >= len(board["panels"])

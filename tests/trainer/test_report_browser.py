@@ -1,0 +1,94 @@
+"""The drift report of the bee batch, rendered by a real browser (headless Chromium).
+
+The serving model (cats and dogs) checks ``production/new-class`` (30% bees) against the
+reference. The report must open on the verdict, and its gallery of the images most unlike the
+reference must be mostly bees: the files of that folder are in class folders, ``bees/...``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.trainer.conftest import Project
+
+WINDOW = (1280, 1600)
+DETECTED_BACKGROUND = (0xFD, 0xEC, 0xEA)  # .verdict.detected in freshness_trainer.report.CSS
+
+
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("chromium not found: `make setup` installs it (bash hack/install-chromium.sh)")
+    return found
+
+
+def browse(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    command = [
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+
+class Items(HTMLParser):
+    """The verdict section's attributes and the gallery items' sources, from the browser's DOM."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.verdict: dict[str, str | None] = {}
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section":
+            self.sections.append(a.get("id") or "")
+            if a.get("id") == "verdict":
+                self.verdict = a
+        if tag == "figure" and "sample" in (a.get("class") or ""):
+            self.sources.append(a.get("data-source") or "")
+
+
+@pytest.fixture(scope="module")
+def bee_report(project: Project, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from freshness_trainer import checks
+
+    out = tmp_path_factory.mktemp("report") / "drift.html"
+    outcome = checks.run(checks.DriftInputs(
+        reference=str(sample_dir / "reference"), current=str(sample_dir / "production" / "new-class"),
+        model=str(project.serving_model), min_samples=50, report=str(out), device="cpu",
+    ))
+    assert outcome.verdict.detected
+    return out
+
+
+def test_the_report_opens_on_the_verdict_and_shows_the_bees(bee_report: Path, tmp_path: Path) -> None:
+    dom = browse("--dump-dom", bee_report.as_uri(), profile=tmp_path / "profile").stdout
+    items = Items()
+    items.feed(dom)
+    assert items.sections[:3] == ["verdict", "classes", "gallery"] and items.sections[-1] == "evidently"
+    assert items.verdict["data-detected"] == "true"
+    assert "against the threshold" in dom and "Decided by" in dom
+    assert len(items.sources) == 12, items.sources
+    bees = [s for s in items.sources if s.startswith("bees/")]
+    assert len(bees) > len(items.sources) / 2, items.sources  # 30% of the batch, most of the gallery
+
+
+def test_a_screenshot_shows_the_verdict_first(bee_report: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    width, height = WINDOW
+    browse(f"--screenshot={shot}", f"--window-size={width},{height}", "--hide-scrollbars", bee_report.as_uri(),
+           profile=tmp_path / "profile")
+    picture = np.asarray(Image.open(shot).convert("RGB"))
+    assert picture.shape == (height, width, 3)
+    top = picture[: height // 4]
+    verdict_box = np.all(np.abs(top.astype(int) - DETECTED_BACKGROUND) <= 2, axis=2).mean()
+    assert verdict_box > 0.05, f"the red 'drift detected' box covers {verdict_box:.1%} of the top quarter"
+    print(f"\nscreenshot: {shot}")
