@@ -58,6 +58,7 @@ class ClusterInfo:
     server: str
     pids: dict[str, int] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    argv: dict[str, list[str]] = field(default_factory=dict)  # how each component was started (restart)
 
     @property
     def log_dir(self) -> Path:
@@ -78,6 +79,7 @@ class ClusterInfo:
                 "server": self.server,
                 "pids": self.pids,
                 "ports": self.ports,
+                "argv": self.argv,
             },
             indent=2,
         )
@@ -95,6 +97,7 @@ class ClusterInfo:
             server=raw["server"],
             pids={k: int(v) for k, v in raw["pids"].items()},
             ports={k: int(v) for k, v in raw["ports"].items()},
+            argv={k: list(v) for k, v in raw.get("argv", {}).items()},
         )
 
 
@@ -374,6 +377,33 @@ def _start(name: str, argv: list[str], log_dir: Path) -> int:
     return proc.pid
 
 
+def _launch(info: ClusterInfo, name: str, argv: list[str], log_dir: Path) -> int:
+    info.argv[name] = argv
+    return _start(name, argv, log_dir)
+
+
+def restart(info: ClusterInfo, names: Sequence[str], down_for: float = 1.0) -> None:
+    """Stop the named components (by PID), wait ``down_for`` seconds, start them again with the
+    same arguments and data, and wait until etcd and the API server are healthy. For fault tests:
+    clients see refused connections, then a fresh API server."""
+    unknown = sorted(set(names) - set(COMPONENTS))
+    if unknown:
+        raise ClusterError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(COMPONENTS)}")
+    for name in reversed(COMPONENTS):
+        if name in names:
+            _stop(info.pids[name])
+    time.sleep(down_for)
+    for name in COMPONENTS:
+        if name in names:
+            info.pids[name] = _start(name, info.argv[name], info.log_dir)
+    (info.state_dir / "state.json").write_text(info.to_json())
+    logs, etcd = info.log_dir, f"http://127.0.0.1:{info.ports['etcd']}/health"
+    _wait("etcd", logs / "etcd.log", info.pids["etcd"], lambda: _http_ok(etcd), 60)
+    ctx = _admin_ctx(info.state_dir / "pki")
+    ready = f"{info.server}/readyz"
+    _wait("kube-apiserver", logs / "kube-apiserver.log", info.pids["kube-apiserver"], lambda: _http_ok(ready, ctx), 120)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -477,7 +507,8 @@ def _up_components(info: ClusterInfo, pki: Path, kcfg: Path, logs: Path) -> None
 
     etcd_url = f"http://127.0.0.1:{p['etcd']}"
     peer_url = f"http://127.0.0.1:{p['etcd-peer']}"
-    info.pids["etcd"] = _start(
+    info.pids["etcd"] = _launch(
+        info,
         "etcd",
         [
             str(b / "etcd"),
@@ -495,7 +526,8 @@ def _up_components(info: ClusterInfo, pki: Path, kcfg: Path, logs: Path) -> None
     save()
     _wait("etcd", logs / "etcd.log", info.pids["etcd"], lambda: _http_ok(f"{etcd_url}/health"), 60)
 
-    info.pids["kube-apiserver"] = _start(
+    info.pids["kube-apiserver"] = _launch(
+        info,
         "kube-apiserver",
         [
             str(b / "kube-apiserver"),
@@ -530,7 +562,8 @@ def _up_components(info: ClusterInfo, pki: Path, kcfg: Path, logs: Path) -> None
 
     common = ["--leader-elect=false", "--bind-address=127.0.0.1", "--v=1"]
     cm = kcfg / "controller-manager.kubeconfig"
-    info.pids["kube-controller-manager"] = _start(
+    info.pids["kube-controller-manager"] = _launch(
+        info,
         "kube-controller-manager",
         [
             str(b / "kube-controller-manager"),
@@ -547,7 +580,8 @@ def _up_components(info: ClusterInfo, pki: Path, kcfg: Path, logs: Path) -> None
         logs,
     )
     sc = kcfg / "scheduler.kubeconfig"
-    info.pids["kube-scheduler"] = _start(
+    info.pids["kube-scheduler"] = _launch(
+        info,
         "kube-scheduler",
         [
             str(b / "kube-scheduler"),
@@ -561,7 +595,8 @@ def _up_components(info: ClusterInfo, pki: Path, kcfg: Path, logs: Path) -> None
     )
     stages = d / "kwok-stages.yaml"
     stages.write_text(kwok_stages())
-    info.pids["kwok"] = _start(
+    info.pids["kwok"] = _launch(
+        info,
         "kwok",
         [
             str(b / "kwok"),

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ class Cluster:
     bin_dir: Path
     env: dict[str, str]
     log_dir: Path | None
+    restart: Callable[[Sequence[str]], None] | None = None  # stop and start components (own control plane only)
 
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
@@ -97,7 +98,9 @@ def cluster() -> Iterator[Cluster]:
     except localcluster.ClusterError as exc:
         pytest.fail(str(exc))
     try:
-        yield Cluster(info.kubeconfig, info.bin_dir, info.env(), info.log_dir)
+        yield Cluster(
+            info.kubeconfig, info.bin_dir, info.env(), info.log_dir, lambda names: localcluster.restart(info, names)
+        )
     finally:
         localcluster.down(state_dir, info)
     # /proc/<pid> also exists for a zombie: a process not waited for counts as left behind.

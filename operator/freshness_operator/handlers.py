@@ -23,11 +23,22 @@ from freshness_operator.reconcile import Deps
 from freshness_operator.runner import Runner
 from freshness_operator.settings import Settings
 
+WATCH_SERVER_TIMEOUT = 300  # the API server ends each watch after this; kopf starts a new one
+WATCH_CLIENT_TIMEOUT = 330  # and a watch that silently stalls (no data, no close) is dropped after this
+WATCH_CONNECT_TIMEOUT = 30
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf's settings: bounded watches, so a silently stalled one cannot stop the operator seeing events."""
+    settings.posting.level = logging.WARNING  # our own Events say what happened; kopf's only on trouble
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
+    settings.watching.connect_timeout = WATCH_CONNECT_TIMEOUT
+
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    settings.posting.level = logging.WARNING  # our own Events say what happened; kopf's only on trouble
-    settings.watching.server_timeout = 300
+    configure(settings)
     config: Settings = memo["settings"]
     metrics: Metrics = memo["metrics"]
     memo["runner"] = Runner(Deps(kube=await Kube.connect(), settings=config, metrics=metrics))

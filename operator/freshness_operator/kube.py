@@ -21,6 +21,8 @@ from freshness_operator.builders import Owner
 
 log = logging.getLogger(__name__)
 _MDEP = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}/{{name}}"
+PERMANENT = frozenset({400, 403, 404, 422})
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)  # no answer: worth a retry, like a 5xx
 
 
 class ApiError(Exception):
@@ -29,6 +31,13 @@ class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status, self.reason, self.message = status, reason, message
+
+    @property
+    def permanent(self) -> bool:
+        """True when sending the same request again cannot succeed (a bad request, forbidden, not
+        found, invalid, or an admission webhook's or policy's denial, which come as these codes);
+        409, 429, 5xx and timeouts are worth a retry."""
+        return self.status in PERMANENT
 
 
 class Kube:

@@ -2,30 +2,59 @@
 
 Touches the API only through ``kube.Kube``. Job creations, deletions and the Deployment patch
 run before the status write (they are idempotent, so a failed write just repeats them);
-Events and counters run after it, so a conflicting write does not emit them twice.
+Events and counters run after it, so a conflicting write does not emit them twice. The core
+never patches the Deployment in the decision that records the intent (``previousImage``, a
+rollback): that decision asks to be decided again at once, and the next reconcile reads the
+recorded intent back from the API before it sends the patch.
+
+An action the API refuses for good (``ApiError.permanent``) is fed back: the reconcile decides
+again with it in ``observed.refused``, and the core fails the step that asked for it. An action
+that keeps failing with a retryable error goes to the runner's backoff; past
+``RETRIES_BEFORE_REPORTING`` failed reconciles, Ready turns False with reason ApiRetrying.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from freshness_operator import KIND, builders, labels
 from freshness_operator.core import SpecError, decide, parse_spec
 from freshness_operator.core import actions as act
-from freshness_operator.core.decide import Decision, reject_spec
+from freshness_operator.core.decide import Decision, reject_spec, retrying
+from freshness_operator.core.observed import Refusal
 from freshness_operator.core.serde import from_dict, to_dict
 from freshness_operator.core.spec import Spec
 from freshness_operator.core.status import Status
-from freshness_operator.kube import Kube
+from freshness_operator.kube import TRANSPORT_ERRORS, ApiError, Kube
 from freshness_operator.metrics import Metrics
 from freshness_operator.observe import observe
 from freshness_operator.settings import Settings
 
 log = logging.getLogger(__name__)
+MAX_REFUSALS = 3  # re-decisions after refusals in one reconcile; more go to the runner's backoff
+STATUS_RETRIES = 5  # status writes put again after a 409 that only metadata caused
+RETRIES_BEFORE_REPORTING = 4  # failed reconciles in a row (1+2+5+10 s of backoff) before ApiRetrying
+Retryable = (ApiError, *TRANSPORT_ERRORS)
+
+
+class Refused(Exception):
+    """The API refused an action for good; ``refusal`` is what the core is told."""
+
+    def __init__(self, refusal: Refusal, error: ApiError) -> None:
+        super().__init__(refusal.describe())
+        self.refusal, self.error = refusal, error
+
+
+class ActionFailed(Exception):
+    """An action failed with an error worth retrying; ``obj`` names the object it acted on."""
+
+    def __init__(self, obj: str, error: Exception) -> None:
+        super().__init__(f"{obj}: {error}")
+        self.obj, self.error = obj, error
 
 
 @dataclass(frozen=True)
@@ -48,11 +77,12 @@ def no_peers(namespace: str, deployment: str) -> Iterable[str]:
 
 
 async def reconcile(
-    deps: Deps, namespace: str, name: str, peers: Peers = no_peers
+    deps: Deps, namespace: str, name: str, peers: Peers = no_peers, failures: int = 0
 ) -> tuple[datetime | None, str | None]:
     """Reconcile once. Returns when to look again and the resourceVersion the status write made.
 
-    ``peers(namespace, deployment)`` names the ModelDeployments serving through that Deployment.
+    ``peers(namespace, deployment)`` names the ModelDeployments serving through that Deployment;
+    ``failures`` counts the reconciles before this one that failed in a row (the runner's backoff).
     """
     body = await deps.kube.get_mdep(namespace, name)
     if body is None:
@@ -72,8 +102,32 @@ async def reconcile(
     check_now = (meta.get("annotations") or {}).get(labels.CHECK_NOW)
     others = tuple(sorted({n for n in peers(namespace, spec.serving.deployment) if n != name}))
     observed = observe(owner.uid, jobs, pods, deployment, spec.serving.container, check_now, others)
-    decision = decide(name=name, spec=spec, status=status, observed=observed, now=utcnow(), generation=generation)
-    return decision.requeue_at, await _commit(deps, body, owner, spec, decision)
+    refusal: Refusal | None = None
+    for _ in range(MAX_REFUSALS):
+        seen = replace(observed, refused=refusal)
+        decision = decide(name=name, spec=spec, status=status, observed=seen, now=utcnow(), generation=generation)
+        try:
+            return decision.requeue_at, await _commit(deps, body, owner, spec, decision)
+        except Refused as exc:
+            log.warning("%s %s/%s: %s refused for good: %s", KIND, namespace, name, exc.refusal.action, exc)
+            refusal = exc.refusal
+        except ActionFailed as exc:
+            if failures + 1 >= RETRIES_BEFORE_REPORTING:
+                await _report_retrying(deps, body, owner, status, exc, generation)
+            raise exc.error from exc
+    raise ApiError(0, "RefusedAgain", f"{KIND} {namespace}/{name}: actions refused {MAX_REFUSALS} times in a row")
+
+
+async def _report_retrying(
+    deps: Deps, body: dict[str, Any], owner: builders.Owner, status: Status, exc: ActionFailed, generation: int
+) -> None:
+    """Ready=False ApiRetrying on the status as it was; best effort (the API may be what fails)."""
+    error = f"{exc}; retrying with backoff"
+    decision = retrying(status=status, error=error, now=utcnow(), generation=generation)
+    try:
+        await _commit(deps, body, owner, None, decision)
+    except Retryable as write_error:
+        log.warning("%s %s/%s: ApiRetrying not recorded: %s", KIND, owner.namespace, owner.name, write_error)
 
 
 async def _commit(
@@ -86,7 +140,7 @@ async def _commit(
     new_status = to_dict(decision.status)
     written = None
     if new_status != body.get("status"):
-        result = await deps.kube.replace_status({**body, "status": new_status})
+        result = await _write_status(deps, body, new_status)
         written = result.get("metadata", {}).get("resourceVersion")
     for action in decision.actions:
         if isinstance(action, act.Emit):
@@ -97,7 +151,62 @@ async def _commit(
     return written
 
 
+async def _write_status(deps: Deps, body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """PUT the status, guarded by resourceVersion. A 409 caused only by someone else's metadata
+    write (an annotation, a label) leaves the decision valid: it is put again on the fresh object,
+    so a stream of annotations cannot starve the operator's writes. Any other change re-raises the
+    409 and the runner decides again."""
+    meta = body["metadata"]
+    for _ in range(STATUS_RETRIES):
+        try:
+            return await deps.kube.replace_status({**body, "status": status})
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            fresh = await deps.kube.get_mdep(meta["namespace"], meta["name"])
+            if fresh is None or not _same_inputs(body, fresh):
+                raise
+            body = fresh
+    return await deps.kube.replace_status({**body, "status": status})
+
+
+def _same_inputs(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """True when nothing ``decide`` reads from the object changed: spec (generation), status, check-now."""
+    a, b = before["metadata"], now["metadata"]
+    return (
+        a.get("uid") == b.get("uid")
+        and a.get("generation") == b.get("generation")
+        and before.get("status") == now.get("status")
+        and (a.get("annotations") or {}).get(labels.CHECK_NOW) == (b.get("annotations") or {}).get(labels.CHECK_NOW)
+    )
+
+
 async def _execute(deps: Deps, owner: builders.Owner, spec: Spec, action: act.Action, where: str) -> None:
+    """Run one action; a permanent refusal raises ``Refused``, a retryable error ``ActionFailed``."""
+    obj, target = _object_of(owner, spec, action)
+    try:
+        await _send(deps, owner, spec, action, where)
+    except ApiError as exc:
+        if exc.permanent and isinstance(action, REFUSABLE):
+            message = exc.message or str(exc)
+            raise Refused(Refusal(type(action).__name__, target, obj, exc.status, exc.reason, message), exc) from exc
+        raise ActionFailed(obj, exc) from exc
+    except TRANSPORT_ERRORS as exc:
+        raise ActionFailed(obj, exc) from exc
+
+
+REFUSABLE = (act.CreateDriftJob, act.CreateTrainJob, act.CreatePackageJob, act.PatchImage)
+
+
+def _object_of(owner: builders.Owner, spec: Spec, action: act.Action) -> tuple[str, str]:
+    """The object an action acts on, for messages, and the Job name or image it carries."""
+    if isinstance(action, act.PatchImage):
+        return f"Deployment {owner.namespace}/{spec.serving.deployment}", action.image
+    name = getattr(action, "name", "")
+    return f"Job {owner.namespace}/{name}", name
+
+
+async def _send(deps: Deps, owner: builders.Owner, spec: Spec, action: act.Action, where: str) -> None:
     kube = deps.kube
     image = spec.training.image or deps.settings.trainer_image
     manifest = None

@@ -69,7 +69,7 @@ class Runner:
     async def _once(self, key: Key) -> datetime | None:
         namespace, name = key
         try:
-            when, written = await reconcile(self.deps, namespace, name, self._peers)
+            when, written = await reconcile(self.deps, namespace, name, self._peers, self._errors.get(key, 0))
         except ApiError as exc:
             if exc.status == 409:
                 self._dirty.add(key)  # the object changed under us: look again now

@@ -91,6 +91,14 @@ class Operator:
             return str(r.read().decode())
 
 
+def apply_crd(cluster: Cluster) -> None:
+    """Apply the CRD and wait until it is served. A CRD just created may have no
+    status.conditions yet, which ``kubectl wait`` reports as an error rather than waiting."""
+    cluster.kubectl("apply", "-f", str(CRD))
+    established = ("wait", "--for=condition=Established", "crd/modeldeployments.modelfreshness.io", "--timeout=60s")
+    wait_for("the CRD established", lambda: cluster.kubectl(*established, check=False).returncode == 0)
+
+
 def restricted_namespace(cluster: Cluster, name: str) -> str:
     """A namespace enforcing the restricted Pod Security level: non-compliant step pods would be refused."""
     manifest = {

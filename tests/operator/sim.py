@@ -19,6 +19,7 @@ from freshness_operator.core.observed import (
     JobObservation,
     JobState,
     Observed,
+    Refusal,
     Step,
     StepOutcome,
     Waiting,
@@ -122,19 +123,31 @@ class Sim:
     history: list[Decision] = field(default_factory=list)
     check_now: str | None = None
     peers: tuple[str, ...] = ()  # other ModelDeployments on the same serving Deployment
+    follow: bool = True  # decide again at once when asked (False: stop after the intent is recorded)
+    _before: tuple[Status, dict[str, JobObservation], DeploymentObservation] | None = None
 
     # ---------------------------------------------------------------- driving
     def observed(self) -> Observed:
         return Observed(tuple(self.jobs.values()), self.deployment, self.check_now, self.peers)
 
     def step(self, seconds: float = 0) -> Sim:
-        """Advance the clock, decide, apply the actions to the fake cluster."""
+        """Advance the clock, decide, apply the actions to the fake cluster; decide again at once
+        when the decision asks for it (an intent recorded), as the runner does."""
         self.now += timedelta(seconds=seconds)
+        for _ in range(3):
+            d = self.decide_once()
+            if not self.follow or d.requeue_at != self.now:
+                break
+        return self
+
+    def decide_once(self, refused: Refusal | None = None) -> Decision:
+        """One decision at ``now`` (``refused``: the API refused an action of the last one)."""
+        self._before = (copy.deepcopy(self.status), dict(self.jobs), self.deployment)
         d = decide(
             name=self.name,
             spec=self.spec,
             status=self.status,
-            observed=self.observed(),
+            observed=replace(self.observed(), refused=refused),
             now=self.now,
             generation=self.generation,
         )
@@ -142,7 +155,7 @@ class Sim:
         self.history.append(d)
         for a in d.actions:
             self._apply(a)
-        return self
+        return d
 
     def _apply(self, a: act.Action) -> None:
         if isinstance(a, act.CreateDriftJob):
@@ -300,6 +313,37 @@ class Sim:
 
     def to_rolling_out(self) -> Sim:
         return self.to_packaging().package()
+
+    def to_intent(self) -> Sim:
+        """Packaged; the decision that records the rollout's intent (no patch yet) is the last one."""
+        self.to_packaging()
+        self.follow = False
+        self.package()
+        self.follow = True
+        return self
+
+    def refuse(self, refusal: Refusal) -> Sim:
+        """The API refused an action of the last decision for good: as the wiring does, nothing of
+        that decision happened (no status write); decide again from before it, with the refusal."""
+        self.status, self.jobs, self.deployment = some(self._before, "decision to refuse")
+        self.history.pop()
+        self.decide_once(refused=refusal)
+        return self
+
+    def stop_after_intent(self) -> Sim:
+        """From now on, do not decide again when a decision records an intent."""
+        self.follow = False
+        return self
+
+    def patch_lost(self) -> Sim:
+        """The patch reached the Deployment, the status write after it was lost (a crash, a 409)."""
+        kept = copy.deepcopy(self.status)
+        self.follow = False
+        self.step()
+        self.follow = True
+        assert self.actions(act.PatchImage), "the intent was not patched"
+        self.status = kept
+        return self
 
     # ---------------------------------------------------------------- reading
     @property

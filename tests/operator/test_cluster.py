@@ -19,12 +19,12 @@ from freshness_contract.argv import PackageArgs, TrainArgs
 
 from tests.conftest import Cluster
 from tests.operator.cluster_kit import (
-    CRD,
     DIGEST,
     ROOT,
     SERVING_IMAGE,
     Kit,
     Operator,
+    apply_crd,
     bare_result,
     drift_doc,
     mdep,
@@ -42,8 +42,7 @@ OLD_IMAGE = f"{SERVING_IMAGE}:0.1"
 
 @pytest.fixture(scope="module")
 def crd(cluster: Cluster) -> None:
-    cluster.kubectl("apply", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modelfreshness.io", "--timeout=60s")
+    apply_crd(cluster)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ the side-effect actions of that last decision, the Events it emits and anything 
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,8 +16,9 @@ import pytest
 from freshness_contract import SCHEMA_VERSION, PackageResult
 from freshness_operator.core import actions as act
 from freshness_operator.core import names
+from freshness_operator.core.decide import retrying
 from freshness_operator.core.heartbeat import HEARTBEAT
-from freshness_operator.core.observed import JobObservation, JobState, Step, StepOutcome
+from freshness_operator.core.observed import JobObservation, JobState, Refusal, Step, StepOutcome
 from freshness_operator.core.status import ModelRef, Outcome, Phase, RunState, Status
 
 from tests.operator.sim import DIGEST, IMAGE0, Sim, drift_result, healthy, make_spec, some
@@ -45,6 +47,12 @@ def paused(sim: Sim) -> Sim:
     return sim
 
 
+def edited(sim: Sim) -> Sim:
+    """Someone edits the spec without changing anything the core reads (a new generation)."""
+    sim.generation += 1
+    return sim
+
+
 def unpaused(sim: Sim) -> Sim:
     sim.spec = replace(sim.spec, paused=False)
     sim.generation += 1
@@ -63,6 +71,30 @@ def tamper_target(sim: Sim) -> Sim:
     """Someone edits the recorded target image between packaging and the rollout."""
     sim.candidate.target_image = f"evil.example/x:1@{DIGEST}"
     return sim
+
+
+INVALID_IMAGE = Refusal(
+    action="PatchImage",
+    target=f"registry.example/cats-dogs:v1-rev00000@{DIGEST}",
+    obj="Deployment default/cats-dogs",
+    code=422,
+    reason="Invalid",
+    message='Deployment.apps "cats-dogs" is invalid: spec.template.spec.containers[0].image: Required value',
+)
+
+
+def job_refused(action: str, job: str) -> Refusal:
+    return Refusal(action, job, f"Job default/{job}", 403, "Forbidden", 'admission webhook "x" denied the request')
+
+
+def writes_lost(sim: Sim, drive: Callable[[], object]) -> Sim:
+    """A check is started; every status write after it is lost (409s) while ``drive`` plays on."""
+    if sim.status.drift.job is None:
+        sim.step()
+    kept = copy.deepcopy(sim.status)
+    drive()
+    sim.status, sim.follow = kept, True
+    return sim.step(1)
 
 
 def lose_status(sim: Sim) -> Sim:
@@ -399,8 +431,10 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.FAILED,
             [],
             ["CandidateFailed", "TrainingFailed"],
-            check=lambda s: (s.candidate.runs[0].reason, s.candidate.runs[0].message)
-            == ("MalformedResult", "result field train: required when ok is true"),
+            check=lambda s: (
+                (s.candidate.runs[0].reason, s.candidate.runs[0].message)
+                == ("MalformedResult", "result field train: required when ok is true")
+            ),
         ),
     ),
     "training: a result without a model fails that candidate": (
@@ -697,8 +731,13 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
     "drift column: a failing check replaces the last verdict": (
         Sim,
         Row(
-            lambda s: s.check(True).finish_runs(0.7, 0.7).check(False)
-            .step(3600).finish("cats-drift-3", ok=False, reason="MalformedResult", message="x"),
+            lambda s: (
+                s.check(True)
+                .finish_runs(0.7, 0.7)
+                .check(False)
+                .step(3600)
+                .finish("cats-drift-3", ok=False, reason="MalformedResult", message="x")
+            ),
             Phase.MONITORING,
             [],
             check=lambda s: s.status.drift.summary == "failing: MalformedResult",
@@ -752,18 +791,187 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: s.condition("Ready") == ("False", "PushFailed"),
         ),
     ),
-    "packaging: the image is rolled out by digest": (
+    "packaging: the result records the rollout's intent first, no patch yet": (
         Sim,
         Row(
-            lambda s: s.to_rolling_out(),
+            lambda s: s.to_intent(),
+            Phase.ROLLING_OUT,
+            [],
+            ["Packaged"],
+            check=lambda s: (
+                s.candidate.previous_image == IMAGE0,
+                s.candidate.target_image == f"registry.example/cats-dogs:v1-rev00000@{DIGEST}",
+                s.candidate.rollout_started_at is None,
+                s.last.requeue_at == s.now,
+            ),
+        ),
+    ),
+    "rolling out: the recorded intent is patched, by digest": (
+        Sim,
+        Row(
+            lambda s: s.to_intent().step(),
             Phase.ROLLING_OUT,
             ["PatchImage"],
-            ["Packaged", "RolloutStarted"],
+            ["RolloutStarted"],
             check=lambda s: (
                 s.actions(act.PatchImage)[0].image == f"registry.example/cats-dogs:v1-rev00000@{DIGEST}",
                 s.candidate.previous_image == IMAGE0,
                 s.condition("RolledOut") == ("Unknown", "RollingOut"),
             ),
+        ),
+    ),
+    "rolling out: status lost after the patch: no ServingImageChanged, the rollout goes on": (
+        Sim,
+        Row(
+            lambda s: s.to_intent().patch_lost().step(),
+            Phase.ROLLING_OUT,
+            [],
+            ["RolloutStarted"],
+            check=lambda s: (
+                "ServingImageChanged" not in s.all_events(),
+                s.model.image == IMAGE0,
+                s.candidate.previous_image == IMAGE0,
+                s.candidate.rollout_started_at is not None,
+            ),
+        ),
+    ),
+    "rolling out: status lost after the patch, then a stall: the recorded previous image is restored": (
+        Sim,
+        Row(
+            lambda s: s.to_intent().patch_lost().step().rollout_stalls(),
+            Phase.DEGRADED,
+            ["PatchImage"],
+            ["RolledBack"],
+            check=lambda s: (
+                s.actions(act.PatchImage)[0] == act.PatchImage(IMAGE0, rollback=True),
+                s.deployment.image == IMAGE0,
+                "ServingImageChanged" not in s.all_events(),
+            ),
+        ),
+    ),
+    "rolling out: a stall records the rollback first, no patch yet": (
+        Sim,
+        Row(
+            lambda s: (s.to_rolling_out(), s.stop_after_intent(), s.rollout_stalls()),
+            Phase.ROLLING_OUT,
+            [],
+            [],
+            check=lambda s: (
+                some(s.candidate.rollback).reason == "ProgressDeadlineExceeded",
+                s.last.requeue_at == s.now,
+            ),
+        ),
+    ),
+    "rolling out: status lost after the rollback patch: still RolledBack, nothing patched again": (
+        Sim,
+        Row(
+            lambda s: (s.to_rolling_out(), s.stop_after_intent(), s.rollout_stalls(), s.patch_lost(), s.step()),
+            Phase.DEGRADED,
+            [],
+            ["RolledBack"],
+            check=lambda s: (
+                s.deployment.image == IMAGE0,
+                s.candidate.outcome is Outcome.ROLLED_BACK,
+                "ServingImageChanged" not in s.all_events(),
+            ),
+        ),
+    ),
+    "rolling out: the API refuses the patch for good (422): the rollout fails with its message": (
+        Sim,
+        Row(
+            lambda s: s.to_intent().step().refuse(INVALID_IMAGE),
+            Phase.DEGRADED,
+            [],
+            ["RolloutFailed"],
+            check=lambda s: (
+                s.candidate.reason == "PatchRefused",
+                "spec.template.spec.containers[0].image" in some(s.candidate.message),
+                s.condition("RolledOut") == ("False", "RolloutFailed"),
+                s.condition("Ready")[0] == "False",
+                s.deployment.image == IMAGE0,
+            ),
+        ),
+    ),
+    "rolling out: the API refuses the rollback patch: RolloutFailed RollbackRefused": (
+        Sim,
+        Row(
+            lambda s: (
+                s.to_rolling_out(),
+                s.stop_after_intent(),
+                s.rollout_stalls().step().refuse(replace(INVALID_IMAGE, target=IMAGE0)),
+            ),
+            Phase.DEGRADED,
+            [],
+            ["RolloutFailed"],
+            check=lambda s: s.candidate.reason == "RollbackRefused",
+        ),
+    ),
+    "packaging: the API refuses the package Job (403): PackagingFailed names the object": (
+        Sim,
+        Row(
+            lambda s: s.check(True).finish_runs(0.9, 0.85).refuse(job_refused("CreatePackageJob", "cats-package-1")),
+            Phase.FAILED,
+            [],
+            ["PackagingFailed"],
+            check=lambda s: (
+                s.candidate.reason == "JobRefused",
+                "Job default/" in some(s.candidate.message),
+                s.condition("Ready") == ("False", "JobRefused"),
+            ),
+        ),
+    ),
+    "training: the API refuses a training Job: that candidate fails, the other goes on": (
+        Sim,
+        Row(
+            lambda s: s.check(True).refuse(job_refused("CreateTrainJob", "cats-train-1-0")),
+            Phase.TRAINING,
+            ["CreateTrainJob"],
+            ["CandidateFailed"],
+            check=lambda s: (
+                s.candidate.runs[0].state is RunState.FAILED,
+                s.candidate.runs[0].reason == "JobRefused",
+                s.candidate.runs[1].state is RunState.RUNNING,
+            ),
+        ),
+    ),
+    "monitoring: the API refuses the drift Job: the check fails, Ready says why": (
+        Sim,
+        Row(
+            lambda s: s.step().refuse(job_refused("CreateDriftJob", "cats-drift-1")),
+            Phase.PENDING,
+            [],
+            ["DriftCheckFailed"],
+            check=lambda s: (
+                s.status.drift.job is None,
+                s.condition("Ready") == ("False", "JobRefused"),
+                s.last.requeue_at is not None and s.last.requeue_at > s.now,
+            ),
+        ),
+    ),
+    "any phase: every condition carries the current generation, RolledOut too": (
+        Sim,
+        Row(
+            lambda s: (
+                s.to_rolling_out().rollout_completes().check(True).finish_runs(0.1, 0.1),
+                edited(s),
+                s.step(1),
+            ),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (
+                s.candidate.outcome is Outcome.REJECTED,
+                s.condition("RolledOut") == ("True", "RolledOut"),
+                all(c.observed_generation == s.generation for c in s.status.conditions),
+            ),
+        ),
+    ),
+    "any phase: a refusal of an action no longer asked for changes nothing": (
+        Sim,
+        Row(
+            lambda s: s.check(False).refuse(job_refused("CreatePackageJob", "cats-package-9")),
+            Phase.MONITORING,
+            [],
+            check=lambda s: (s.condition("Ready")[0] == "True", "PackagingFailed" not in s.events()),
         ),
     ),
     "packaging: ok without a package section fails with MalformedResult, the image is left alone": (
@@ -856,8 +1064,9 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.to_rolling_out().step(10),
             Phase.ROLLING_OUT,
             [],
-            check=lambda s: s.last.requeue_at
-            == min(some(s.candidate.rollout_started_at) + timedelta(seconds=600), beat(s)),
+            check=lambda s: (
+                s.last.requeue_at == min(some(s.candidate.rollout_started_at) + timedelta(seconds=600), beat(s))
+            ),
         ),
     ),
     "rolling out: the new ReplicaSet is ready": (
@@ -927,8 +1136,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.to_packaging().serving_gone().package().step(3600).serving_back().step(1),
             Phase.ROLLING_OUT,
             ["PatchImage"],
-            ["ServingFound", "RolloutStarted"],
-            check=lambda s: s.candidate.previous_image == IMAGE0,
+            ["RolloutStarted"],
+            check=lambda s: (s.candidate.previous_image == IMAGE0, "ServingFound" in s.all_events()),
         ),
     ),
     "rolling out: a Deployment without the opt-in label is never patched": (
@@ -1106,6 +1315,32 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: s.actions(act.CreateTrainJob)[0].name == "cats-train-2-0",
         ),
     ),
+    "restart: writes lost since the check (409s): its finished retrain is read again, not redone": (
+        sim_with(training={"candidates": [{}]}),
+        Row(
+            lambda s: writes_lost(s, lambda: s.check(True).finish_runs(0.7)),
+            Phase.MONITORING,
+            [],
+            ["StateRebuilt", "CandidateRejected"],
+            check=lambda s: (s.candidate.retrain == 1, s.of_step(Step.TRAIN) == ["cats-train-1-0"]),
+        ),
+    ),
+    "restart: writes lost since the check: a packaged retrain rolls out once, from a recorded intent": (
+        Sim,
+        Row(
+            # the intent write is lost too, so nothing was patched: the intent is recorded again first
+            lambda s: writes_lost(s, lambda: s.check(True).finish_runs(0.9, 0.85).stop_after_intent().package()),
+            Phase.ROLLING_OUT,
+            ["PatchImage"],
+            ["RolloutStarted"],
+            check=lambda s: (
+                s.candidate.retrain == 1,
+                s.candidate.previous_image == IMAGE0,
+                "StateRebuilt" in s.all_events(),
+                s.of_step(Step.PACKAGE) == ["cats-package-1"],
+            ),
+        ),
+    ),
     "restart: a rebuilt retrain completes": (
         Sim,
         Row(
@@ -1136,3 +1371,17 @@ def test_transition(row_name: str) -> None:
 def test_every_phase_has_a_row() -> None:
     phases = {row.phase for _, row in TABLE.values()}
     assert phases == set(Phase)
+
+
+def test_a_retry_past_the_bound_turns_ready_false_once() -> None:
+    sim = Sim().check(False)
+    error = "Deployment default/cats-dogs: 503 ServiceUnavailable: etcdserver: leader changed (attempt 5)"
+    first = retrying(status=sim.status, error=error, now=sim.now, generation=2)
+    again = retrying(status=first.status, error=error, now=sim.now, generation=2)
+    ready = some(first.status.condition("Ready"))
+    assert (ready.status, ready.reason, ready.message, ready.observed_generation) == ("False", "ApiRetrying", error, 2)
+    assert [a.reason for a in first.actions if isinstance(a, act.Emit)] == ["ApiRetrying"]
+    assert again.actions == ()
+    assert first.status.candidate == sim.status.candidate and first.status.drift == sim.status.drift
+    sim.status = first.status
+    assert sim.step(1).condition("Ready") == ("True", "Monitoring")  # the next reconcile that works clears it

@@ -23,9 +23,13 @@ class Script:
         self.calls = 0
         self.running = 0
         self.max_running = 0
+        self.failures: list[int] = []  # what each call was told of the failures before it
 
-    async def __call__(self, deps: Deps, namespace: str, name: str, peers: Any = None) -> tuple[Any, str | None]:
+    async def __call__(
+        self, deps: Deps, namespace: str, name: str, peers: Any = None, failures: int = 0
+    ) -> tuple[Any, str | None]:
         self.calls += 1
+        self.failures.append(failures)
         self.running += 1
         self.max_running = max(self.max_running, self.running)
         await asyncio.sleep(0.01)
@@ -92,6 +96,9 @@ def test_conflict_reruns_at_once_and_errors_back_off(monkeypatch: pytest.MonkeyP
         r.kick(("ml", "cats"))
         await settle(r)
         assert script.calls == 3 and ("ml", "cats") in r._timers  # retry scheduled
+        r.kick(("ml", "cats"))
+        await settle(r)
+        assert script.failures == [0, 0, 0, 1]  # a 409 is no failure; the 500 is, and the retry knows it
         r.forget(("ml", "cats"))
         assert ("ml", "cats") not in r._timers
         await r.close()

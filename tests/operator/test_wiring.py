@@ -9,10 +9,13 @@ import subprocess
 import sys
 from typing import Any
 
+import kopf
 import pytest
+from freshness_operator import handlers
 from freshness_operator.builders import Owner
 from freshness_operator.core import actions as act
 from freshness_operator.core.status import Status
+from freshness_operator.kube import ApiError
 from freshness_operator.metrics import Metrics
 from freshness_operator.reconcile import Deps, reconcile
 from freshness_operator.settings import DEFAULT_TRAINER_IMAGE, Settings, SettingsError
@@ -192,6 +195,7 @@ class FakeKube:
         self.calls: list[tuple[str, Any]] = []
         self.gone = False  # the ModelDeployment was deleted
         self.jobs: list[dict[str, Any]] = []
+        self.refuse: ApiError | None = None  # what create_job raises
         self.body: dict[str, Any] = {
             "apiVersion": "modelfreshness.io/v1alpha1",
             "kind": "ModelDeployment",
@@ -215,6 +219,8 @@ class FakeKube:
 
     async def create_job(self, manifest: dict[str, Any]) -> bool:
         self.calls.append(("create_job", manifest["metadata"]["name"]))
+        if self.refuse is not None:
+            raise self.refuse
         self.jobs.append({**manifest, "metadata": {**manifest["metadata"], "uid": "j1"}, "status": {}})
         return True
 
@@ -227,9 +233,9 @@ class FakeKube:
         self.calls.append(("event", reason))
 
 
-def run_once(kube: FakeKube, metrics: Metrics | None = None) -> tuple[Any, str | None]:
+def run_once(kube: FakeKube, metrics: Metrics | None = None, failures: int = 0) -> tuple[Any, str | None]:
     deps = Deps(kube=kube, settings=Settings(), metrics=metrics or Metrics())  # type: ignore[arg-type]
-    return asyncio.run(reconcile(deps, "ml", "cats"))
+    return asyncio.run(reconcile(deps, "ml", "cats", failures=failures))
 
 
 def test_the_first_reconcile_creates_the_counter_series_and_a_deleted_object_loses_them() -> None:
@@ -289,3 +295,73 @@ def test_events_follow_the_status_write() -> None:
     run_once(kube)
     # the Paused phase is written first, then its one Event; nothing is created while paused
     assert kube.calls == [("replace_status", "Paused"), ("event", "Paused")]
+
+
+def test_a_permanent_refusal_fails_the_step_with_the_api_message_and_is_not_retried() -> None:
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
+    kube.refuse = ApiError(403, "Forbidden", 'admission webhook "deny.example" denied the request: no jobs here')
+    when, written = run_once(kube)
+    assert kube.calls == [("create_job", "cats-drift-1"), ("replace_status", "Pending"), ("event", "DriftCheckFailed")]
+    error = kube.body["status"]["drift"]["lastError"]
+    assert error["reason"] == "JobRefused"
+    assert "Job ml/cats-drift-1: 403 Forbidden: admission webhook" in error["message"]
+    assert written == "2" and when is not None  # the next check when due, not a tight retry
+
+
+@pytest.mark.parametrize(("failures", "reported"), [(0, False), (3, True)])
+def test_a_retryable_error_is_raised_for_backoff_and_reported_past_the_bound(failures: int, reported: bool) -> None:
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
+    kube.refuse = ApiError(503, "ServiceUnavailable", "etcdserver: request timed out")
+    with pytest.raises(ApiError):
+        run_once(kube, failures=failures)
+    writes = [c for c in kube.calls if c[0] != "create_job"]
+    if not reported:
+        assert writes == []
+        return
+    assert writes == [("replace_status", "Pending"), ("event", "ApiRetrying")]
+    ready = next(c for c in kube.body["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "ApiRetrying" and "Job ml/cats-drift-1: 503 ServiceUnavailable" in ready["message"]
+
+
+def test_every_watch_is_bounded_so_a_stalled_one_is_replaced() -> None:
+    settings = kopf.OperatorSettings()
+    assert settings.watching.client_timeout is None  # kopf's default: a stalled watch waits forever
+    handlers.configure(settings)
+    w = settings.watching
+    assert w.server_timeout is not None and w.client_timeout is not None and w.connect_timeout is not None
+    assert w.server_timeout < w.client_timeout  # the server ends a healthy watch before the client gives up
+
+
+def test_a_status_write_conflicting_only_with_an_annotation_is_put_again() -> None:
+    kube = ConflictingKube(copy.deepcopy(BASE_SPEC), annotate=True)
+    run_once(kube)
+    assert [c[0] for c in kube.calls] == ["create_job", "replace_status", "replace_status"]
+    assert kube.body["status"]["phase"] == "Pending"
+
+
+def test_a_status_write_conflicting_with_a_status_change_goes_back_to_the_runner() -> None:
+    kube = ConflictingKube(copy.deepcopy(BASE_SPEC), annotate=False)
+    with pytest.raises(ApiError) as refused:
+        run_once(kube)
+    assert refused.value.status == 409 and [c[0] for c in kube.calls] == ["create_job", "replace_status"]
+
+
+class ConflictingKube(FakeKube):
+    """The first status write meets a 409: someone annotated the object, or changed its status."""
+
+    def __init__(self, spec: dict[str, Any], *, annotate: bool) -> None:
+        super().__init__(spec)
+        self.annotate, self.conflicts = annotate, 1
+
+    async def replace_status(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.conflicts:
+            self.conflicts -= 1
+            self.calls.append(("replace_status", "409"))
+            meta = self.body["metadata"]
+            if self.annotate:
+                meta["annotations"] = {"example.com/tick": "1"}
+            else:
+                self.body["status"] = {"phase": "Monitoring"}
+            meta["resourceVersion"] = "9"
+            raise ApiError(409, "Conflict", "the object has been modified")
+        return await super().replace_status(body)

@@ -14,9 +14,16 @@ KEEP_RETRAINS = 2  # retrains whose training and package Jobs are kept
 
 
 def adopt_jobs(ctx: Context) -> None:
-    """Step 1: Jobs newer than the status knows (status lost or written late) are taken over."""
+    """Step 1: Jobs newer than the status knows (status lost or written late) are taken over.
+
+    A status that still shows a check in flight is only behind (the writes after it were lost to
+    a crash or to 409s): the retrain that check's verdict started is taken over even when its Jobs
+    have finished, so it is never started twice. A status without one may be wiped: finished Jobs
+    of an unknown retrain are then not redone (whether it rolled out or was rolled back is unknown).
+    """
+    behind = ctx.status.drift.job is not None
     _adopt_drift(ctx)
-    _adopt_retrain(ctx)
+    _adopt_retrain(ctx, behind)
 
 
 def _adopt_drift(ctx: Context) -> None:
@@ -28,7 +35,7 @@ def _adopt_drift(ctx: Context) -> None:
     d.sequence, d.job, d.started_at = latest.number, latest.name, latest.started_at or ctx.now
 
 
-def _adopt_retrain(ctx: Context) -> None:
+def _adopt_retrain(ctx: Context, behind: bool) -> None:
     jobs = [j for j in ctx.observed.jobs if j.step in (Step.TRAIN, Step.PACKAGE)]
     c, retrains = ctx.status.candidate, ctx.status.retrains
     number = max((j.number for j in jobs), default=0)
@@ -36,7 +43,7 @@ def _adopt_retrain(ctx: Context) -> None:
         return
     retrains.count = max(retrains.count, number)
     mine = [j for j in jobs if j.number == number]
-    if all(j.state is not JobState.RUNNING for j in mine):
+    if not behind and all(j.state is not JobState.RUNNING for j in mine):
         return  # finished before the status knew it: whether it rolled out is unknown, so do not redo it
     runs = {
         j.index: RunStatus(index=j.index, job=j.name, overrides=j.overrides, state=RunState.RUNNING)
@@ -53,7 +60,9 @@ def _adopt_retrain(ctx: Context) -> None:
         stage=Stage.TRAINING,
         started_at=started,
         trigger="rebuilt from the cluster's Jobs",
-        trigger_check=ctx.status.drift.verdict_check,
+        # Only the last check's verdict starts a retrain (none runs during one), even when the write
+        # that recorded that verdict was lost with the one that started the retrain.
+        trigger_check=ctx.status.drift.sequence,
         runs=[runs[i] for i in sorted(runs)],
     )
     if retrains.last_started is None or retrains.last_started < started:

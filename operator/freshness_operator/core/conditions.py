@@ -31,3 +31,9 @@ def set_condition(
     current.status, current.reason, current.message = status, reason, message
     current.observed_generation = generation
     return changed
+
+
+def stamp(conditions: list[Condition], generation: int) -> None:
+    """Every condition says which generation it was judged for, even one no step touched."""
+    for condition in conditions:
+        condition.observed_generation = generation

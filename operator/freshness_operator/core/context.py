@@ -22,7 +22,10 @@ from freshness_operator.core.status import (
 
 @dataclass(frozen=True)
 class Decision:
-    """What ``decide`` returns: actions in order, the new status, when to look again."""
+    """What ``decide`` returns: actions in order, the new status, when to look again.
+
+    ``requeue_at == now`` asks for the next reconcile at once, after this status is written.
+    """
 
     actions: tuple[act.Action, ...]
     status: Status
@@ -39,6 +42,7 @@ class Context:
     generation: int
     actions: list[act.Action] = field(default_factory=list)
     wakeups: list[datetime] = field(default_factory=list)
+    again: bool = False
 
     @property
     def may_act(self) -> bool:
@@ -57,6 +61,10 @@ class Context:
 
     def wake_at(self, when: datetime) -> None:
         self.wakeups.append(when)
+
+    def recheck(self) -> None:
+        """Decide again right after this status is written: an intent recorded, its action next."""
+        self.again = True
 
     def condition(self, type_: str, status: str, reason: str, message: str) -> bool:
         return set_condition(
@@ -89,4 +97,5 @@ class Context:
 
     def decision(self) -> Decision:
         future = [w for w in self.wakeups if w > self.now]
-        return Decision(tuple(self.actions), self.status, min(future) if future else None)
+        when = self.now if self.again else min(future) if future else None
+        return Decision(tuple(self.actions), self.status, when)

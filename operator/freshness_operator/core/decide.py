@@ -10,15 +10,15 @@ from __future__ import annotations
 import copy
 from datetime import datetime
 
-from freshness_operator.core import adopt, drift, heartbeat, retrain, setup, summary
+from freshness_operator.core import adopt, drift, heartbeat, refused, retrain, setup, summary
 from freshness_operator.core.actions import Emit
-from freshness_operator.core.conditions import set_condition
+from freshness_operator.core.conditions import set_condition, stamp
 from freshness_operator.core.context import Context, Decision
 from freshness_operator.core.observed import Observed
 from freshness_operator.core.spec import Spec, SpecError
-from freshness_operator.core.status import Phase, Status
+from freshness_operator.core.status import Phase, Status, StepError
 
-__all__ = ["Decision", "decide", "reject_spec"]
+__all__ = ["Decision", "decide", "reject_spec", "retrying"]
 
 
 def decide(*, name: str, spec: Spec, status: Status, observed: Observed, now: datetime, generation: int) -> Decision:
@@ -33,6 +33,7 @@ def decide(*, name: str, spec: Spec, status: Status, observed: Observed, now: da
     retrain.start_if_needed(ctx)  # 5. confirmed drift -> new retrain, unless suppressed
     drift.start_check_if_due(ctx)  # 6. the next check
     adopt.prune_jobs(ctx)  # 7. old Jobs
+    refused.apply(ctx)  # 7a. an action the API refused for good: out, and its step fails
     summary.summarize(ctx)  # 8. phase and conditions
     heartbeat.beat(ctx, status)  # 9. lastReconcileTime
     return ctx.decision()
@@ -44,4 +45,20 @@ def reject_spec(*, status: Status, error: SpecError, now: datetime, generation: 
     st.phase = Phase.FAILED
     st.observed_generation = generation
     changed = set_condition(st.conditions, "Ready", "False", "InvalidSpec", str(error), now=now, generation=generation)
+    stamp(st.conditions, generation)
     return Decision((Emit("InvalidSpec", str(error), True),) if changed else (), st, None)
+
+
+def retrying(*, status: Status, error: str, now: datetime, generation: int) -> Decision:
+    """An action the API keeps refusing with a retryable error (409/429/5xx, a timeout) past the
+    wiring's bound: Ready=False ApiRetrying, one Warning Event; nothing else changes. Pure.
+
+    The next reconcile whose actions succeed derives Ready from the status again.
+    """
+    st = copy.deepcopy(status)
+    st.observed_generation = generation
+    changed = set_condition(st.conditions, "Ready", "False", "ApiRetrying", error, now=now, generation=generation)
+    stamp(st.conditions, generation)
+    if changed:
+        st.last_error = StepError("ApiRetrying", error, now)
+    return Decision((Emit("ApiRetrying", error, True),) if changed else (), st, None)

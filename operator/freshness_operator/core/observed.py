@@ -93,11 +93,32 @@ class DeploymentObservation:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """The API refused an action of this reconcile for good (400/403/404/422, a webhook denial).
+
+    ``action`` is the action's kind (``CreateTrainJob``, ``PatchImage``...), ``target`` the Job
+    name or the image it carried; ``obj`` names the object (``Deployment default/web``) and
+    ``message`` is the API's own Status message, which names the field it refused.
+    """
+
+    action: str
+    target: str
+    obj: str
+    code: int
+    reason: str
+    message: str
+
+    def describe(self) -> str:
+        return f"{self.obj}: {self.code} {self.reason}: {self.message}"
+
+
+@dataclass(frozen=True)
 class Observed:
     jobs: tuple[JobObservation, ...] = ()
     deployment: DeploymentObservation = field(default_factory=DeploymentObservation)
     check_now: str | None = None  # the ModelDeployment's modelfreshness.io/check-now annotation
     peers: tuple[str, ...] = ()  # other ModelDeployments naming the same serving Deployment
+    refused: Refusal | None = None  # an action of this reconcile the API refused (the wiring re-decides)
 
     def job(self, name: str | None) -> JobObservation | None:
         return next((j for j in self.jobs if j.name == name), None)

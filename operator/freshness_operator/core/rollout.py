@@ -7,7 +7,7 @@ from datetime import timedelta
 from freshness_operator.core import image, names, setup
 from freshness_operator.core.actions import PatchImage
 from freshness_operator.core.context import Context
-from freshness_operator.core.status import CandidateStatus, ModelStatus, Outcome
+from freshness_operator.core.status import CandidateStatus, ModelStatus, Outcome, StepError
 
 
 def _problem(ctx: Context) -> tuple[str, str] | None:
@@ -46,6 +46,12 @@ def advance(ctx: Context, c: CandidateStatus) -> None:
 
 
 def _start(ctx: Context, c: CandidateStatus) -> None:
+    """Intent before action: record the previous image, then patch on the next reconcile.
+
+    The first pass only writes ``previousImage`` (with ``targetImage``) to the status; the patch
+    is sent by a reconcile that read that status back from the API, so a crash or a lost write
+    after the patch is resolved from the record, never from the Deployment's (new) image.
+    """
     dep, serving = ctx.observed.deployment, ctx.spec.serving
     if not ctx.may_act:
         return
@@ -59,10 +65,14 @@ def _start(ctx: Context, c: CandidateStatus) -> None:
     if wrong is not None:  # a status from elsewhere (edited, older operator): never patch it
         _failed(ctx, c, "MalformedResult", f"candidate.targetImage: {wrong}; the Deployment was left alone")
         return
-    c.previous_image = dep.image
-    ctx.actions.append(PatchImage(str(c.target_image)))
+    if c.previous_image is None:
+        c.previous_image = dep.image
+        ctx.recheck()
+        return
+    if dep.image != c.target_image:  # equal: the patch went out, the status write after it was lost
+        ctx.actions.append(PatchImage(str(c.target_image)))
     c.rollout_started_at = ctx.now
-    ctx.emit("RolloutStarted", f"{serving.deployment}/{serving.container}: {dep.image} -> {c.target_image}")
+    ctx.emit("RolloutStarted", f"{serving.deployment}/{serving.container}: {c.previous_image} -> {c.target_image}")
     ctx.wake_at(ctx.now + timedelta(seconds=ctx.spec.rollout.progress_deadline_seconds))
 
 
@@ -72,6 +82,8 @@ def _judge(ctx: Context, c: CandidateStatus) -> None:
     problem = _problem(ctx)
     if problem is not None:
         _failed(ctx, c, *problem)
+    elif c.rollback is not None:
+        _roll_back(ctx, c, c.rollback)
     elif dep.image != c.target_image:
         _failed(ctx, c, "ImageChanged", f"the container image was changed to {dep.image} during the rollout")
     elif dep.rolled_out:
@@ -83,21 +95,31 @@ def _judge(ctx: Context, c: CandidateStatus) -> None:
             return
         message = dep.message or f"not available within {rollout.progress_deadline_seconds}s"
         if rollout.auto_rollback and c.previous_image:
-            _roll_back(ctx, c, c.previous_image, message)
+            _decide_rollback(ctx, c, "ProgressDeadlineExceeded", message)
         else:
             _failed(ctx, c, "ProgressDeadlineExceeded", message)
 
 
-def _roll_back(ctx: Context, c: CandidateStatus, previous: str, message: str) -> None:
+def _decide_rollback(ctx: Context, c: CandidateStatus, reason: str, message: str) -> None:
+    """Intent before action: the rollback and its reason are written before the patch."""
     if not ctx.may_act:
         return  # paused: the rollback is an action too; it happens on resume
-    reason = "ProgressDeadlineExceeded"
-    ctx.actions.append(PatchImage(previous, rollback=True))
+    c.rollback = StepError(reason, message, ctx.now)
+    ctx.recheck()
+
+
+def _roll_back(ctx: Context, c: CandidateStatus, why: StepError) -> None:
+    """Restore the recorded previous image (never the one that failed), then close the retrain."""
+    previous = c.previous_image
+    if not ctx.may_act or previous is None:
+        return
+    if ctx.observed.deployment.image != previous:  # equal: patched already, the status write was lost
+        ctx.actions.append(PatchImage(previous, rollback=True))
     ctx.count("rollouts", "failed")
     ctx.count("rollbacks")
-    ctx.emit("RolloutFailed", f"{c.target_image}: {reason}: {message}", warning=True)
+    ctx.emit("RolloutFailed", f"{c.target_image}: {why.reason}: {why.message}", warning=True)
     ctx.emit("RolledBack", f"restored {previous} on {ctx.spec.serving.deployment}", warning=True)
-    ctx.finish(c, Outcome.ROLLED_BACK, reason, message, "failed")
+    ctx.finish(c, Outcome.ROLLED_BACK, why.reason, why.message, "failed")
 
 
 def _failed(ctx: Context, c: CandidateStatus, reason: str, message: str) -> None:

@@ -161,7 +161,8 @@ class CandidateStatus:
     image: str | None = None
     digest: str | None = None
     target_image: str | None = None
-    previous_image: str | None = None
+    previous_image: str | None = None  # recorded (and confirmed written) before the patch: intent before action
+    rollback: StepError | None = None  # why the rollback was decided, recorded before its patch
     rollout_started_at: datetime | None = None
     outcome: Outcome | None = None
     reason: str | None = None

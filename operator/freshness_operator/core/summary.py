@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from freshness_operator.core import progress, setup
+from freshness_operator.core.conditions import stamp
 from freshness_operator.core.context import Context
 from freshness_operator.core.rollout import opt_in_problem
 from freshness_operator.core.status import (
@@ -49,6 +50,7 @@ def summarize(ctx: Context) -> None:
     _rolled_out(ctx)
     progress.step_progressing(ctx)
     _ready(ctx, phase)
+    stamp(st.conditions, ctx.generation)
     st.step = running_step(st)
 
 
