@@ -1,4 +1,4 @@
-"""A real local Kubernetes control plane on 127.0.0.1, for tests and the demo (DESIGN.md §5).
+"""A real local Kubernetes control plane on 127.0.0.1, for tests and the demo (docs/architecture.md §5).
 
 etcd, kube-apiserver (secure port, RBAC, PodSecurity admission), kube-controller-manager,
 kube-scheduler and kwok (simulated nodes and pod lifecycles), all built from Go modules by

@@ -1,4 +1,4 @@
-"""Dev-only process runner: a fake kubelet that runs pods as local processes (DESIGN.md §5).
+"""Dev-only process runner: a fake kubelet that runs pods as local processes (docs/architecture.md §5).
 
 It registers one node (default ``local-runner``), keeps it Ready with a node Lease, and for every
 pod the scheduler binds to it runs the pod's containers (init containers first) as processes on

@@ -1,4 +1,4 @@
-"""Result documents on the wire: validate, parse, encode and write them (DESIGN.md §3).
+"""Result documents on the wire: validate, parse, encode and write them (docs/architecture.md §3).
 
 A step's main container writes one JSON document (< 4 KiB) to its termination message; the
 operator reads it from the finished pod's status. ``parse`` turns any message into a typed

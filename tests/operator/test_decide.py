@@ -1,4 +1,4 @@
-"""Transition table of the decision core: one row per phase and branch (STYLE.md rule 1).
+"""Transition table of the decision core: one row per phase and branch (docs/architecture.md, house rule 1).
 
 Each row drives the fake world to a state, takes one more decision, and states the phase,
 the side-effect actions of that last decision, the Events it emits and anything else that matters.

@@ -1,4 +1,4 @@
-"""The drift decision (DESIGN.md §4): per-feature tests over the feature table, then one rule.
+"""The drift decision (docs/architecture.md §4): per-feature tests over the feature table, then one rule.
 
 Per-feature tests: Evidently's own tests, chosen explicitly so they do not change with the size of
 the reference (Evidently's defaults switch to distance metrics above 1,000 reference rows):

@@ -1,4 +1,4 @@
-"""Images -> a table of drift features (DESIGN.md §4).
+"""Images -> a table of drift features (docs/architecture.md §4).
 
 Two groups of columns, one row per image:
 

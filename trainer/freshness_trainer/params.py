@@ -1,4 +1,4 @@
-"""Typed view of ``params.yaml`` (the only home of hyperparameters; STYLE.md rule 4).
+"""Typed view of ``params.yaml`` (the only home of hyperparameters; docs/architecture.md, house rule 4).
 
 ``load`` reads the file and raises TrainerError(MissingParam / InvalidParam) naming the key, so a
 stage fails with "params.yaml: missing key train.lr" rather than a KeyError traceback.

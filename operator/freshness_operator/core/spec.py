@@ -99,7 +99,7 @@ class Policy:
 
 @dataclass(frozen=True)
 class Spec:
-    """Typed ModelDeployment spec (DESIGN.md §1)."""
+    """Typed ModelDeployment spec (docs/architecture.md §1)."""
 
     source: Source
     data: Data
