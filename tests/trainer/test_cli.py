@@ -56,7 +56,7 @@ def test_evaluate(project: Project, sample_dir: Path, tmp_path: Path) -> None:
                      "--data", str(sample_dir / "production/iid"))
     assert code == 0 and res.ok
     metrics = res.doc["train"]["metrics"]
-    assert set(metrics) == {"val_acc", "val_loss", "val_acc_cats", "val_acc_dogs"}
+    assert set(metrics) == {"val_acc", "val_loss", "val_acc_cats", "val_acc_dogs", "learned"}
     assert metrics["val_acc"] > 0.6
 
 

@@ -79,3 +79,26 @@ def test_scores_count_unknown_labels_as_wrong() -> None:
     assert s.metrics()["val_acc_cats"] == 1.0
     rows = evaluation.confusion_rows(logits, torch.tensor([0, 1, -1]), ["cats", "dogs"])
     assert rows[2] == {"actual": "unknown", "predicted": "cats"}
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "per_class", "expected"),
+    [
+        (0.9, {"cats": 0.9, "dogs": 0.9}, True),
+        (1 / 3, {"bees": 1.0, "cats": 0.0, "dogs": 0.0}, False),  # one class for everything
+        (0.667, {"bees": 0.0, "cats": 1.0, "dogs": 1.0}, False),  # a class never right
+        (0.37, {"bees": 0.3, "cats": 0.4, "dogs": 0.4}, False),  # within 0.05 of chance (1/3)
+        (0.40, {"bees": 0.3, "cats": 0.5, "dogs": 0.4}, True),
+        (0.54, {"cats": 0.5, "dogs": 0.58}, False),  # 2 classes: chance 0.5
+        (0.0, {}, False),
+    ],
+)
+def test_learned_flags_a_model_at_chance(accuracy: float, per_class: dict[str, float], expected: bool) -> None:
+    assert evaluation.learned(accuracy, per_class) is expected
+
+
+def test_metrics_carry_the_learned_flag() -> None:
+    everything_cats = evaluation.score(torch.tensor([[2.0, 0.0]] * 4), torch.tensor([0, 0, 1, 1]), ["cats", "dogs"])
+    assert everything_cats.metrics()["learned"] == 0.0
+    right = evaluation.score(torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 1]), ["cats", "dogs"])
+    assert right.metrics()["learned"] == 1.0
