@@ -115,3 +115,12 @@ def test_make_sample_data_command(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert cli.main(["make-sample-data", str(tmp_path / "s"), "--per-class", "2", "--production", "4"]) == 0
     assert len(list((tmp_path / "s" / "extended" / "bees").glob("*.png"))) == 2
     assert "production/new-class" in capsys.readouterr().out
+
+
+def test_drift_help_describes_the_current_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["drift", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "1 - the Simes-combined p-value" in text and "5% false alarms" in text
+    assert "share of drifted features" not in text

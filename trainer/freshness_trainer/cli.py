@@ -48,7 +48,9 @@ def _drift(args: argparse.Namespace) -> dict[str, Any]:
     if v.accuracy is not None:
         result["accuracy"] = {"current": round(v.accuracy.current, 6), "reference": round(v.accuracy.reference, 6),
                               "drop": round(v.accuracy.drop, 6)}
-    why = "accuracy drop" if v.accuracy_drifted else f"{len(v.drifted)} of {len(v.pvalues)} features drifted"
+    why = f"score {v.score:.4f} vs threshold {v.threshold:.4f}; {len(v.drifted)} of {len(v.pvalues)} features at p<0.05"
+    if v.accuracy_drifted:
+        why = f"accuracy drop; {why}"
     return {"drift": result, "message": f"drift {'detected' if v.detected else 'not detected'}: {why}"}
 
 
@@ -132,16 +134,22 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--reference", required=True, help="image folder the serving model was trained on")
     d.add_argument("--current", required=True, help="production images (class subfolders = labelled)")
     d.add_argument("--model", required=True, help="the serving model file")
-    d.add_argument("--threshold", type=float, help="drift when the share of drifted features reaches this")
+    d.add_argument("--threshold", type=float,
+                   help="drift when the score, 1 - the Simes-combined p-value of the per-feature tests, reaches "
+                        "this (0.95: at most 5%% false alarms per check)")
     d.add_argument("--min-samples", type=int, help="fail with TooFewSamples below this many current images")
-    d.add_argument("--accuracy-drop", type=float, help="labelled current data: drift when accuracy drops more")
+    d.add_argument("--accuracy-drop", type=float,
+                   help="labelled current data: also drift when accuracy falls more than this below the "
+                        "model's recorded val_acc")
     d.add_argument("--report", help="where to write the Evidently HTML report (path or URI)")
-    d.add_argument("--params", help="params.yaml whose drift section supplies the defaults")
+    d.add_argument("--params", help="params.yaml whose drift section supplies the defaults "
+                                    "(threshold, min_samples, accuracy_drop, pca_components)")
     d.add_argument("--device", help="cpu or cuda (default: cuda when available)")
 
-    t = step("train", "clone a DVC project and run one experiment")
-    t.add_argument("--repo", required=True)
-    t.add_argument("--rev", default="HEAD")
+    t = step("train", "clone a DVC project, run one experiment (dvc exp run) and report its metrics, "
+                      "including learned (0: the model is at chance)")
+    t.add_argument("--repo", required=True, help="the DVC project: git URL or local path")
+    t.add_argument("--rev", default="HEAD", help="git revision to start from")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dvc exp run -S override")
     t.add_argument("--name", help="experiment name")
     t.add_argument("--baseline-model", help="serving model to score on the same validation data")

@@ -68,7 +68,8 @@ class DriftParams:
     """``drift``: defaults of ``freshness-trainer drift`` (the operator passes its own values)."""
 
     threshold: float
-    """Drift when the share of drifted features reaches this (see freshness_trainer.drift)."""
+    """Drift when 1 - the Simes-combined p-value of the per-feature tests reaches this (see
+    freshness_trainer.drift): 0.95 = at most 5% false alarms per check."""
     min_samples: int
     accuracy_drop: float
     """Labelled production: drift when accuracy falls more than this below the reference accuracy."""
