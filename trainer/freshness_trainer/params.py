@@ -47,6 +47,12 @@ class TrainParams:
     """SGD momentum, or AdamW's beta1."""
     batch_size: int
     epochs: int
+    warmup_epochs: float
+    """Linear learning-rate warm-up over this many epochs, then cosine decay to 0."""
+    label_smoothing: float
+    """Cross-entropy label smoothing (torchvision's reference recipes use 0.1)."""
+    dropout: float
+    """Dropout before AlexNet's two hidden layers (torchvision's ``alexnet(dropout=...)``, 0.5 there)."""
     image_size: int
     """Input side in px: 64 for the CPU sample run, 224 in production (AlexNet's native size)."""
     weights: str
@@ -137,6 +143,15 @@ def parse(doc: Any) -> Params:
         raise TrainerError("InvalidParam", f"params.yaml: train.optimizer={params.train.optimizer!r}; use adamw or sgd")
     if params.train.num_classes < 2:
         raise TrainerError("InvalidParam", "params.yaml: train.num_classes must be at least 2")
+    for key in ("dropout", "label_smoothing"):
+        value = getattr(params.train, key)
+        if not 0.0 <= value < 1.0:
+            raise TrainerError("InvalidParam", f"params.yaml: train.{key}={value}; must be in [0, 1)")
+    if not 0.0 <= params.train.warmup_epochs < max(params.train.epochs, 1):
+        raise TrainerError(
+            "InvalidParam",
+            f"params.yaml: train.warmup_epochs={params.train.warmup_epochs}; must be >= 0 and below train.epochs",
+        )
     if params.train.image_size < 63:
         raise TrainerError("InvalidParam", "params.yaml: train.image_size must be at least 63 px for AlexNet")
     return params
