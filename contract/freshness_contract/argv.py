@@ -101,14 +101,23 @@ class StepArgs:
 class DriftArgs(StepArgs):
     STEP: ClassVar[StepKind] = StepKind.DRIFT
 
-    reference: str = _req("reference images to compare with (folder or URI)", metavar="URI")
+    reference: str = _req("reference images to compare with (folder or URI, class subfolders)", metavar="URI")
     current: str = _req("production images (class subfolders = labelled)", metavar="URI")
     model: str | None = _opt("the serving model file", metavar="URI")
-    threshold: float | None = _opt("drift when the share of drifted features reaches this")
+    threshold: float | None = _opt(
+        "drift when the score, 1 - the Simes-combined p-value of the per-feature tests, reaches this "
+        "(0.95: at most 5%% false alarms per check)"
+    )
     min_samples: int | None = _opt("fail with TooFewSamples below this many current images")
-    accuracy_drop: float | None = _opt("labelled current data: drift when accuracy drops more than this")
+    accuracy_drop: float | None = _opt(
+        "labelled current data: also drift when accuracy falls more than this below the model's recorded val_acc"
+    )
     report: str | None = _opt("where to write the Evidently HTML report (path or URI)", metavar="URI")
-    params: str | None = _opt("params.yaml whose drift section supplies the defaults", metavar="PATH")
+    params: str | None = _opt(
+        "params.yaml whose drift section supplies the defaults (threshold, min_samples, accuracy_drop, "
+        "pca_components)",
+        metavar="PATH",
+    )
     device: str | None = _opt("cpu or cuda (default: cuda when available)")
     window: str | None = _opt("time-partitioned capture: only samples this recent (e.g. 24h, 90m, 7d)",
                               metavar="DURATION")

@@ -164,6 +164,25 @@ def test_gate(
     assert "val_acc" in gate.message
 
 
+@pytest.mark.parametrize("min_value", [0.0, 0.5])
+def test_gate_refuses_a_candidate_that_did_not_learn_whatever_minvalue(min_value: float) -> None:
+    best = run(0, 0.6667, baseline=0.5)
+    best.metrics = {"val_acc": 0.6667, "val_acc_bees": 0.0, "val_acc_cats": 1.0, "val_acc_dogs": 1.0, "learned": 0.0}
+    gate = evaluate(best, Promotion("val_acc", 0.0, min_value), None)
+    assert (gate.passed, gate.reason) == (False, "DidNotLearn")
+    assert gate.message == (
+        "candidate 0 did not learn (learned=0): val_acc 0.6667; chance 0.3333 for 3 classes; never right on class bees"
+    )
+
+
+def test_gate_passes_a_candidate_that_learned_and_one_without_the_flag() -> None:
+    best = run(0, 0.9, baseline=0.8)
+    best.metrics = {"val_acc": 0.9, "learned": 1.0}
+    assert evaluate(best, Promotion("val_acc", 0.0, 0.0), None).reason == "Promoted"
+    # Another project's metrics may lack the flag: then only minValue and the baseline decide.
+    assert evaluate(run(0, 0.9, baseline=0.8), Promotion("val_acc", 0.0, 0.0), None).reason == "Promoted"
+
+
 def test_status_round_trips_through_its_wire_form() -> None:
     sim = Sim().to_rolling_out().rollout_completes()
     wire = to_dict(sim.status)

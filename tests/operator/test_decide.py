@@ -21,7 +21,7 @@ from freshness_operator.core.heartbeat import HEARTBEAT
 from freshness_operator.core.observed import JobObservation, JobState, Refusal, Step, StepOutcome
 from freshness_operator.core.status import ModelRef, Outcome, Phase, RunState, Status
 
-from tests.operator.sim import DIGEST, IMAGE0, Sim, drift_result, healthy, make_spec, some
+from tests.operator.sim import DIGEST, IMAGE0, Sim, drift_result, healthy, make_spec, some, train_result
 
 OTHER = "sha256:" + "cd" * 32
 
@@ -479,6 +479,25 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["CandidateRejected"],
             check=lambda s: some(s.candidate.gate).reason == "BelowMinValue",
+        ),
+    ),
+    "training: a best candidate at chance is rejected even with minValue 0": (
+        sim_with(training={"candidates": [{}]}),
+        Row(
+            lambda s: s.check(True).finish(
+                "cats-train-1-0",
+                {**train_result(0.3333), "metrics": {"val_acc": 0.3333, "val_acc_bees": 1.0, "val_acc_cats": 0.0,
+                                                     "val_acc_dogs": 0.0, "learned": 0}},
+            ),
+            Phase.MONITORING,
+            [],
+            ["CandidateRejected"],
+            check=lambda s: (
+                some(s.candidate.gate).reason == "DidNotLearn",
+                "never right on class cats, dogs" in some(s.candidate.gate).message,
+                s.model.image == IMAGE0,
+                s.condition("Training") == ("False", "CandidateRejected"),
+            ),
         ),
     ),
     "training: no drift check runs while a retrain is in flight": (

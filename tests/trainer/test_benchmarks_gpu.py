@@ -34,10 +34,10 @@ def test_fast_path_decodes_on_the_gpu_and_trains(tmp_path: Path) -> None:
     assert loaded.labels is not None
     settings = engine.Settings.for_device(device)
     assert settings.amp and settings.channels_last
-    net, losses = engine.fit(model.build("alexnet", 2), loaded.images, loaded.labels.to(device), optimizer="adamw",
-                             lr=3e-4, momentum=0.9, batch_size=64, epochs=3, seed=0, settings=settings)
-    logits = engine.predict(net, loaded.images, batch_size=128, settings=settings)
-    assert losses[-1] < losses[0]
+    fitted = engine.fit(model.build("alexnet", 2), loaded.images, loaded.labels.to(device), optimizer="adamw",
+                        lr=3e-4, momentum=0.9, batch_size=64, epochs=3, seed=0, settings=settings)
+    logits = engine.predict(fitted.model, loaded.images, batch_size=128, settings=settings)
+    assert fitted.losses[-1] < fitted.losses[0]
     assert evaluation.score(logits, loaded.labels, ["cats", "dogs"]).accuracy > 0.5
 
 

@@ -90,7 +90,7 @@ def test_evaluate(project: Project, sample_dir: Path, tmp_path: Path) -> None:
                      "--data", str(sample_dir / "production/iid"))
     assert code == 0 and res.ok
     metrics = res.train.metrics
-    assert set(metrics) == {"val_acc", "val_loss", "val_acc_cats", "val_acc_dogs"}
+    assert set(metrics) == {"val_acc", "val_loss", "val_acc_cats", "val_acc_dogs", "learned"}
     assert metrics["val_acc"] > 0.6
 
 
@@ -160,3 +160,12 @@ def test_make_sample_data_command(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert cli.main(["make-sample-data", str(tmp_path / "s"), "--per-class", "2", "--production", "4"]) == 0
     assert len(list((tmp_path / "s" / "extended" / "bees").glob("*.png"))) == 2
     assert "production/new-class" in capsys.readouterr().out
+
+
+def test_drift_help_describes_the_current_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["drift", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "1 - the Simes-combined p-value" in text and "5% false alarms" in text
+    assert "share of drifted features" not in text

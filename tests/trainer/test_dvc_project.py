@@ -34,7 +34,7 @@ def test_exp_run_trains_and_records_metrics(project: Project) -> None:
     assert set(lock["stages"]) == {"prepare", "train", "evaluate"}
     assert (project.path / "models" / "model.pt").stat().st_size > 1_000_000
     metrics = json.loads((project.path / "reports" / "eval.json").read_text(encoding="utf-8"))
-    assert set(metrics) == {"val_acc", "val_loss", "val_acc_cats", "val_acc_dogs"}
+    assert set(metrics) == {"val_acc", "val_loss", "val_acc_cats", "val_acc_dogs", "learned"}
     assert metrics["val_acc"] > 0.7, metrics  # two classes: chance is 0.5
     rows = json.loads((project.path / "reports" / "confusion.json").read_text(encoding="utf-8"))
     assert len(rows) == 60 and {r["actual"] for r in rows} == {"cats", "dogs"}

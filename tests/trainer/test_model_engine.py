@@ -65,17 +65,61 @@ def test_fit_learns_a_trivial_task() -> None:
     images, labels = torch.cat([dark, bright]), torch.tensor([0] * 16 + [1] * 16)
     torch.manual_seed(0)
     s = engine.Settings.for_device("cpu")
-    net, losses = engine.fit(model.build("alexnet", 2, hidden_units=32), images, labels, optimizer="adamw",
-                             lr=3e-4, momentum=0.9, batch_size=16, epochs=4, seed=0, settings=s)
-    scores = evaluation.score(engine.predict(net, images, batch_size=32, settings=s), labels, ["dark", "bright"])
-    assert losses[-1] < losses[0]
+    fitted = engine.fit(model.build("alexnet", 2, hidden_units=32), images, labels, optimizer="adamw",
+                        lr=3e-4, momentum=0.9, batch_size=16, epochs=4, seed=0, settings=s)
+    scores = evaluation.score(engine.predict(fitted.model, images, batch_size=32, settings=s), labels,
+                              ["dark", "bright"])
+    assert fitted.losses[-1] < fitted.losses[0]
     assert scores.accuracy == 1.0 and scores.confusion == [[16, 0], [0, 16]]
+    assert fitted.best_epoch == 4 and fitted.val_accuracy == []  # no validation data: the last epoch
 
 
-def test_scores_count_unknown_labels_as_wrong() -> None:
-    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
-    s = evaluation.score(logits, torch.tensor([0, 1, -1]), ["cats", "dogs"])
-    assert s.accuracy == pytest.approx(2 / 3) and s.per_class == {"cats": 1.0, "dogs": 1.0}
-    assert s.metrics()["val_acc_cats"] == 1.0
-    rows = evaluation.confusion_rows(logits, torch.tensor([0, 1, -1]), ["cats", "dogs"])
-    assert rows[2] == {"actual": "unknown", "predicted": "cats"}
+def test_warmup_cosine_ramps_up_then_decays_to_zero() -> None:
+    f = engine.warmup_cosine(10, 4)
+    assert [f(s) for s in range(4)] == [0.2, 0.4, 0.6, 0.8]
+    assert f(4) == 1.0 and f(10) == 0.0
+    assert f(7) == pytest.approx(0.5)
+    assert [engine.warmup_cosine(10, 0)(s) for s in (0, 5)] == [1.0, pytest.approx(0.5)]
+
+
+def test_fit_keeps_the_best_epoch_on_the_validation_data() -> None:
+    """Validation labels that are the training labels swapped: the better the model learns, the worse
+    it does there, so the best validation epoch is the first and its weights come back."""
+    g = torch.Generator().manual_seed(0)
+    dark = torch.randint(0, 60, (16, 3, 64, 64), generator=g, dtype=torch.uint8)
+    bright = torch.randint(190, 255, (16, 3, 64, 64), generator=g, dtype=torch.uint8)
+    images, labels = torch.cat([dark, bright]), torch.tensor([0] * 16 + [1] * 16)
+    swapped = 1 - labels
+    s = engine.Settings.for_device("cpu")
+    fitted = engine.fit(model.build("alexnet", 2, hidden_units=32), images, labels, optimizer="adamw",
+                        lr=3e-4, momentum=0.9, batch_size=16, epochs=4, seed=0, settings=s,
+                        val_images=images, val_labels=swapped)
+    # Every epoch scores 0 on the swapped labels; the tie goes to the lowest validation loss: epoch 1.
+    assert fitted.val_accuracy == [0.0] * 4 and fitted.val_loss[0] < fitted.val_loss[-1]
+    assert fitted.best_epoch == 1
+    logits = engine.predict(fitted.model, images, batch_size=32, settings=s)
+    final = evaluation.score(logits, swapped, ["dark", "bright"])
+    assert final.loss == pytest.approx(fitted.val_loss[0], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "per_class", "expected"),
+    [
+        (0.9, {"cats": 0.9, "dogs": 0.9}, True),
+        (1 / 3, {"bees": 1.0, "cats": 0.0, "dogs": 0.0}, False),  # one class for everything
+        (0.667, {"bees": 0.0, "cats": 1.0, "dogs": 1.0}, False),  # a class never right
+        (0.37, {"bees": 0.3, "cats": 0.4, "dogs": 0.4}, False),  # within 0.05 of chance (1/3)
+        (0.40, {"bees": 0.3, "cats": 0.5, "dogs": 0.4}, True),
+        (0.54, {"cats": 0.5, "dogs": 0.58}, False),  # 2 classes: chance 0.5
+        (0.0, {}, False),
+    ],
+)
+def test_learned_flags_a_model_at_chance(accuracy: float, per_class: dict[str, float], expected: bool) -> None:
+    assert evaluation.learned(accuracy, per_class) is expected
+
+
+def test_metrics_carry_the_learned_flag() -> None:
+    everything_cats = evaluation.score(torch.tensor([[2.0, 0.0]] * 4), torch.tensor([0, 0, 1, 1]), ["cats", "dogs"])
+    assert everything_cats.metrics()["learned"] == 0.0
+    right = evaluation.score(torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 1]), ["cats", "dogs"])
+    assert right.metrics()["learned"] == 1.0

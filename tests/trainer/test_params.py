@@ -52,6 +52,18 @@ def test_bad_values_are_named() -> None:
         params.parse(doc)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("dropout", 1.0), ("dropout", -0.1), ("label_smoothing", 1.5), ("warmup_epochs", -1), ("warmup_epochs", 99)],
+)
+def test_out_of_range_training_values_are_named(key: str, value: float) -> None:
+    doc = copy.deepcopy(_doc())
+    doc["train"][key] = value
+    with pytest.raises(TrainerError, match=rf"train\.{key}={value}") as err:
+        params.parse(doc)
+    assert err.value.reason == "InvalidParam"
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(TrainerError, match=r"nope\.yaml"):
         params.load(tmp_path / "nope.yaml")

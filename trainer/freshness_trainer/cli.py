@@ -64,7 +64,9 @@ def _drift(ns: argparse.Namespace) -> dict[str, Any]:
     if v.accuracy is not None:
         result["accuracy"] = {"current": round(v.accuracy.current, 6), "reference": round(v.accuracy.reference, 6),
                               "drop": round(v.accuracy.drop, 6)}
-    why = "accuracy drop" if v.accuracy_drifted else f"{len(v.drifted)} of {len(v.pvalues)} features drifted"
+    why = f"score {v.score:.4f} vs threshold {v.threshold:.4f}; {len(v.drifted)} of {len(v.pvalues)} features at p<0.05"
+    if v.accuracy_drifted:
+        why = f"accuracy drop; {why}"
     return {"drift": result, "message": f"drift {'detected' if v.detected else 'not detected'}: {why}"}
 
 
@@ -161,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     DriftArgs.add_arguments(step("drift", "compare production images with the reference through the serving model"))
-    TrainArgs.add_arguments(step("train", "clone a DVC project and run one experiment"))
+    TrainArgs.add_arguments(step("train", "clone a DVC project, run one experiment (dvc exp run) and report its "
+                                          "metrics, including learned (0: the model is at chance)"))
 
     pb = step("publish", "push an experiment and its model to a DVC remote")
     pb.add_argument("--repo", required=True, help="the DVC project's working copy holding the experiment")

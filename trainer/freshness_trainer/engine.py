@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +102,7 @@ def train_one_epoch(
     settings: Settings,
     generator: torch.Generator,
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+    label_smoothing: float = 0.0,
 ) -> float:
     """One pass over the data with augmentation; returns the mean training loss."""
     model.train()
@@ -112,7 +113,7 @@ def train_one_epoch(
         x = augment(normalize(images[idx.to(images.device)], settings), aug_gen)
         y = labels[idx.to(labels.device)].to(settings.device, non_blocking=True)
         with _autocast(settings):
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -142,6 +143,35 @@ def make_optimizer(model: nn.Module, name: str, *, lr: float, momentum: float, f
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=5e-4, fused=fused)
 
 
+def warmup_cosine(steps: int, warmup: int) -> Callable[[int], float]:
+    """LR factor per step: linear warm-up from 1/(warmup+1) to 1 over ``warmup`` steps, then cosine
+    decay to 0 at ``steps`` (torchvision's reference recipes: ``--lr-warmup-method linear``,
+    ``--lr-scheduler cosineannealinglr``). Pure."""
+    warmup = min(max(warmup, 0), steps - 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, steps - warmup) / (steps - warmup)))
+
+    return factor
+
+
+@dataclass
+class Fitted:
+    """What ``fit`` returns: the model (at its best epoch when validation data were given)."""
+
+    model: nn.Module
+    losses: list[float]
+    """Mean training loss per epoch."""
+    val_accuracy: list[float] = field(default_factory=list)
+    """Validation accuracy after each epoch (empty without validation data)."""
+    val_loss: list[float] = field(default_factory=list)
+    """Validation loss after each epoch (empty without validation data)."""
+    best_epoch: int = 0
+    """1-based epoch whose weights the model holds (the last one without validation data)."""
+
+
 def fit(
     model: nn.Module,
     images: torch.Tensor,
@@ -154,19 +184,53 @@ def fit(
     epochs: int,
     seed: int,
     settings: Settings,
-) -> tuple[nn.Module, list[float]]:
-    """Train with AdamW or SGD and a cosine learning-rate decay; returns the model and epoch losses."""
+    warmup_epochs: float = 0.0,
+    label_smoothing: float = 0.0,
+    val_images: torch.Tensor | None = None,
+    val_labels: torch.Tensor | None = None,
+) -> Fitted:
+    """Train with AdamW or SGD, linear warm-up then cosine decay, optional label smoothing.
+
+    With validation data the model is scored after every epoch and the weights of the best epoch
+    (highest validation accuracy, ties to the lower validation loss) are kept: a late epoch that
+    overshoots does not cost the run.
+    """
     torch.manual_seed(seed)
+    if settings.device.type == "cpu":
+        # Denormal floats (tiny activations and gradients) are slow on x86 CPUs: flushing them to
+        # zero halved the epoch time on the sample set (3.3 s -> 1.6 s, 1 thread). Process-wide.
+        torch.set_flush_denormal(True)
     model = prepare_model(model, settings)
     opt = make_optimizer(model, optimizer, lr=lr, momentum=momentum, fused=settings.device.type == "cuda")
-    steps = max(1, epochs * math.ceil(len(labels) / batch_size))
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    per_epoch = math.ceil(len(labels) / batch_size)
+    steps = max(1, epochs * per_epoch)
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, round(warmup_epochs * per_epoch)))
     generator = torch.Generator().manual_seed(seed)
-    losses = []
-    for _ in range(epochs):
+    out = Fitted(model, [])
+    best: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch = epochs
+    for epoch in range(1, epochs + 1):
         loss = train_one_epoch(
-            model, opt, images, labels,
-            batch_size=batch_size, settings=settings, generator=generator, schedule=schedule,
+            model, opt, images, labels, batch_size=batch_size, settings=settings, generator=generator,
+            schedule=schedule, label_smoothing=label_smoothing,
         )
-        losses.append(loss)
-    return model, losses
+        out.losses.append(loss)
+        out.best_epoch = epoch
+        if val_images is None or val_labels is None or len(val_labels) == 0:
+            continue
+        logits = predict(model, val_images, batch_size=max(batch_size, 128), settings=settings)
+        truth = val_labels.cpu()
+        known = truth >= 0  # a class the model lacks (-1) is always wrong
+        acc = float((logits.argmax(1) == truth).float().mean())
+        val_loss = float(F.cross_entropy(logits[known], truth[known])) if bool(known.any()) else 0.0
+        out.val_accuracy.append(acc)
+        out.val_loss.append(val_loss)
+        if best is None or (acc, -val_loss) > best:
+            best = (acc, -val_loss)
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_epoch = epoch
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        out.best_epoch = best_epoch
+    return out

@@ -1,4 +1,5 @@
-"""Scores of a classifier: accuracy, per-class accuracy, loss and the confusion matrix. Pure."""
+"""Scores of a classifier: accuracy, per-class accuracy, loss, the confusion matrix and whether the
+model learned at all. Pure."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+# A model within this many points of chance accuracy (1/classes) has not learned.
+CHANCE_MARGIN = 0.05
+
+
+def learned(accuracy: float, per_class: dict[str, float]) -> bool:
+    """False for a model at chance: some class never predicted right, or ``accuracy`` within
+    ``CHANCE_MARGIN`` of 1/classes (e.g. one that predicts one class for everything). Pure."""
+    if not per_class:
+        return False
+    return min(per_class.values()) > 0.0 and accuracy > 1.0 / len(per_class) + CHANCE_MARGIN
 
 
 @dataclass(frozen=True)
@@ -20,9 +32,11 @@ class Scores:
     samples: int
 
     def metrics(self, prefix: str = "val_") -> dict[str, float]:
-        """Flat numeric metrics as DVC and the result contract record them (``val_acc`` ...)."""
+        """Flat numeric metrics as DVC and the result contract record them (``val_acc`` ...), with
+        ``learned`` (1 or 0, see :func:`learned`), which the operator's gate refuses at 0."""
         out = {f"{prefix}acc": round(self.accuracy, 6), f"{prefix}loss": round(self.loss, 6)}
         out.update({f"{prefix}acc_{c}": round(a, 6) for c, a in self.per_class.items()})
+        out["learned"] = 1.0 if learned(self.accuracy, self.per_class) else 0.0
         return out
 
 

@@ -47,6 +47,12 @@ class TrainParams:
     """SGD momentum, or AdamW's beta1."""
     batch_size: int
     epochs: int
+    warmup_epochs: float
+    """Linear learning-rate warm-up over this many epochs, then cosine decay to 0."""
+    label_smoothing: float
+    """Cross-entropy label smoothing (torchvision's reference recipes use 0.1)."""
+    dropout: float
+    """Dropout before AlexNet's two hidden layers (torchvision's ``alexnet(dropout=...)``, 0.5 there)."""
     image_size: int
     """Input side in px: 64 for the CPU sample run, 224 in production (AlexNet's native size)."""
     weights: str
@@ -68,7 +74,8 @@ class DriftParams:
     """``drift``: defaults of ``freshness-trainer drift`` (the operator passes its own values)."""
 
     threshold: float
-    """Drift when the share of drifted features reaches this (see freshness_trainer.drift)."""
+    """Drift when 1 - the Simes-combined p-value of the per-feature tests reaches this (see
+    freshness_trainer.drift): 0.95 = at most 5% false alarms per check."""
     min_samples: int
     accuracy_drop: float
     """Labelled production: drift when accuracy falls more than this below the reference accuracy."""
@@ -136,6 +143,15 @@ def parse(doc: Any) -> Params:
         raise TrainerError("InvalidParam", f"params.yaml: train.optimizer={params.train.optimizer!r}; use adamw or sgd")
     if params.train.num_classes < 2:
         raise TrainerError("InvalidParam", "params.yaml: train.num_classes must be at least 2")
+    for key in ("dropout", "label_smoothing"):
+        value = getattr(params.train, key)
+        if not 0.0 <= value < 1.0:
+            raise TrainerError("InvalidParam", f"params.yaml: train.{key}={value}; must be in [0, 1)")
+    if not 0.0 <= params.train.warmup_epochs < max(params.train.epochs, 1):
+        raise TrainerError(
+            "InvalidParam",
+            f"params.yaml: train.warmup_epochs={params.train.warmup_epochs}; must be >= 0 and below train.epochs",
+        )
     if params.train.image_size < 63:
         raise TrainerError("InvalidParam", "params.yaml: train.image_size must be at least 63 px for AlexNet")
     return params

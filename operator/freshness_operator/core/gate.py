@@ -1,4 +1,4 @@
-"""The promotion gate: the best candidate must beat the serving model. Pure."""
+"""The promotion gate: the best candidate must have learned and beat the serving model. Pure."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from freshness_operator.core.status import Gate, RunState, RunStatus
 
 # Metrics round-trip through JSON; an improvement equal to minImprovement must not fail on 1e-17.
 EPSILON = 1e-9
+# The trainer's verdict on whether a model learned at all (freshness_trainer.evaluation.learned):
+# 1 when every class is sometimes predicted right and accuracy is clearly above chance, else 0.
+LEARNED = "learned"
+# Per-class accuracies in the trainer's metrics: val_acc_<class>.
+PER_CLASS_PREFIX = "val_acc_"
 
 
 def best_run(runs: list[RunStatus], metric: str) -> RunStatus | None:
@@ -35,7 +40,11 @@ def evaluate(best: RunStatus, promotion: Promotion, serving_metrics: dict[str, f
         min_improvement=promotion.min_improvement,
         min_value=promotion.min_value,
     )
-    if value + EPSILON < promotion.min_value:
+    metrics = best.metrics or {}
+    if metrics.get(LEARNED, 1.0) < 0.5:
+        gate.reason = "DidNotLearn"
+        gate.message = did_not_learn(best.index, metrics, metric, value)
+    elif value + EPSILON < promotion.min_value:
         gate.reason = "BelowMinValue"
         gate.message = f"{metric} {value:.4f} is below minValue {promotion.min_value:.4f}"
     elif baseline is not None and value - baseline + EPSILON < promotion.min_improvement:
@@ -50,3 +59,15 @@ def evaluate(best: RunStatus, promotion: Promotion, serving_metrics: dict[str, f
         against = f" vs serving {baseline:.4f}" if baseline is not None else " (no serving baseline)"
         gate.message = f"candidate {best.index}: {metric} {value:.4f}{against}"
     return gate
+
+
+def did_not_learn(index: int, metrics: dict[str, float], metric: str, value: float) -> str:
+    """Why the trainer judged candidate ``index`` at chance: its never-right classes and the chance level."""
+    per_class = {k[len(PER_CLASS_PREFIX):]: v for k, v in sorted(metrics.items()) if k.startswith(PER_CLASS_PREFIX)}
+    never = [c for c, v in per_class.items() if v <= EPSILON]
+    why = [f"{metric} {value:.4f}"]
+    if per_class:
+        why.append(f"chance {1 / len(per_class):.4f} for {len(per_class)} classes")
+    if never:
+        why.append(f"never right on class {', '.join(never)}")
+    return f"candidate {index} did not learn ({LEARNED}=0): " + "; ".join(why)

@@ -1,8 +1,11 @@
 """Stage ``train``: AlexNet on ``data/prepared/train`` -> ``models/model.pt`` + ``reports/train.json``.
 
 On a CUDA machine the fast path runs (GPU JPEG decode, data cached on the GPU, bf16 autocast,
-channels_last, ``train.compile``); elsewhere the plain CPU path. The model file also records the
-validation metrics, which the drift step uses as the serving model's reference accuracy.
+channels_last, ``train.compile``); elsewhere the plain CPU path. The validation split is scored
+after every epoch and the best epoch's weights are kept (``engine.fit``). The model file also
+records the validation metrics, which the drift step uses as the serving model's reference
+accuracy. ``reports/train.json`` carries ``learned`` (1/0, ``evaluation.learned``): 0 marks a model
+at chance, which the operator's gate refuses.
 """
 
 from __future__ import annotations
@@ -38,19 +41,23 @@ def run(p: params.Params, data_dir: Path = DATA, model_path: Path = MODEL, metri
                             class_names=train_set.classes)
     assert train_set.labels is not None and val_set.labels is not None
     torch.manual_seed(t.seed)
-    net = model.build(t.model_name, t.num_classes, t.weights, t.hidden_units)
-    net, losses = engine.fit(
+    net = model.build(t.model_name, t.num_classes, t.weights, t.hidden_units, t.dropout)
+    fitted = engine.fit(
         net, train_set.images, train_set.labels, optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
-        batch_size=t.batch_size, epochs=t.epochs, seed=t.seed, settings=settings,
+        batch_size=t.batch_size, epochs=t.epochs, seed=t.seed, settings=settings, warmup_epochs=t.warmup_epochs,
+        label_smoothing=t.label_smoothing, val_images=val_set.images, val_labels=val_set.labels,
     )
     elapsed = time.perf_counter() - started
-    logits = engine.predict(net, val_set.images, batch_size=p.evaluate.batch_size, settings=settings)
+    logits = engine.predict(fitted.model, val_set.images, batch_size=p.evaluate.batch_size, settings=settings)
     scores = evaluation.score(logits, val_set.labels, train_set.classes)
-    model.save(model.Checkpoint(net, train_set.classes, t.image_size, t.model_name, scores.metrics()), str(model_path))
+    model.save(model.Checkpoint(fitted.model, train_set.classes, t.image_size, t.model_name, scores.metrics()),
+               str(model_path))
     metrics = {
-        "train_loss": round(losses[-1], 6) if losses else 0.0,
+        "train_loss": round(fitted.losses[fitted.best_epoch - 1], 6) if fitted.losses else 0.0,
+        "best_epoch": fitted.best_epoch,
         "train_seconds": round(elapsed, 3),
         "train_images_per_second": round(len(train_set) * t.epochs / max(elapsed, 1e-9), 2),
+        "learned": scores.metrics()["learned"],
     }
     write_json(metrics_path, metrics)
     return metrics
