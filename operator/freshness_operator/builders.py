@@ -162,6 +162,8 @@ def drift_job(owner: Owner, spec: Spec, action: CreateDriftJob, image: str) -> d
         min_samples=d.min_samples,
         accuracy_drop=d.accuracy_drop,
         report=f"{d.report_dir.rstrip('/')}/{action.name}.html" if d.report_dir else None,
+        window=d.window,
+        newest=d.newest,
     ).to_argv()
     return _job(
         owner,

@@ -18,7 +18,8 @@ IMAGE = "registry.example/freshness-trainer:0.1"
 def jobs() -> dict[str, dict[str, Any]]:
     spec = make_spec(
         source={"credentialsSecret": "git-creds"},
-        drift={"reportDir": "s3://reports/", "accuracyDrop": 0.1, "resources": {"limits": {"cpu": "2"}}},
+        drift={"reportDir": "s3://reports/", "accuracyDrop": 0.1, "resources": {"limits": {"cpu": "2"}},
+               "window": "24h", "newest": 500},
         training={
             "resources": {"limits": {"nvidia.com/gpu": 1}},
             "nodeSelector": {"gpu": "h100"},
@@ -125,6 +126,8 @@ def test_drift_job_arguments() -> None:
         "--min-samples=10",
         "--accuracy-drop=0.1",
         "--report=s3://reports/cats-drift-4.html",
+        "--window=24h",  # spec.drift.window: only the capture's recent samples
+        "--newest=500",
     ]
     assert container["resources"] == {"limits": {"cpu": "2"}}
     assert jobs()["drift"]["spec"]["backoffLimit"] == 0

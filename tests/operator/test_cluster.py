@@ -76,6 +76,8 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
         "spec.serving.image": {"serving": {"image": "registry.example/cats-dogs:0.1"}},
         "spec.training.maxParallel": {"training": {"maxParallel": 0}},
         "spec.drift.minSamples": {"drift": {"minSamples": 0}},
+        "spec.drift.window": {"drift": {"window": "yesterday"}},
+        "spec.drift.newest": {"drift": {"newest": 0}},
     }
     for field, spec in cases.items():
         manifest = mdep("bad", **spec)

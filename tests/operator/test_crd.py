@@ -14,6 +14,8 @@ from freshness_operator import GROUP, KIND, PLURAL, VERSION
 from freshness_operator.core.serde import camel
 from freshness_operator.core.status import Status
 
+from tests.operator.sim import BASE_SPEC, merge
+
 CRD = Path(__file__).resolve().parents[2] / "crds" / "modeldeployments.modelfreshness.io.yaml"
 
 
@@ -110,7 +112,7 @@ def test_duration_rule_agrees_with_the_operators_parser() -> None:
         r["rule"]
         for _, node in walk(version["schema"]["openAPIV3Schema"])
         for r in node.get("x-kubernetes-validations", [])
-        if "(s|m|h|d)" in r["rule"]
+        if "(s|m|h|d))+" in r["rule"]
     ]
     assert len(rules) == 5  # interval, three timeouts, cooldown
     pattern = re.search(r"matches\('(.+)'\)", rules[0])
@@ -123,6 +125,25 @@ def test_duration_rule_agrees_with_the_operators_parser() -> None:
             parse_duration(text)
             parsed = True
         except ValueError:
+            parsed = False
+        assert accepted == parsed, text
+
+
+def test_window_rule_agrees_with_the_operators_spec_parser() -> None:
+    window = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["drift"][
+        "properties"
+    ]["window"]
+    (rule,) = window["x-kubernetes-validations"]
+    patterns = re.findall(r"matches\('([^']+)'\)", rule["rule"])
+    assert len(patterns) == 2  # one number and a unit, and not zero
+    from freshness_operator.core.spec import SpecError, parse_spec
+
+    for text in ["24h", "90m", "7d", "30s", "010m", "1h30m", "0h", "00d", "yesterday", "1.5h", "24"]:
+        accepted = all(re.search(p, text) for p in patterns)
+        try:
+            parse_spec(merge(BASE_SPEC, {"drift": {"window": text}}))
+            parsed = True
+        except SpecError:
             parsed = False
         assert accepted == parsed, text
 

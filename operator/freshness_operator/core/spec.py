@@ -6,6 +6,7 @@ objects written before a default existed, and turns durations and schedules into
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,10 @@ class Drift:
     report_dir: str | None = None
     timeout_seconds: int = 3600
     resources: dict[str, Any] = field(default_factory=dict)
+    window: str | None = None
+    """Of a time-partitioned capture, only samples this recent (the trainer's ``--window``, e.g. 24h)."""
+    newest: int | None = None
+    """Of a time-partitioned capture, at most this many of the newest samples (``--newest``)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,12 @@ def _drift(d: dict[str, Any]) -> Drift:
     min_samples = int(d.get("minSamples", 200))
     if min_samples < 1:
         raise SpecError("spec.drift.minSamples", "must be at least 1")
+    window = d.get("window")
+    if window is not None and not re.fullmatch(r"0*[1-9][0-9]*[smhd]", str(window)):
+        raise SpecError("spec.drift.window", "must be one positive number and a unit, such as 90m, 24h or 7d")
+    newest = d.get("newest")
+    if newest is not None and int(newest) < 1:
+        raise SpecError("spec.drift.newest", "must be at least 1")
     return Drift(
         interval_seconds=interval,
         schedule=schedule,
@@ -183,6 +194,8 @@ def _drift(d: dict[str, Any]) -> Drift:
         report_dir=d.get("reportDir"),
         timeout_seconds=_duration(d, "timeout", "spec.drift", 3600),
         resources=dict(d.get("resources") or {}),
+        window=None if window is None else str(window),
+        newest=None if newest is None else int(newest),
     )
 
 
