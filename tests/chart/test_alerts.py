@@ -20,7 +20,7 @@ RULES_TEST = Path(__file__).with_name("rules_test.yaml")
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 ALERTS = {
     "ModelDriftDetected", "ModelStale", "DriftCheckFailing", "DriftCheckMissing",
-    "RetrainFailed", "RolloutFailed", "ModelRolledBack", "ServingCaptureFailing",
+    "RetrainFailed", "RolloutFailed", "ModelRolledBack", "ModelStepStuck", "ServingCaptureFailing",
 }  # fmt: skip
 SEVERITIES = {"critical", "warning", "info"}
 
