@@ -12,8 +12,9 @@ hidden units, 2 classes) saved as the trainer saves it: weights do not change th
 
 1. **The check** (``freshness_trainer.checks.run``, the function the CLI's ``drift`` command calls):
    load the model, list and decode both folders, extract the feature tables with the serving model
-   (PCA fitted on the reference), run the per-feature tests through Evidently and save its HTML
-   report, then the decision rule. Seconds per check are the median of ``--repeat`` runs (one
+   (PCA fitted on the reference), run the per-feature tests through Evidently, the decision rule,
+   then the drift report (its gallery classifier's forward pass, the page with Evidently's HTML).
+   Seconds per check are the median of ``--repeat`` runs (one
    untimed warm-up run comes first, at the smallest size). Beside it, the same calls one by one
    give the split by stage.
 2. **The decision stage alone**, on the same feature tables, side by side in the same run:
@@ -49,7 +50,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "trainer"))
 
-from freshness_trainer import checks, data, drift, engine, fastpath, features, model, sampledata  # noqa: E402
+from freshness_trainer import checks, data, drift, engine, fastpath, features, model, report, sampledata  # noqa: E402
 from freshness_trainer.features import CATEGORICAL  # noqa: E402
 
 CLASSES = ["cats", "dogs"]
@@ -113,12 +114,22 @@ def staged_check(inputs: checks.DriftInputs, settings: engine.Settings) -> Check
     ref_table, pca = features.extract(ckpt, ref.images, settings, pca_components=inputs.pca_components)
     cur_table, _ = features.extract(ckpt, cur.images, settings, pca=pca)
     t["features (forward pass)"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    pvalues = drift.evidently_pvalues(ref_table, cur_table, html=inputs.report)
-    t["Evidently tests + HTML report"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    verdict = drift.decide(pvalues, threshold=inputs.threshold)
-    t["decision rule"] = time.perf_counter() - mark
+    with tempfile.TemporaryDirectory() as tmp:
+        html = os.path.join(tmp, "report.html")
+        mark = time.perf_counter()
+        pvalues = drift.evidently_pvalues(ref_table, cur_table, html=html)
+        t["Evidently tests + its HTML"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        verdict = drift.decide(pvalues, threshold=inputs.threshold)
+        t["decision rule"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        context = report.Context(len(cur), len(ref), inputs.current, inputs.reference)
+        sources = report.relative(cur.files, inputs.current)
+        samples = report.gallery(ckpt, settings, ref.images, cur.images, cur_table, sources)
+        with open(html, encoding="utf-8") as f:
+            document = report.render(verdict, context, ref_table, cur_table, samples, f.read())
+        report.write(inputs.report, document)
+        t["drift report (gallery + page)"] = time.perf_counter() - mark
     t["total"] = time.perf_counter() - start
     return CheckTimes(t, verdict, ref_table, cur_table)
 
