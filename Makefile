@@ -46,7 +46,7 @@ lint: $(STAMP)
 # into it, with this checkout's packages first on PYTHONPATH. The demo test runs a clone that way
 # against the project's .venv: an editable install from the clone would repoint .venv at a
 # temporary folder (edits here silently ignored, then a broken venv once the folder is gone).
-SRC_PATH := $(CURDIR)/operator:$(CURDIR)/trainer:$(CURDIR)
+SRC_PATH := $(CURDIR)/contract:$(CURDIR)/operator:$(CURDIR)/trainer:$(CURDIR)
 DEMO_INSTALL := $(if $(filter command line,$(origin VENV)),,$(STAMP))
 
 demo: $(DEMO_INSTALL) binaries

@@ -21,7 +21,7 @@ def test_make_demo_with_a_given_venv_installs_nothing_and_puts_the_checkout_firs
         timeout=60,
     ).stdout
     assert "pip install" not in out and ".installed-" not in out, out
-    assert f"PYTHONPATH={REPO}/operator:{REPO}/trainer:{REPO}" in out
+    assert f"PYTHONPATH={REPO}/contract:{REPO}/operator:{REPO}/trainer:{REPO}" in out
     assert "/elsewhere/venv/bin/python -m hack.demo" in out
 
 
