@@ -191,6 +191,15 @@ def decision_stage(ref: pd.DataFrame, cur: pd.DataFrame, report: str, repeat: in
     return out
 
 
+def by_size(results: dict[int, dict[str, Any]], what: str, rows: list[str],
+            cell: Callable[[dict[str, Any], str], str]) -> None:
+    """Print a markdown table: one row per ``rows`` entry, one column per image count."""
+    print(f"| {what} | " + " | ".join(f"{n:,} images" for n in results) + " |")
+    print("|---|" + "---|" * len(results))
+    for row in rows:
+        print(f"| {row} | " + " | ".join(cell(r, row) for r in results.values()) + " |")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--sizes", default="200,1000,10000", help="current (production) images per check")
@@ -261,24 +270,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{'drift' if r['detected'] else 'no drift'} | {r['report_bytes'] / 1024:,.0f} |"
         )
     print("\n## The same check split by stage (seconds, the same calls one by one)")
-    names = list(next(iter(results.values()))["stages"])
-    print("| stage | " + " | ".join(f"{n:,} images" for n in results) + " |")
-    print("|---|" + "---|" * len(results))
-    for k in names:
-        cells = " | ".join(
-            f"{r['stages'][k]:.3f} ({r['stages'][k] / r['stages']['total']:.0%})" for r in results.values()
-        )
-        print(f"| {k} | {cells} |")
+    by_size(results, "stage", list(next(iter(results.values()))["stages"]),
+            lambda r, k: f"{r['stages'][k]:.3f} ({r['stages'][k] / r['stages']['total']:.0%})")
     print("\n## The decision stage alone on the same feature tables: seconds per check (ms per column test)")
     ways = list(next(iter(results.values()))["decision"])
-    print("| way | " + " | ".join(f"{n:,} images" for n in results) + " |")
-    print("|---|" + "---|" * len(results))
-    for w in ways:
-        cells = " | ".join(
-            f"{r['decision'][w]['seconds']:.3f} ({1000 * r['decision'][w]['seconds'] / r['columns']:.1f})"
-            for r in results.values()
-        )
-        print(f"| {w} | {cells} |")
+    by_size(results, "way", ways,
+            lambda r, w: f"{r['decision'][w]['seconds']:.3f} ({1000 * r['decision'][w]['seconds'] / r['columns']:.1f})")
     first = next(iter(results.values()))
     print(f"# {first['columns']} feature columns. Verdicts (drift?) per way and size:")
     for w in ways:

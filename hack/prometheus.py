@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,11 +20,7 @@ from typing import Any
 
 import yaml
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from hack.localcluster import free_port
 
 
 @dataclass
@@ -37,7 +32,7 @@ class Prometheus:
     rule_groups: list[dict[str, Any]] = field(default_factory=list)
     interval: str = "1s"
     binary: str = "prometheus"
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -8,7 +8,6 @@ kubelet would, by patching ``pods/status``.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -20,18 +19,13 @@ from typing import Any
 
 import freshness_contract as contract
 
+from hack.localcluster import free_port
 from tests.conftest import Cluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "modeldeployments.modelfreshness.io.yaml"
 SERVING_IMAGE = "registry.example/cats-dogs"
 DIGEST = "sha256:" + "5e" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
