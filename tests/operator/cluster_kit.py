@@ -316,3 +316,48 @@ class Kit:
 
     def image(self, deployment: str = "cats-dogs") -> str:
         return str(self.get("deployment", deployment)["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def stall_new_pods(cluster: Cluster, kit: Kit, image: str) -> Callable[[], None]:
+    """An honest stall for rollouts: the serving Deployment ``cats-dogs`` (``image``, 5 s progress
+    deadline) runs under a quota on its pods' priority class that leaves no room for a surge pod, so
+    a new ReplicaSet never gets a pod (FailedCreate) and misses its deadline. Returns the cleanup."""
+    priority = f"{kit.ns}-serving"
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "scheduling.k8s.io/v1",
+                "kind": "PriorityClass",
+                "metadata": {"name": priority},
+                "value": 1000,
+            }
+        ),
+    )
+    kit.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "serving-pods"},
+            "spec": {
+                "hard": {"pods": "1"},
+                "scopeSelector": {
+                    "matchExpressions": [{"scopeName": "PriorityClass", "operator": "In", "values": [priority]}]
+                },
+            },
+        }
+    )
+    dep = serving_deployment("cats-dogs", image, priority_class=priority)
+    dep["spec"]["progressDeadlineSeconds"] = 5
+    kit.apply(dep)
+    kit.until(
+        "the serving Deployment",
+        lambda: kit.get("deployment", "cats-dogs").get("status", {}).get("availableReplicas") == 1,
+    )
+
+    def cleanup() -> None:
+        cluster.kubectl("delete", "priorityclass", priority, "--wait=false", check=False)
+
+    return cleanup

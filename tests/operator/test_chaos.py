@@ -30,6 +30,7 @@ from tests.operator.cluster_kit import (
     package_doc,
     restricted_namespace,
     serving_deployment,
+    stall_new_pods,
     train_doc,
     wait_for,
 )
@@ -141,45 +142,6 @@ def policy(cluster: Cluster, ns: str, resource: str, group: str, expression: str
         cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name, check=False)
 
 
-def stall_new_pods(cluster: Cluster, kit: Kit) -> Callable[[], None]:
-    """No room for a surge pod: the new ReplicaSet never gets one, the Deployment misses its deadline
-    (as in test_cluster's rollback test). Returns the cleanup."""
-    priority = f"{kit.ns}-serving"
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps(
-            {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": priority}, "value": 1}
-        ),
-    )
-    kit.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "ResourceQuota",
-            "metadata": {"name": "serving-pods"},
-            "spec": {
-                "hard": {"pods": "1"},
-                "scopeSelector": {
-                    "matchExpressions": [{"scopeName": "PriorityClass", "operator": "In", "values": [priority]}]
-                },
-            },
-        }
-    )
-    dep = serving_deployment("cats-dogs", OLD_IMAGE, priority_class=priority)
-    dep["spec"]["progressDeadlineSeconds"] = 5
-    kit.apply(dep)
-    kit.until(
-        "the serving Deployment",
-        lambda: kit.get("deployment", "cats-dogs").get("status", {}).get("availableReplicas") == 1,
-    )
-
-    def cleanup() -> None:
-        cluster.kubectl("delete", "priorityclass", priority, "--wait=false", check=False)
-
-    return cleanup
-
-
 def to_packaging(kit: Kit, rev: str = "dddddddd44") -> None:
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
     kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev=rev))
@@ -209,7 +171,7 @@ def test_status_lost_after_the_patch_then_a_kill_rolls_back_to_the_original_imag
     restarted; the rollout then stalls. The rollback must restore the original image, and the
     operator's own patch must not read as ServingImageChanged."""
     kit = own
-    cleanup = stall_new_pods(cluster, kit)
+    cleanup = stall_new_pods(cluster, kit, OLD_IMAGE)
     try:
         kit.apply(mdep("cats", rollout={"progressDeadlineSeconds": 20}))
         to_packaging(kit)
@@ -282,7 +244,7 @@ def test_killed_on_the_watch_event_of_each_of_its_own_writes(cluster: Cluster, o
     and the rollback patched, a restart each time; the loop ends rolled back to the original image,
     with no duplicate Job and no ServingImageChanged."""
     kit = own
-    cleanup = stall_new_pods(cluster, kit)
+    cleanup = stall_new_pods(cluster, kit, OLD_IMAGE)
     try:
         jobs = ("get", "jobs", "-o", "jsonpath={.metadata.name}{'\\n'}")
         killer = KillOn(kit, lambda line: line == "cats-drift-1", *jobs)

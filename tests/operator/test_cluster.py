@@ -32,6 +32,7 @@ from tests.operator.cluster_kit import (
     package_doc,
     restricted_namespace,
     serving_deployment,
+    stall_new_pods,
     train_doc,
     wait_for,
 )
@@ -254,43 +255,8 @@ def test_results_without_their_section_or_with_a_foreign_image_change_nothing(ki
 
 
 def test_new_version_never_ready_is_rolled_back(cluster: Cluster, kit: Kit) -> None:
-    # Honest stall: a quota on the serving pods' priority class leaves no room for a surge pod, so
-    # the new ReplicaSet never gets a pod (FailedCreate) and the Deployment misses its deadline.
-    priority = f"{kit.ns}-serving"
-    cluster.kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps(
-            {
-                "apiVersion": "scheduling.k8s.io/v1",
-                "kind": "PriorityClass",
-                "metadata": {"name": priority},
-                "value": 1000,
-            }
-        ),
-    )
+    cleanup = stall_new_pods(cluster, kit, OLD_IMAGE)
     try:
-        kit.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "ResourceQuota",
-                "metadata": {"name": "serving-pods"},
-                "spec": {
-                    "hard": {"pods": "1"},
-                    "scopeSelector": {
-                        "matchExpressions": [{"scopeName": "PriorityClass", "operator": "In", "values": [priority]}]
-                    },
-                },
-            }
-        )
-        dep = serving_deployment("cats-dogs", OLD_IMAGE, priority_class=priority)
-        dep["spec"]["progressDeadlineSeconds"] = 5
-        kit.apply(dep)
-        kit.until(
-            "the serving Deployment",
-            lambda: kit.get("deployment", "cats-dogs").get("status", {}).get("availableReplicas") == 1,
-        )
         kit.apply(mdep("cats", rollout={"progressDeadlineSeconds": 20}))
         kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
         kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="dddddddd44"))
@@ -310,7 +276,7 @@ def test_new_version_never_ready_is_rolled_back(cluster: Cluster, kit: Kit) -> N
         assert kit.condition("cats", "RolledOut") == ("False", "RolledBack")
         assert f'modelfreshness_rollbacks_total{{name="cats",namespace="{kit.ns}"}} 1.0' in kit.operator.metrics()
     finally:
-        cluster.kubectl("delete", "priorityclass", priority, "--wait=false", check=False)
+        cleanup()
 
 
 def test_storm_control_consecutive_and_cooldown(kit: Kit) -> None:
