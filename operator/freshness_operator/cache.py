@@ -19,8 +19,10 @@ A watch lags the operator's own writes, so this cache also keeps them until the 
   the next reconcile does not create it again;
 - a Job it deleted is left out until the watch shows it gone.
 
-An expectation the watch never confirms (the object was created and deleted again while the
-watch was down and listed anew) is dropped after ``EXPECTATION_SECONDS``.
+A creation the watch never confirms (the Job was created and deleted again while the watch was
+down and listed anew) is dropped after ``EXPECTATION_SECONDS``. A deletion is kept as long as the
+index still holds that Job: kopf's LIST after an expired watch (410 Gone) reports no deletions, so
+an index can keep an object deleted meanwhile; a Job the operator deleted is hidden all the same.
 
 No I/O and no kopf import: the indexes come in as plain mappings (``bind``).
 """
@@ -111,7 +113,7 @@ class Cache:
         self._indexes: Indexes | None = None
         self._fresh: dict[tuple[str, str, str], Body] = {}  # (kind, namespace, name) -> newer than the watch
         self._created: dict[Key, dict[str, tuple[float, Body]]] = {}  # (ns, label) -> Job name -> (when, body)
-        self._deleted: dict[tuple[str, str], tuple[float, str]] = {}  # (ns, Job name) -> (when, uid)
+        self._deleted: dict[Key, dict[str, str]] = {}  # (ns, label) -> Job name -> uid
 
     def bind(self, indexes: Indexes) -> None:
         """kopf's indexes by name (they are live views; kopf keeps them current)."""
@@ -151,12 +153,17 @@ class Cache:
         key = (namespace, names.label_value(mdep))
         now = self._clock()
         jobs = []
+        deleted, hidden = self._deleted.get(key, {}), {}
         for job in self._index("job_index").get(key, ()):
             meta = job["metadata"]
-            gone = self._deleted.get((namespace, meta["name"]))
-            if gone is not None and gone[1] == meta.get("uid") and now - gone[0] < EXPECTATION_SECONDS:
-                continue  # deleted by us; the watch has not shown it yet
-            jobs.append(job)
+            if deleted.get(meta["name"]) == meta.get("uid"):
+                hidden[meta["name"]] = deleted[meta["name"]]  # deleted by us; the watch has not shown it yet
+            else:
+                jobs.append(job)
+        if hidden:
+            self._deleted[key] = hidden
+        else:
+            self._deleted.pop(key, None)
         seen = {job["metadata"]["name"] for job in jobs}
         created = self._created.get(key, {})
         for job_name, (when, body) in list(created.items()):
@@ -166,9 +173,6 @@ class Cache:
                 jobs.append(body)
         if not created:
             self._created.pop(key, None)
-        for job_key, (when, _) in list(self._deleted.items()):
-            if now - when >= EXPECTATION_SECONDS:
-                del self._deleted[job_key]
         return jobs, list(self._index("pod_index").get(key, ()))
 
     # ------------------------------------------------------------ the operator's own writes
@@ -204,13 +208,10 @@ class Cache:
         self._created.get(key, {}).pop(name, None)
         for job in self._index("job_index").get(key, ()):
             if job["metadata"]["name"] == name:
-                self._deleted[(namespace, name)] = (self._clock(), str(job["metadata"].get("uid", "")))
-
-    def job_gone(self, namespace: str, name: str) -> None:
-        """The watch showed the Job deleted: no need to hide it any more."""
-        self._deleted.pop((namespace, name), None)
+                self._deleted.setdefault(key, {})[name] = str(job["metadata"].get("uid", ""))
 
     def forget(self, namespace: str, name: str) -> None:
         """The ModelDeployment is gone: drop what was kept for it."""
         self._fresh.pop(("mdep", namespace, name), None)
         self._created.pop((namespace, names.label_value(name)), None)
+        self._deleted.pop((namespace, names.label_value(name)), None)

@@ -114,10 +114,8 @@ async def modeldeployment_event(
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGER})
-async def job_event(event: kopf.RawEvent, namespace: str | None, meta: kopf.Meta, memo: Any, **_: Any) -> None:
+async def job_event(namespace: str | None, meta: kopf.Meta, memo: Any, **_: Any) -> None:
     runner: Runner = memo["runner"]
-    if event["type"] == "DELETED":
-        runner.deps.cache.job_gone(namespace or "", str(meta.get("name", "")))
     for ref in meta.get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
             runner.kick((namespace or "", ref["name"]))

@@ -83,16 +83,16 @@ def test_an_expectation_the_watch_never_confirms_expires() -> None:
     assert job_names(w) == []
 
 
-def test_a_deleted_job_is_hidden_until_the_watch_shows_it_gone_but_a_new_one_of_that_name_is_not() -> None:
+def test_a_deleted_job_is_hidden_while_the_index_holds_it_but_a_new_one_of_that_name_is_not() -> None:
     w = World()
     w.jobs("cats-drift-1", "cats-drift-2")
     w.cache.deleted_job(NS, "cats", "cats-drift-1")
+    w.now += 10 * EXPECTATION_SECONDS  # an index that missed the deletion (a re-LIST) keeps it hidden
     assert job_names(w) == ["cats-drift-2"]
     w.indexes["job_index"][(NS, LABEL)] = [job("cats-drift-1", uid="another"), job("cats-drift-2")]
     assert job_names(w) == ["cats-drift-1", "cats-drift-2"]  # same name, another uid: a new Job
-    w.cache.job_gone(NS, "cats-drift-1")
     w.jobs("cats-drift-1", "cats-drift-2")
-    assert job_names(w) == ["cats-drift-1", "cats-drift-2"]
+    assert job_names(w) == ["cats-drift-1", "cats-drift-2"]  # the deletion was forgotten once it showed
 
 
 def test_own_status_write_is_read_until_the_watch_catches_up_and_a_newer_watch_copy_wins() -> None:
