@@ -79,11 +79,20 @@ def slim_pod(body: Mapping[str, Any]) -> Body:
 
 
 def slim_deployment(body: Mapping[str, Any]) -> Body:
-    meta = _pick(body.get("metadata"), "name", "namespace", "generation", "labels", "resourceVersion")
+    """Every Deployment is kept, so only what ``observe`` reads: the opt-in label, the containers'
+    names and images, replicas, and a missed progress deadline."""
+    meta = _pick(body.get("metadata"), "name", "namespace", "generation", "resourceVersion")
+    opt_in = ((body.get("metadata") or {}).get("labels") or {}).get(labels.SERVING_FOR)
+    if opt_in is not None:
+        meta["labels"] = {labels.SERVING_FOR: opt_in}
     spec = body.get("spec") or {}
     containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
     status = _pick(body.get("status"), "observedGeneration", "replicas", "updatedReplicas", "availableReplicas")
-    conditions = [c for c in (body.get("status") or {}).get("conditions") or [] if c.get("type") == "Progressing"]
+    conditions = [
+        _pick(c, "type", "status", "reason", "message")
+        for c in (body.get("status") or {}).get("conditions") or []
+        if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+    ]
     return {
         "metadata": meta,
         "spec": {

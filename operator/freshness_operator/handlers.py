@@ -3,10 +3,10 @@
 ModelDeployment events, events of Jobs the operator created, events of their pods that are
 stuck (unschedulable, image pull errors, a missing Secret, a crash loop: the Job itself does not
 change then), and events of Deployments that a ModelDeployment serves through (found with a
-kopf index) all kick the same reconcile. The same watches feed the kopf indexes that ``cache.Cache``
-serves every reconcile's reads from (kopf runs no handler before each index has its initial LIST,
-so nothing acts on a half-known world after a start). No finalizers and no kopf state annotations: nothing
-blocks deletion, owner references GC the Jobs.
+kopf index) all kick the same reconcile. The same watches feed the kopf indexes that
+``cache.Cache`` serves every reconcile's reads from (kopf runs no handler before each index has its
+initial LIST, so nothing acts on a half-known world after a start). No finalizers and no kopf state
+annotations: nothing blocks deletion, owner references GC the Jobs.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def pod_index(namespace: str | None, meta: kopf.Meta, body: kopf.Body, **_: Any)
 @kopf.index("apps", "v1", "deployments")
 def deployment_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
     """(namespace, name) -> every Deployment, slim (containers' names and images, replicas, rollout
-    status: a few hundred bytes each). All of them, since a ModelDeployment may name any, including
-    one created or listed before it; kopf watches them all for the kicks anyway."""
+    status). All of them, since a ModelDeployment may name any, including one created or listed
+    before it; kopf watches them all for the kicks anyway."""
     return {(namespace or "", name): slim_deployment(body)}
 
 
