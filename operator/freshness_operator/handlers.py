@@ -17,6 +17,7 @@ import kopf
 from freshness_operator import GROUP, KIND, PLURAL, VERSION, labels
 from freshness_operator.core import names
 from freshness_operator.kube import Kube
+from freshness_operator.leadership import Leadership
 from freshness_operator.metrics import Metrics
 from freshness_operator.observe import pod_waiting
 from freshness_operator.reconcile import Deps
@@ -42,12 +43,14 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     config: Settings = memo["settings"]
     metrics: Metrics = memo["metrics"]
     memo["runner"] = Runner(Deps(kube=await Kube.connect(), settings=config, metrics=metrics))
+    memo["leadership"] = Leadership(config, memo["runner"], metrics)  # a standby's runner waits for the Lease
+    memo["leadership"].start()
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
     runner: Runner = memo["runner"]
-    await runner.close()
+    await memo["leadership"].close()  # stops the runner, then frees the Lease if held
     await runner.deps.kube.close()
 
 
