@@ -38,6 +38,7 @@ class Operator:
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the leader election settings
 
     def start(self) -> Operator:
         env = {
@@ -47,6 +48,7 @@ class Operator:
             "FRESHNESS_HEALTH_PORT": str(self.health_port),
             "FRESHNESS_TRAINER_IMAGE": "registry.example/freshness-trainer:test",
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
