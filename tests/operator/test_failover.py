@@ -1,12 +1,15 @@
 """Two operator processes with leader election on the real local control plane (issue 15, part 4):
 the standby does nothing while the other leads; ``kill -9`` of the leader on the watch event of its
 own writes (a drift Job created, the image patched) hands the loop to the standby, which completes
-it with no duplicate Job and no second patch; a clean stop hands over at once.
+it with no duplicate Job and no second patch; a clean stop hands over at once; a frozen leader
+that wakes up after losing the Lease sends nothing.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -211,3 +214,46 @@ def test_kill_9_of_the_leader_hands_the_loop_to_the_standby_without_duplicates(c
     handover = pair.wait_holder("b", timeout=30)
     assert handover < LEASE_DURATION - RETRY_PERIOD, handover
     assert "released Lease" in a.log.read_text()
+
+
+def test_a_paused_leader_that_resumes_without_the_lease_sends_nothing(cluster: Cluster, pair: Pair) -> None:
+    """The split-brain case: the leader is frozen (SIGSTOP, as a long GC pause or a stalled node
+    would), the standby takes the Lease and goes on; when the old leader wakes up, its queued watch
+    events kick its runner, but its renew deadline has passed: it stops acting and writes nothing."""
+    a, b = pair.ops["a"], pair.ops["b"]
+    a.start()
+    pair.wait_holder("a")
+    b.start()
+    kit = Kit(cluster, pair.ns, b)
+    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    images = Recorder(kit, *image_watch())
+    assert a.proc is not None
+    try:
+        kit.apply(mdep("cats", drift={"interval": "1h"}))
+        kit.wait_job("cats", "drift", "cats-drift-1", timeout=90)
+        os.kill(a.proc.pid, signal.SIGSTOP)
+        frozen = True
+        kit.finish("cats-drift-1", drift_doc(True))
+        pair.wait_holder("b")
+        kit.finish(kit.wait_job("cats", "train", "cats-train-1-0", timeout=90), train_doc(0.93, rev="dcbadcba21"))
+        kit.wait_job("cats", "package", "cats-package-1", timeout=90)
+        before = len(a.log.read_text().splitlines())
+        os.kill(a.proc.pid, signal.SIGCONT)
+        frozen = False
+        wait_for("a to stop acting", lambda: "stops acting" in a.log.read_text(), 60, pair.tails)
+        kit.finish("cats-package-1", package_doc("v1-dcbadcba"))
+        status = kit.wait_phase("cats", "Monitoring", timeout=120)
+    finally:
+        if frozen:
+            os.kill(a.proc.pid, signal.SIGCONT)
+        images.close()
+    after = a.log.read_text().splitlines()[before:]
+    assert not [line for line in after if ACTION.search(line)], "\n".join(after)
+    assert any("stops acting" in line for line in after), "\n".join(after)
+    new_image = f"{SERVING_IMAGE}:v1-dcbadcba@{DIGEST}"
+    assert status["model"]["image"] == new_image == kit.image()
+    assert images.changes() == [OLD_IMAGE, new_image], images.lines
+    assert (kit.jobs("cats", "drift"), kit.jobs("cats", "train")) == (["cats-drift-1"], ["cats-train-1-0"])
+    assert kit.jobs("cats", "package") == ["cats-package-1"]
+    assert pair.holder() == "b" and pair.transitions() == 1
+    assert "ServingImageChanged" not in kit.events("cats")
