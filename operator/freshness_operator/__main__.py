@@ -27,6 +27,14 @@ environment (validated at start; a bad value exits with status 2):
   FRESHNESS_TRAINER_IMAGE  step image when a spec sets no training.image
   FRESHNESS_STANDALONE     true: one replica without kopf peering (default true)
   FRESHNESS_LOG_LEVEL      DEBUG, INFO, WARNING or ERROR (default INFO)
+  FRESHNESS_LEADER_ELECTION true: act only while holding a coordination.k8s.io Lease, so several
+                           replicas run with one active (default false: act from the start)
+  FRESHNESS_LEASE_NAME     the Lease's name (default model-freshness-operator)
+  FRESHNESS_LEASE_NAMESPACE its namespace (default: the pod's own)
+  FRESHNESS_LEADER_IDENTITY this replica's name in the Lease (default: hostname_random)
+  FRESHNESS_LEASE_DURATION, FRESHNESS_RENEW_DEADLINE, FRESHNESS_RETRY_PERIOD
+                           seconds (default 15, 10, 2): a standby takes over LEASE_DURATION after the
+                           leader's last renew; a leader stops acting RENEW_DEADLINE after it
 """
 
 

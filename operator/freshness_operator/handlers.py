@@ -20,6 +20,7 @@ from freshness_operator import GROUP, KIND, PLURAL, VERSION, labels
 from freshness_operator.cache import Cache, slim_deployment, slim_job, slim_mdep, slim_pod
 from freshness_operator.core import names
 from freshness_operator.kube import Kube
+from freshness_operator.leadership import Leadership
 from freshness_operator.metrics import Metrics
 from freshness_operator.observe import pod_waiting
 from freshness_operator.reconcile import Deps
@@ -47,12 +48,14 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     cache = Cache()
     cache.bind(indexes)  # live views: kopf fills them from the watches before any other handler runs
     memo["runner"] = Runner(Deps(kube=await Kube.connect(), settings=config, metrics=metrics, cache=cache))
+    memo["leadership"] = Leadership(config, memo["runner"], metrics)  # a standby's runner waits for the Lease
+    memo["leadership"].start()
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
     runner: Runner = memo["runner"]
-    await runner.close()
+    await memo["leadership"].close()  # stops the runner, then frees the Lease if held
     await runner.deps.kube.close()
 
 

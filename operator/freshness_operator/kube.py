@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +20,10 @@ from kubernetes import config as k8s_config
 
 from freshness_operator import GROUP, KIND, PLURAL, VERSION, labels
 from freshness_operator.builders import Owner
+from freshness_operator.leader import Conflict
 
 log = logging.getLogger(__name__)
+_LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 _MDEP = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/{PLURAL}/{{name}}"
 PERMANENT = frozenset({400, 403, 404, 422})
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)  # no answer: worth a retry, like a 5xx
@@ -41,13 +44,22 @@ class ApiError(Exception):
         return self.status in PERMANENT
 
 
+class NotLeading(Exception):
+    """A write refused before it was sent: this replica does not hold the leader Lease (``leader``)."""
+
+
 class Kube:
-    """Touches the API. Create it with ``await Kube.connect()``; close it with ``close()``."""
+    """Touches the API. Create it with ``await Kube.connect()``; close it with ``close()``.
+
+    ``fence``, when set (leader election on), is asked before every write but the Lease's own:
+    False raises ``NotLeading`` and nothing is sent.
+    """
 
     def __init__(self, config: k8s_client.Configuration, session: aiohttp.ClientSession) -> None:
         self._config = config
         self._session = session
         self._base = config.host.rstrip("/")
+        self.fence: Callable[[], bool] | None = None
 
     @classmethod
     async def connect(cls) -> Kube:
@@ -78,12 +90,20 @@ class Kube:
         params: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        fenced: bool = True,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
+        if method != "GET" and fenced and self.fence is not None and not self.fence():
+            raise NotLeading(f"{method} {path}: not the leader, nothing sent")
         headers = {"Accept": "application/json", "Content-Type": content_type}
         token = self._config.get_api_key_with_prefix("BearerToken", alias="authorization")
         if token:
             headers["Authorization"] = token
-        async with self._session.request(method, self._base + path, params=params, json=body, headers=headers) as resp:
+        limit = aiohttp.ClientTimeout(total=timeout) if timeout else None
+        request = self._session.request(
+            method, self._base + path, params=params, json=body, headers=headers, timeout=limit
+        )
+        async with request as resp:
             data = await resp.json(content_type=None) if resp.content_length != 0 else {}
             if resp.status >= 400:
                 data = data if isinstance(data, dict) else {}
@@ -136,6 +156,28 @@ class Kube:
         meta = body["metadata"]
         path = _MDEP.format(ns=meta["namespace"], name=meta["name"]) + "/status"
         return await self._request("PUT", path, body=body)
+
+    async def get_lease(self, namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+        try:
+            return await self._request("GET", f"{_LEASES.format(ns=namespace)}/{name}", timeout=timeout)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def write_lease(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Create the Lease (no resourceVersion) or replace it (guarded by the body's resourceVersion);
+        a 409 (someone else wrote first) raises ``leader.Conflict``. Never fenced."""
+        meta = body["metadata"]
+        path = _LEASES.format(ns=meta["namespace"])
+        try:
+            if meta.get("resourceVersion"):
+                return await self._request("PUT", f"{path}/{meta['name']}", body=body, fenced=False, timeout=timeout)
+            return await self._request("POST", path, body=body, fenced=False, timeout=timeout)
+        except ApiError as exc:
+            if exc.status == 409:
+                raise Conflict(str(exc)) from exc
+            raise
 
     async def post_event(self, owner: Owner, reason: str, message: str, *, warning: bool) -> None:
         """Record a core/v1 Event on the ModelDeployment. Failures are logged, never raised."""

@@ -88,6 +88,11 @@ class Metrics:
             buckets=_STEP_BUCKETS,
             registry=r,
         )
+        self.leader = Gauge(
+            "modelfreshness_leader",
+            "1 while this replica acts: it holds the leader Lease, or runs without leader election",
+            registry=r,
+        )
         self._age = _ModelAge()
         r.register(self._age)
         self._known: set[tuple[str, str]] = set()

@@ -3,6 +3,10 @@
 Watch events (the ModelDeployment, its Jobs, its serving Deployment) call ``kick``; the only
 timers are the deadlines ``decide`` asks for (the next drift check, a cooldown's end, a rollout's
 progress deadline). No polling of child state.
+
+With leader election (``leadership``), a standby's runner is paused: kicks only mark the key,
+nothing reconciles. ``resume`` (the Lease acquired) reconciles every key seen; ``pause`` (the
+Lease lost) cancels the reconciles in flight and the timers at once.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from freshness_operator import KIND
-from freshness_operator.kube import ApiError
+from freshness_operator.kube import ApiError, NotLeading
 from freshness_operator.reconcile import Deps, reconcile, utcnow
 
 log = logging.getLogger(__name__)
@@ -22,8 +26,10 @@ ERROR_BACKOFF_SECONDS = (1, 2, 5, 10, 30, 60)
 
 
 class Runner:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, *, active: bool = True) -> None:
         self.deps = deps
+        self.active = active  # False: a standby (leader election), kicks are remembered, not run
+        self._known: set[Key] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
         self._dirty: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -34,7 +40,10 @@ class Runner:
 
     def kick(self, key: Key) -> None:
         """Ask for a reconcile soon; repeated kicks while one runs collapse into one more run."""
+        self._known.add(key)
         self._dirty.add(key)
+        if not self.active:
+            return
         task = asyncio.get_running_loop().create_task(self._run(key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -43,7 +52,26 @@ class Runner:
         """True for the watch event of our own status write (nothing new to look at)."""
         return resource_version is not None and self.written.get(key) == resource_version
 
+    def pause(self) -> None:
+        """Stop acting now: timers and reconciles in flight are cancelled (they stop at their next await)."""
+        self.active = False
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        self._errors.clear()
+        for key in self._known:
+            self.deps.metrics.forget(*key)  # a standby publishes no per-object series of its own
+
+    def resume(self) -> None:
+        """Start acting: reconcile every ModelDeployment seen so far (each sets its own timers)."""
+        self.active = True
+        for key in sorted(self._known):
+            self.kick(key)
+
     def forget(self, key: Key) -> None:
+        self._known.discard(key)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -61,7 +89,7 @@ class Runner:
     async def _run(self, key: Key) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            while key in self._dirty:
+            while self.active and key in self._dirty:
                 self._dirty.discard(key)
                 when = await self._once(key)
                 self._schedule(key, when)
@@ -70,6 +98,9 @@ class Runner:
         namespace, name = key
         try:
             when, written = await reconcile(self.deps, namespace, name, self._peers, self._errors.get(key, 0))
+        except NotLeading:
+            self._dirty.add(key)  # the Lease was lost mid-reconcile; the next leader (maybe us) redoes it
+            return None
         except ApiError as exc:
             if exc.status == 409:
                 self._dirty.add(key)  # the object changed under us: look again now

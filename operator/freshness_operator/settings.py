@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from freshness_operator.leader import Timing, TimingError
 
 DEFAULT_TRAINER_IMAGE = "freshness-trainer:0.1.0"
+DEFAULT_LEASE_NAME = "model-freshness-operator"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+TIMING_ENV = {
+    "lease_duration": "FRESHNESS_LEASE_DURATION",
+    "renew_deadline": "FRESHNESS_RENEW_DEADLINE",
+    "retry_period": "FRESHNESS_RETRY_PERIOD",
+}
 
 
 class SettingsError(ValueError):
@@ -32,12 +44,37 @@ class Settings:
     log_level: str = "INFO"
     """FRESHNESS_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."""
 
+    leader_election: bool = False
+    """FRESHNESS_LEADER_ELECTION: act only while holding a Lease (several replicas, one active)."""
+
+    lease_name: str = DEFAULT_LEASE_NAME
+    """FRESHNESS_LEASE_NAME: the coordination.k8s.io/v1 Lease the replicas compete for."""
+
+    lease_namespace: str = ""
+    """FRESHNESS_LEASE_NAMESPACE: its namespace (default: the pod's own, from the service account)."""
+
+    leader_identity: str = ""
+    """FRESHNESS_LEADER_IDENTITY: this replica's name in the Lease (default: hostname_random)."""
+
+    timing: Timing = field(default_factory=Timing)
+    """FRESHNESS_LEASE_DURATION, FRESHNESS_RENEW_DEADLINE, FRESHNESS_RETRY_PERIOD (seconds, 15/10/2)."""
+
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, env: Mapping[str, str], namespace_file: Path = SERVICE_ACCOUNT_NAMESPACE) -> Settings:
+        election = _bool(env, "FRESHNESS_LEADER_ELECTION", False)
+        lease_namespace = env.get("FRESHNESS_LEASE_NAMESPACE", "").strip()
+        if election and not lease_namespace:
+            if not namespace_file.is_file():
+                raise SettingsError(
+                    "FRESHNESS_LEASE_NAMESPACE is empty and the operator runs outside a pod "
+                    f"({namespace_file} is missing): name the namespace of the leader Lease"
+                )
+            lease_namespace = namespace_file.read_text().strip()
+        identity = env.get("FRESHNESS_LEADER_IDENTITY", "").strip()
         namespaces = tuple(n.strip() for n in env.get("FRESHNESS_NAMESPACES", "").split(",") if n.strip())
         return cls(
             namespaces=namespaces,
@@ -46,7 +83,31 @@ class Settings:
             trainer_image=env.get("FRESHNESS_TRAINER_IMAGE", "").strip() or DEFAULT_TRAINER_IMAGE,
             standalone=_bool(env, "FRESHNESS_STANDALONE", True),
             log_level=_log_level(env),
+            leader_election=election,
+            lease_name=env.get("FRESHNESS_LEASE_NAME", "").strip() or DEFAULT_LEASE_NAME,
+            lease_namespace=lease_namespace,
+            leader_identity=identity or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+            timing=_timing(env),
         )
+
+
+def _timing(env: Mapping[str, str]) -> Timing:
+    values: dict[str, float] = {}
+    for name, key in TIMING_ENV.items():
+        text = env.get(key, "").strip()
+        if not text:
+            continue
+        try:
+            values[name] = float(text)
+        except ValueError:
+            raise SettingsError(f"{key}={text!r}: expected a number of seconds") from None
+    try:
+        return Timing(**values)
+    except TimingError as exc:
+        message = str(exc)
+        for name, key in TIMING_ENV.items():
+            message = message.replace(name, key)
+        raise SettingsError(message) from exc
 
 
 def _port(env: Mapping[str, str], key: str, default: int) -> int:

@@ -68,3 +68,12 @@ def in_order(run: dict[str, float], keys: tuple[str, ...], margin: float = 0.0) 
     """Each time no earlier than the one before it, less ``margin``. Pure."""
     times = [run[k] for k in keys]
     return all(a <= b + margin for a, b in itertools.pairwise(times))
+
+
+def test_failover_smoke(cluster: Cluster, tmp_path: Path) -> None:
+    """Two replicas, the leader killed twice: the standby takes over each time, nothing done twice."""
+    result = run_smoke(cluster, "benchmarks.failover", tmp_path / "failover.json")
+    kills = result["kills"]
+    assert len(kills) == 2 and all(k["successor"] != k["killed"] for k in kills), kills
+    assert all(math.isfinite(k["lease_acquired"]) and k["first_action"] >= k["lease_acquired"] for k in kills), kills
+    assert (result["duplicate_jobs"], result["double_patches"], result["standby_actions"]) == (0, 0, [])

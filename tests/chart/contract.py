@@ -21,6 +21,7 @@ class RbacRow:
     resource: str
     verbs: frozenset[str]
     cluster_wide_only: bool
+    own_namespace_only: bool = False  # the leader Lease: a Role in the release namespace, never cluster-wide
 
     @property
     def cluster_scoped(self) -> bool:
@@ -41,8 +42,10 @@ def rbac_table(path: Path = CONTRACTS) -> list[RbacRow]:
         # "(cluster-wide mode, or FRESHNESS_NAMESPACES with globs ...)": the chart's namespaces mode
         # takes exact names only (it creates a Role in each), so for the chart this row is cluster-wide only.
         cluster_only = "cluster-wide mode" in verbs_cell
+        own_only = "operator's own namespace only" in verbs_cell
         verbs = re.sub(r"\(.*\)", "", verbs_cell)
-        rows.append(RbacRow(group, cells[1], frozenset(v.strip() for v in verbs.split(",") if v.strip()), cluster_only))
+        names = frozenset(v.strip() for v in verbs.split(",") if v.strip())
+        rows.append(RbacRow(group, cells[1], names, cluster_only, own_only))
     assert rows, f"no RBAC table found in {path}"
     return rows
 

@@ -50,7 +50,15 @@ def test_monitoring_objects_without_the_prometheus_operator_fail_early(helm: Hel
 
 def test_default_objects(helm: Helm) -> None:
     kinds = sorted(d["kind"] for d in operator_docs(helm.template()))
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
 
 
 def test_user_roles_aggregate_into_view_edit_and_admin(helm: Helm) -> None:
@@ -111,7 +119,8 @@ def test_deployment_security_and_ports(helm: Helm) -> None:
     dep = one(helm.template(), "Deployment")
     spec = dep["spec"]
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}, "two standalone operators must never overlap"
+    # Leader election (on by default): a new pod stands by until the old one releases the Lease.
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = spec["template"]["spec"]
     psc = pod["securityContext"]
     assert psc["runAsNonRoot"] is True and psc["runAsUser"] > 0
@@ -143,6 +152,13 @@ def test_deployment_env_follows_the_contract(helm: Helm) -> None:
         "FRESHNESS_HEALTH_PORT": "8080",
         "FRESHNESS_TRAINER_IMAGE": "ghcr.io/model-freshness/freshness-trainer:0.1.0",
         "FRESHNESS_STANDALONE": "true",
+        "FRESHNESS_LEADER_ELECTION": "true",
+        "FRESHNESS_LEASE_NAME": "mf-model-freshness-operator",
+        "FRESHNESS_LEASE_NAMESPACE": "mf-system",
+        "FRESHNESS_LEADER_IDENTITY": None,  # the pod's name, from the downward API
+        "FRESHNESS_LEASE_DURATION": "15",
+        "FRESHNESS_RENEW_DEADLINE": "10",
+        "FRESHNESS_RETRY_PERIOD": "2",
     }
     env = env_of(VARIANTS["namespaced"])
     assert env["FRESHNESS_NAMESPACES"] == "team-a,team-b"
@@ -188,11 +204,25 @@ def test_service_account_binding(helm: Helm) -> None:
     assert one(existing, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "byo"
 
 
+LEASE_ROLE = "mf-model-freshness-operator-leader-election"
+
+
+def lease_role_is_the_contract(docs: list[dict[str, Any]]) -> None:
+    """The leader Lease: a Role and RoleBinding in the release namespace only, exactly the contract's row."""
+    [role] = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == LEASE_ROLE]
+    assert role["metadata"]["namespace"] == "mf-system"
+    assert as_triples(role["rules"]) == row_triples([r for r in rbac_table() if r.own_namespace_only])
+    [binding] = [b for b in by_kind(docs, "RoleBinding") if b["metadata"]["name"] == LEASE_ROLE]
+    assert binding["metadata"]["namespace"] == "mf-system"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LEASE_ROLE}
+
+
 def test_cluster_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
     docs = helm.template()
-    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
+    lease_role_is_the_contract(docs)
+    assert [r["metadata"]["name"] for r in by_kind(docs, "Role")] == [LEASE_ROLE]
     role = one(operator_docs(docs), "ClusterRole")
-    assert as_triples(role["rules"]) == row_triples(rbac_table())
+    assert as_triples(role["rules"]) == row_triples([r for r in rbac_table() if not r.own_namespace_only])
     binding = one(docs, "ClusterRoleBinding")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -204,12 +234,13 @@ def test_cluster_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
 def test_namespaced_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
     rows = rbac_table()
     docs = helm.template(VARIANTS["namespaced"])
-    roles = by_kind(docs, "Role")
+    lease_role_is_the_contract(docs)
+    roles = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] != LEASE_ROLE]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    namespaced = row_triples([r for r in rows if not r.cluster_scoped])
+    namespaced = row_triples([r for r in rows if not r.cluster_scoped and not r.own_namespace_only])
     for role in roles:
         assert as_triples(role["rules"]) == namespaced
-    bindings = by_kind(docs, "RoleBinding")
+    bindings = [b for b in by_kind(docs, "RoleBinding") if b["metadata"]["name"] != LEASE_ROLE]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     # Cluster-scoped: only the CRD read; no namespaces permission outside cluster-wide mode.
     crd_reader = one(operator_docs(docs), "ClusterRole")
@@ -231,7 +262,9 @@ def test_namespaced_mode_rbac_is_exactly_the_contract(helm: Helm) -> None:
         ({"prometheusRule": {"alerts": {"ModelStale": {"severity": "page"}}}}, "severity"),
         ({"prometheusRule": {"alerts": {"ModelStale": {"for": "an hour"}}}}, "for"),
         ({"prometheusRule": {"modelMaxAgeSeconds": "7d"}}, "modelMaxAgeSeconds"),
-        ({"replicas": 2}, "replicas"),
+        ({"replicas": 2, "leaderElection": {"enabled": False}}, "replicas: Must be less than or equal to 1"),
+        ({"leaderElection": {"enabled": True, "leaseDuration": "15s"}}, "leaseDuration"),
+        ({"leaderElection": {"enable": True}}, "enable"),
         ({"watch": {"mode": "namespaced"}}, "mode"),
         ({"watch": {"mode": "namespaces"}}, "namespaces"),
         ({"watch": {"mode": "namespaces", "namespaces": ["Not_A_Namespace"]}}, "namespaces"),
@@ -244,6 +277,60 @@ def test_schema_refuses_typos_and_bad_values(helm: Helm, values: dict[str, Any],
     proc = helm.with_values(["template", "mf", str(CHART)], values, check=False)
     assert proc.returncode != 0, f"{values} was accepted"
     assert "schema" in proc.stderr and complaint in proc.stderr, proc.stderr
+
+
+def test_two_replicas_with_leader_election(helm: Helm) -> None:
+    """replicas > 1: a PodDisruptionBudget keeps one, a preferred anti-affinity spreads them by node."""
+    docs = helm.template(VARIANTS["ha"])
+    dep = one(docs, "Deployment")
+    assert dep["spec"]["replicas"] == 2
+    selector = dep["spec"]["selector"]["matchLabels"]
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    [term] = dep["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term == {
+        "weight": 100,
+        "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}},
+    }
+    [c] = dep["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert (env["FRESHNESS_LEASE_DURATION"], env["FRESHNESS_RENEW_DEADLINE"], env["FRESHNESS_RETRY_PERIOD"]) == (
+        "20",
+        "12",
+        "3",
+    )
+    assert not by_kind(helm.template(), "PodDisruptionBudget"), "one replica cannot keep one through a drain"
+    # The values' own podAntiAffinity wins; their nodeAffinity is kept beside the default spread.
+    own: dict[str, Any] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []}}
+    assert one(helm.template({"affinity": own}), "Deployment")["spec"]["template"]["spec"]["affinity"] == own
+    node: dict[str, Any] = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    affinity = one(helm.template({"affinity": node}), "Deployment")["spec"]["template"]["spec"]["affinity"]
+    assert set(affinity) == {"nodeAffinity", "podAntiAffinity"}
+
+
+def test_without_leader_election_one_replica_and_no_overlap(helm: Helm) -> None:
+    docs = helm.template({"leaderElection": {"enabled": False}})
+    dep = one(docs, "Deployment")
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}, "two operators without election must never overlap"
+    [c] = dep["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["FRESHNESS_LEADER_ELECTION"] == "false" and "FRESHNESS_LEASE_NAME" not in env
+    assert not by_kind(docs, "Role") and not by_kind(docs, "RoleBinding")
+
+
+@pytest.mark.parametrize(
+    ("election", "complaint"),
+    [
+        ({"leaseDuration": 10, "renewDeadline": 10}, "leaderElection.renewDeadline (10) must be less than"),
+        ({"renewDeadline": 10, "retryPeriod": 9}, "leaderElection.retryPeriod (9) must be less than"),
+    ],
+)
+def test_lease_timings_that_cannot_fence_are_refused(helm: Helm, election: dict[str, int], complaint: str) -> None:
+    values = {"leaderElection": {"enabled": True, **election}}
+    proc = helm.with_values(["template", "mf", str(CHART)], values, check=False)
+    assert proc.returncode != 0 and complaint in proc.stderr, proc.stderr
 
 
 def test_service_account_name_required_when_not_created(helm: Helm) -> None:

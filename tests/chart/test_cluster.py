@@ -122,7 +122,7 @@ DENIED_EXTRA = [
     ("", "secrets"), ("", "configmaps"), ("", "serviceaccounts"), ("", "nodes"), ("", "pods/exec"),
     ("", "pods/status"), ("", "services"), ("apps", "replicasets"), ("apps", "statefulsets"),
     ("batch", "cronjobs"), ("rbac.authorization.k8s.io", "clusterroles"),
-    ("rbac.authorization.k8s.io", "rolebindings"), ("coordination.k8s.io", "leases"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
 ]  # fmt: skip
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
@@ -132,6 +132,7 @@ def permission_table(cluster_mode: bool) -> list[tuple[str, str, str, bool]]:
     rows = []
     for row in rbac_table():
         granted = row.verbs if (cluster_mode or not row.cluster_wide_only) else frozenset()
+        granted = frozenset() if row.own_namespace_only else granted  # the Lease: only in its own namespace
         rows += [(row.group, row.resource, verb, verb in granted) for verb in VERBS]
     rows += [(group, resource, verb, False) for group, resource in DENIED_EXTRA for verb in VERBS]
     rows += [
@@ -139,6 +140,13 @@ def permission_table(cluster_mode: bool) -> list[tuple[str, str, str, bool]]:
         ("rbac.authorization.k8s.io", "roles", "escalate", False),
     ]
     return rows
+
+
+def own_namespace_table() -> list[tuple[str, str, str, bool]]:
+    """The leader Lease rows, for the operator's own namespace (leader election is on by default)."""
+    return [
+        (r.group, r.resource, verb, verb in r.verbs) for r in rbac_table() if r.own_namespace_only for verb in VERBS
+    ]
 
 
 def assert_permissions(
@@ -184,6 +192,7 @@ def test_crd_is_installed_and_serves_modeldeployments(cluster: Cluster, cluster_
 
 def test_cluster_wide_rbac_is_exactly_the_contract(cluster: Cluster, cluster_wide: Release, watched: str) -> None:
     assert_permissions(cluster, cluster_wide.service_account, permission_table(cluster_mode=True), watched)
+    assert_permissions(cluster, cluster_wide.service_account, own_namespace_table(), cluster_wide.namespace)
     assert can_i(cluster, cluster_wide.service_account, "list", "namespaces", None)
 
 
@@ -230,6 +239,7 @@ def test_namespaced_rbac_is_exactly_the_contract(
         release.install({"watch": {"mode": "namespaces", "namespaces": [watched]}})
         assert deployment_available(cluster, release.namespace, release.fullname)
         assert_permissions(cluster, release.service_account, permission_table(cluster_mode=False), watched)
+        assert_permissions(cluster, release.service_account, own_namespace_table(), release.namespace)
         # Nothing at all in a namespace it does not watch.
         unwatched = [
             (group, resource, verb, False)

@@ -16,6 +16,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
             "annotations": {"grafana_folder": "Models"},
         },
     },
+    "ha": {"replicas": 2, "leaderElection": {"leaseDuration": 20, "renewDeadline": 12, "retryPeriod": 3}},
     "custom": {
         "fullnameOverride": "freshness",
         "image": {"repository": "registry.example.com/op", "digest": "sha256:" + "a" * 64},

@@ -845,12 +845,29 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.to_intent().patch_lost().step(),
             Phase.ROLLING_OUT,
             [],
-            ["RolloutStarted"],
+            [],  # RolloutStarted, then judged at once (not rolled out yet: wait for its events)
             check=lambda s: (
+                "RolloutStarted" in s.all_events(),
+                s.last.requeue_at is not None and s.last.requeue_at > s.now,
                 "ServingImageChanged" not in s.all_events(),
                 s.model.image == IMAGE0,
                 s.candidate.previous_image == IMAGE0,
                 s.candidate.rollout_started_at is not None,
+            ),
+        ),
+    ),
+    "rolling out: status lost after the patch, the Deployment rolled out meanwhile: judged at once": (
+        Sim,
+        Row(
+            # a failover or restart after the rollout finished: no Deployment event will come again
+            lambda s: (s.to_intent().patch_lost(), s.rollout_completes()),
+            Phase.MONITORING,
+            [],
+            ["RolledOut"],
+            check=lambda s: (
+                "RolloutStarted" in s.all_events(),
+                "ServingImageChanged" not in s.all_events(),
+                s.model.image == f"registry.example/cats-dogs:v1-rev00000@{DIGEST}",
             ),
         ),
     ),

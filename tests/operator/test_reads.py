@@ -42,7 +42,7 @@ class Setting:
     logs: Path
 
     def operator(self, log: str) -> Operator:
-        op = Operator(self.cluster, self.kit.ns, self.logs / log, kubeconfig=self.ident.kubeconfig)
+        op = Operator(self.cluster, self.kit.ns, self.logs / log, extra_env={"KUBECONFIG": str(self.ident.kubeconfig)})
         self.kit.operator = op
         return op
 

@@ -123,3 +123,19 @@ Fail early, naming the fix, when a Prometheus Operator object is enabled and its
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
 {{- end }}
+
+{{/*
+Leader election: the checks the values schema cannot make (it compares no two fields), with the
+setting to change. The operator refuses the same at start (FRESHNESS_* in its message).
+*/}}
+{{- define "mfo.checkLeaderElection" -}}
+{{- $le := .Values.leaderElection }}
+{{- if $le.enabled }}
+{{- if not (lt (int $le.renewDeadline) (int $le.leaseDuration)) }}
+{{- fail (printf "leaderElection.renewDeadline (%v) must be less than leaderElection.leaseDuration (%v): a leader stops acting at renewDeadline, a standby may start at leaseDuration" $le.renewDeadline $le.leaseDuration) }}
+{{- end }}
+{{- if not (lt (mulf $le.retryPeriod 1.2) (float64 $le.renewDeadline)) }}
+{{- fail (printf "leaderElection.retryPeriod (%v) must be less than leaderElection.renewDeadline / 1.2 (%v): a leader must get more than one try to renew" $le.retryPeriod $le.renewDeadline) }}
+{{- end }}
+{{- end }}
+{{- end }}

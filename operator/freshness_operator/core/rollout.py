@@ -69,8 +69,11 @@ def _start(ctx: Context, c: CandidateStatus) -> None:
         c.previous_image = dep.image
         ctx.recheck()
         return
-    if dep.image != c.target_image:  # equal: the patch went out, the status write after it was lost
+    if dep.image != c.target_image:
         ctx.actions.append(PatchImage(str(c.target_image)))
+    else:  # the patch went out, the status write after it was lost (a crash, a failover): the
+        # Deployment may have finished rolling out already and sends no more events, so judge it now
+        ctx.recheck()
     c.rollout_started_at = ctx.now
     ctx.emit("RolloutStarted", f"{serving.deployment}/{serving.container}: {c.previous_image} -> {c.target_image}")
     ctx.wake_at(ctx.now + timedelta(seconds=ctx.spec.rollout.progress_deadline_seconds))
