@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from freshness_contract.trigger import Decision
-from freshness_contract.trigger import decide as decide_trigger
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import betabinom
+
+if TYPE_CHECKING:
+    from freshness_contract.trigger import Decision
 
 CALIBRATION_METHOD = "platt-logit-confidence"
 PRIOR_SD = 1.0  # of a and b around the identity map; one logit unit
@@ -237,6 +238,8 @@ def trigger(policy: str, distribution_detected: bool, estimate: Estimate | None,
             accuracy_drop_threshold: float | None, novelty: Novelty | None,
             measured_accuracy: float | None = None) -> Decision:
     """``freshness_contract.trigger.decide`` (the operator's rule) on this module's types."""
+    from freshness_contract.trigger import decide as decide_trigger
+
     return decide_trigger(
         policy,
         distribution_detected=distribution_detected,
