@@ -79,6 +79,7 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
         "spec.drift.minSamples": {"drift": {"minSamples": 0}},
         "spec.drift.window": {"drift": {"window": "yesterday"}},
         "spec.drift.newest": {"drift": {"newest": 0}},
+        "spec.drift.trigger": {"drift": {"trigger": "always"}},
     }
     for field, spec in cases.items():
         manifest = mdep("bad", **spec)
