@@ -12,8 +12,10 @@ hidden units, 2 classes) saved as the trainer saves it: weights do not change th
 
 1. **The check** (``freshness_trainer.checks.run``, the function the CLI's ``drift`` command calls):
    load the model, list and decode both folders, extract the feature tables with the serving model
-   (PCA fitted on the reference), run the per-feature tests through Evidently, the decision rule,
-   then the drift report (its gallery classifier's forward pass, the page with Evidently's HTML).
+   (PCA fitted on the reference), the novelty signal (nearest neighbours in the embedding space),
+   the per-feature tests through Evidently, the decision rule, then the drift report (its gallery
+   classifier on the embeddings, the page with Evidently's HTML). The model file carries no held-out
+   reference, so the check reads the reference folder, as for a model trained before issue 14.
    Seconds per check are the median of ``--repeat`` runs (one
    untimed warm-up run comes first, at the smallest size). Beside it, the same calls one by one
    give the split by stage.
@@ -50,7 +52,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "trainer"))
 
-from freshness_trainer import checks, data, drift, engine, fastpath, features, model, report, sampledata  # noqa: E402
+from freshness_trainer import checks, data, drift, engine, fastpath, features, impact, model, report, sampledata  # noqa: E402
 from freshness_trainer.features import CATEGORICAL  # noqa: E402
 
 CLASSES = ["cats", "dogs"]
@@ -111,9 +113,13 @@ def staged_check(inputs: checks.DriftInputs, settings: engine.Settings) -> Check
     cur = fastpath.load(cur_index, ckpt.image_size, settings.device, class_names=ckpt.classes)
     t["list + decode"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    ref_table, pca = features.extract(ckpt, ref.images, settings, pca_components=inputs.pca_components)
-    cur_table, _ = features.extract(ckpt, cur.images, settings, pca=pca)
+    reference = features.extract_all(ckpt, ref.images, settings, pca_components=inputs.pca_components)
+    current = features.extract_all(ckpt, cur.images, settings, pca=reference.pca)
+    ref_table, cur_table = reference.table, current.table
     t["features (forward pass)"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    impact.novelty(reference.embeddings, current.embeddings)
+    t["novelty (nearest neighbours)"] = time.perf_counter() - mark
     with tempfile.TemporaryDirectory() as tmp:
         html = os.path.join(tmp, "report.html")
         mark = time.perf_counter()
@@ -125,7 +131,7 @@ def staged_check(inputs: checks.DriftInputs, settings: engine.Settings) -> Check
         mark = time.perf_counter()
         context = report.Context(len(cur), len(ref), inputs.current, inputs.reference)
         sources = report.relative(cur.files, inputs.current)
-        samples = report.gallery(ckpt, settings, ref.images, cur.images, cur_table, sources)
+        samples = report.gallery(reference.embeddings, current.embeddings, cur.images, cur_table, sources)
         with open(html, encoding="utf-8") as f:
             document = report.render(verdict, context, ref_table, cur_table, samples, f.read())
         report.write(inputs.report, document)

@@ -19,6 +19,8 @@ from freshness_contract.codec import (
 from freshness_contract.results import (
     Accuracy,
     DriftResult,
+    EstimatedAccuracy,
+    Novelty,
     PackageResult,
     ResultError,
     StepKind,
@@ -33,6 +35,8 @@ __all__ = [
     "TERMINATION_LOG",
     "Accuracy",
     "DriftResult",
+    "EstimatedAccuracy",
+    "Novelty",
     "PackageResult",
     "ResultError",
     "StepKind",

@@ -73,6 +73,9 @@ def validate(doc: Any, *, expected_step: str | None = None) -> StepResult:
             raise ResultError("MalformedResult", "result field package.image: expected REPO:TAG@sha256:<64 hex>")
         if package["image"].rsplit("@", 1)[1] != package["digest"]:
             raise ResultError("MalformedResult", "result field package.digest: not the digest in package.image")
+    estimate = (doc.get("drift") or {}).get("estimatedAccuracy")
+    if estimate is not None and not estimate["low"] <= estimate["value"] <= estimate["high"]:
+        raise ResultError("MalformedResult", "result field drift.estimatedAccuracy: expected low <= value <= high")
     section = section_of(step, doc) if doc["ok"] else None
     return StepResult(step, doc["ok"], doc.get("reason", ""), doc.get("message", ""), section)
 

@@ -49,6 +49,26 @@ class Accuracy:
 
 
 @dataclass(frozen=True)
+class EstimatedAccuracy:
+    """The serving model's accuracy on the window estimated without labels, with a 95% interval."""
+
+    value: float
+    low: float
+    high: float
+    reference: float | None = None  # its accuracy on its held-out split
+
+
+@dataclass(frozen=True)
+class Novelty:
+    """Share of the window far from the reference in the embedding space, and its test."""
+
+    share: float
+    reference_rate: float
+    p_value: float
+    detected: bool
+
+
+@dataclass(frozen=True)
 class Window:
     """The samples a check read from a time-partitioned capture: how many, and their time range."""
 
@@ -70,6 +90,9 @@ class DriftResult:
     report: str | None = None  # where the HTML report was written
     accuracy: Accuracy | None = None  # only when the production data was labelled
     window: Window | None = None  # only when the production data was a time-partitioned capture
+    estimated_accuracy: EstimatedAccuracy | None = None  # only when the model file has a calibration
+    novelty: Novelty | None = None
+    reference_kind: str | None = None  # heldOut | folder
 
 
 @dataclass(frozen=True)
@@ -152,7 +175,22 @@ def drift_result(d: dict[str, Any]) -> DriftResult:
         report=d.get("report"),
         accuracy=Accuracy(*(_float(acc.get(k)) for k in ("current", "reference", "drop"))) if acc is not None else None,
         window=Window(int(w["samples"]), w.get("start"), w.get("end")) if (w := d.get("window")) is not None else None,
+        estimated_accuracy=_estimate(d.get("estimatedAccuracy")),
+        novelty=_novelty(d.get("novelty")),
+        reference_kind=d.get("referenceKind"),
     )
+
+
+def _estimate(e: dict[str, Any] | None) -> EstimatedAccuracy | None:
+    if e is None:
+        return None
+    return EstimatedAccuracy(float(e["value"]), float(e["low"]), float(e["high"]), _float(e.get("reference")))
+
+
+def _novelty(n: dict[str, Any] | None) -> Novelty | None:
+    if n is None:
+        return None
+    return Novelty(float(n["share"]), float(n["referenceRate"]), float(n["pValue"]), bool(n["detected"]))
 
 
 def train_result(d: dict[str, Any]) -> TrainResult:

@@ -66,7 +66,14 @@ def section(step: str) -> st.SearchStrategy[Any]:
              "score": st.floats(allow_nan=False), "method": st.text(max_size=10), "samples": st.integers(-5, 500)},
             optional={"threshold": st.floats(allow_nan=False), "topFeatures": st.lists(st.text(max_size=8)),
                       "accuracy": st.dictionaries(st.sampled_from(["current", "reference", "drop", "x"]),
-                                                  st.floats(allow_nan=False))},
+                                                  st.floats(allow_nan=False)),
+                      "estimatedAccuracy": st.dictionaries(st.sampled_from(["value", "low", "high", "reference", "x"]),
+                                                           st.floats(-0.5, 1.5)),
+                      "novelty": st.dictionaries(st.sampled_from(["share", "referenceRate", "pValue", "x"]),
+                                                 st.floats(-0.5, 1.5)) | st.fixed_dictionaries(
+                          {"share": st.floats(0, 1), "referenceRate": st.floats(0, 1), "pValue": st.floats(0, 1),
+                           "detected": st.booleans() | json_values}),
+                      "referenceKind": st.sampled_from(["heldOut", "folder", "other"])},
         ),
         "train": st.fixed_dictionaries(
             {"metrics": st.dictionaries(st.text(max_size=8), st.floats(allow_nan=False) | json_values, max_size=4)},

@@ -1,6 +1,12 @@
 """The drift step end to end: folders + serving model -> feature tables -> Evidently -> verdict.
 
-Touches the filesystem (images, model, report); the decision itself is ``drift.decide`` (pure).
+The reference is the held-out (validation) split the model file carries (``model.HeldOut``, written
+by the train stage): images the serving model never trained on, so traffic like its training data
+does not look drifted. Only a model file without one (written before issue 14) is compared with the
+``--reference`` folder, which is then read instead. Beside the distribution verdict the step
+reports the label-free accuracy estimate and the novelty signal (``impact``).
+
+Touches the filesystem (images, model, report); the decisions are ``drift.decide`` and ``impact`` (pure).
 """
 
 from __future__ import annotations
@@ -11,9 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import fsspec
-import pandas as pd
 
-from freshness_trainer import data, drift, engine, evaluation, features, model, partitions, report
+from freshness_trainer import data, drift, engine, evaluation, features, impact, model, partitions, report
 from freshness_trainer.errors import TrainerError
 
 
@@ -37,6 +42,19 @@ class DriftInputs:
 
 
 @dataclass(frozen=True)
+class Impact:
+    """The label-free signals of one check (``impact``)."""
+
+    estimate: impact.Estimate | None
+    """Estimated accuracy on the window; None for a model file without a calibration."""
+    reference_accuracy: float | None
+    """The model's accuracy on its held-out split (``val_acc``)."""
+    novelty: impact.Novelty
+    reference_kind: str
+    """``heldOut`` (the model's own validation split) or ``folder`` (``--reference``)."""
+
+
+@dataclass(frozen=True)
 class DriftOutcome:
     verdict: drift.Verdict
     samples: int
@@ -44,6 +62,7 @@ class DriftOutcome:
     report: str
     window: partitions.Window | None = None
     """The samples used when the current data was a time-partitioned capture."""
+    impact: Impact | None = None
 
 
 def _load(uri: str, ckpt: model.Checkpoint, device: engine.Settings, *, reference: bool) -> data.ImageSet:
@@ -67,13 +86,25 @@ def current_window(inputs: DriftInputs, now: datetime) -> tuple[data.ImageIndex,
     return data.ImageIndex(inputs.current, window.files, [], None, protocol), window
 
 
-def feature_tables(inputs: DriftInputs, ckpt: model.Checkpoint, settings: engine.Settings
-                   ) -> tuple[pd.DataFrame, pd.DataFrame, data.ImageSet, data.ImageSet, partitions.Window | None]:
+@dataclass(frozen=True)
+class Tables:
+    """Both sides of a check as feature tables with their embeddings."""
+
+    reference: features.Extracted
+    current: features.Extracted
+    ref: data.ImageSet | None
+    """The reference images, when read from the ``--reference`` folder (None: the model's held-out split)."""
+    cur: data.ImageSet
+    window: partitions.Window | None
+
+
+def feature_tables(inputs: DriftInputs, ckpt: model.Checkpoint, settings: engine.Settings) -> Tables:
     """Feature tables of the reference and current data (PCA fitted on the reference).
 
+    The reference is the model's held-out split when the model file has one, else the folder.
     Current data that is a time-partitioned capture is read through its window only.
     """
-    ref = _load(inputs.reference, ckpt, settings, reference=True)
+    ref = None if ckpt.heldout is not None else _load(inputs.reference, ckpt, settings, reference=True)
     windowed = current_window(inputs, datetime.now(UTC))
     cur = _decode(windowed[0], ckpt, settings) if windowed else _load(inputs.current, ckpt, settings, reference=False)
     if len(cur) < inputs.min_samples:
@@ -81,23 +112,39 @@ def feature_tables(inputs: DriftInputs, ckpt: model.Checkpoint, settings: engine
             "TooFewSamples",
             f"current data {inputs.current} has {len(cur)} images, fewer than --min-samples {inputs.min_samples}",
         )
-    ref_table, pca = features.extract(ckpt, ref.images, settings, pca_components=inputs.pca_components)
-    cur_table, _ = features.extract(ckpt, cur.images, settings, pca=pca)
-    return ref_table, cur_table, ref, cur, (windowed[1] if windowed else None)
+    if ckpt.heldout is not None:
+        reference = features.reference_table(ckpt, ckpt.heldout, inputs.pca_components)
+    else:
+        assert ref is not None
+        reference = features.extract_all(ckpt, ref.images, settings, pca_components=inputs.pca_components)
+    current = features.extract_all(ckpt, cur.images, settings, pca=reference.pca)
+    return Tables(reference, current, ref, cur, windowed[1] if windowed else None)
 
 
-def _accuracy(ckpt: model.Checkpoint, ref: data.ImageSet, cur: data.ImageSet, settings: engine.Settings
-              ) -> drift.Accuracy | None:
+def signals(ckpt: model.Checkpoint, t: Tables) -> Impact:
+    """The accuracy estimate and the novelty signal of one check. Pure given the tables."""
+    cal = impact.Calibration.from_json(ckpt.calibration) if ckpt.calibration is not None else None
+    confidence = t.current.table["confidence"].to_numpy()
+    estimate = impact.estimate_accuracy(cal, confidence) if cal is not None else None
+    return Impact(estimate, ckpt.metrics.get("val_acc"),
+                  impact.novelty(t.reference.embeddings, t.current.embeddings),
+                  "folder" if t.ref is not None else "heldOut")
+
+
+def _accuracy(ckpt: model.Checkpoint, t: Tables, settings: engine.Settings) -> drift.Accuracy | None:
     """Serving accuracy on labelled current images vs the reference accuracy (val_acc at training)."""
+    cur = t.cur
     if cur.labels is None:
         return None
     logits = engine.predict(ckpt.model, cur.images, batch_size=256, settings=settings)
     current = evaluation.score(logits, cur.labels, ckpt.classes).accuracy
     reference = ckpt.metrics.get("val_acc")
-    if reference is None:  # an older model file: fall back to accuracy on the reference images
-        assert ref.labels is not None
-        ref_logits = engine.predict(ckpt.model, ref.images, batch_size=256, settings=settings)
-        reference = evaluation.score(ref_logits, ref.labels, ckpt.classes).accuracy
+    if reference is None and ckpt.heldout is not None:
+        reference = evaluation.score(ckpt.heldout.logits, ckpt.heldout.labels, ckpt.classes).accuracy
+    elif reference is None:  # an older model file: fall back to accuracy on the reference images
+        assert t.ref is not None and t.ref.labels is not None
+        ref_logits = engine.predict(ckpt.model, t.ref.images, batch_size=256, settings=settings)
+        reference = evaluation.score(ref_logits, t.ref.labels, ckpt.classes).accuracy
     return drift.Accuracy(current=current, reference=reference)
 
 
@@ -106,23 +153,27 @@ def run(inputs: DriftInputs) -> DriftOutcome:
     ckpt = model.load(inputs.model)
     settings = engine.Settings.for_device(inputs.device)
     ckpt.model.to(settings.device)
-    ref_table, cur_table, ref, cur, window = feature_tables(inputs, ckpt, settings)
+    t = feature_tables(inputs, ckpt, settings)
+    ref_table, cur_table = t.reference.table, t.current.table
+    found = signals(ckpt, t)
     with tempfile.TemporaryDirectory() as tmp:
         html = os.path.join(tmp, "report.html") if inputs.report else None
         pvalues = drift.evidently_pvalues(ref_table, cur_table, html=html)
         verdict = drift.decide(
-            pvalues, threshold=inputs.threshold, accuracy=_accuracy(ckpt, ref, cur, settings),
+            pvalues, threshold=inputs.threshold, accuracy=_accuracy(ckpt, t, settings),
             accuracy_drop=inputs.accuracy_drop,
         )
         if html:
-            span = window.describe() if window is not None else None
+            span = t.window.describe() if t.window is not None else None
             shown = f"{span.get('start', '?')} to {span.get('end', '?')}" if span else None
+            reference_name = inputs.reference if t.ref is not None else f"held-out validation split of {inputs.model}"
             context = report.Context(
-                len(cur), len(ref), inputs.current, inputs.reference, window=shown, allowed_drop=inputs.accuracy_drop
+                len(t.cur), len(ref_table), inputs.current, reference_name, window=shown,
+                allowed_drop=inputs.accuracy_drop,
             )
-            sources = report.relative(cur.files, inputs.current)
-            samples = report.gallery(ckpt, settings, ref.images, cur.images, cur_table, sources)
+            sources = report.relative(t.cur.files, inputs.current)
+            samples = report.gallery(t.reference.embeddings, t.current.embeddings, t.cur.images, cur_table, sources)
             with open(html, encoding="utf-8") as f:
-                document = report.render(verdict, context, ref_table, cur_table, samples, f.read())
+                document = report.render(verdict, context, ref_table, cur_table, samples, f.read(), signals=found)
             report.write(inputs.report, document)
-    return DriftOutcome(verdict, len(cur), len(ref), inputs.report, window)
+    return DriftOutcome(verdict, len(t.cur), len(ref_table), inputs.report, t.window, found)

@@ -17,12 +17,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import freshness_contract as contract
 from freshness_contract.argv import DriftArgs, PackageArgs, TrainArgs
 
 from freshness_trainer.errors import TrainerError
+
+if TYPE_CHECKING:
+    from freshness_trainer.checks import Impact
 
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
 SERVER_IMAGE_ENV = "FRESHNESS_SERVER_IMAGE"  # the package step's default base image
@@ -67,7 +70,35 @@ def _drift(ns: argparse.Namespace) -> dict[str, Any]:
     why = f"score {v.score:.4f} vs threshold {v.threshold:.4f}; {len(v.drifted)} of {len(v.pvalues)} features at p<0.05"
     if v.accuracy_drifted:
         why = f"accuracy drop; {why}"
+    if outcome.impact is not None:
+        result.update(_signals(outcome.impact))
+        why = f"{why}; {_signals_text(outcome.impact)}"
     return {"drift": result, "message": f"drift {'detected' if v.detected else 'not detected'}: {why}"}
+
+
+def _signals(found: Impact) -> dict[str, Any]:
+    """The label-free signals (issue 14) as the result contract spells them."""
+    n = found.novelty
+    out: dict[str, Any] = {
+        "novelty": {"share": round(n.share, 6), "referenceRate": round(n.reference_rate, 6),
+                    "pValue": float(f"{n.p_value:.6g}"), "detected": n.detected},
+        "referenceKind": found.reference_kind,
+    }
+    e = found.estimate
+    if e is not None:
+        low, value, high = round(e.low, 6), round(e.value, 6), round(e.high, 6)
+        out["estimatedAccuracy"] = {"value": value, "low": min(low, value), "high": max(high, value)}
+        if found.reference_accuracy is not None:
+            out["estimatedAccuracy"]["reference"] = round(found.reference_accuracy, 6)
+    return out
+
+
+def _signals_text(found: Impact) -> str:
+    e, n = found.estimate, found.novelty
+    estimate = f"estimated accuracy {e.value:.3f} [{e.low:.3f}, {e.high:.3f}]" if e is not None else "no calibration"
+    if e is not None and found.reference_accuracy is not None:
+        estimate += f" vs {found.reference_accuracy:.3f} held out"
+    return f"{estimate}; novelty {n.share:.3f} (reference {n.reference_rate:.3f}, p={n.p_value:.3g})"
 
 
 def _window(text: str | None) -> timedelta | None:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from freshness_trainer import engine
-from freshness_trainer.model import Checkpoint, penultimate
+from freshness_trainer.model import Checkpoint, HeldOut, penultimate
 from freshness_trainer.model import head as model_head
 
 IMAGE_STATS = ("brightness", "contrast", "saturation", "sharpness", "noise", "edge_h_share", "red", "green", "blue")
@@ -107,11 +107,16 @@ def model_outputs(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Setti
     return torch.cat(embs).double().numpy(), torch.cat(logits).double().numpy()
 
 
+def softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Row-wise softmax. Pure."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    return np.asarray(np.exp(z) / np.exp(z).sum(axis=1, keepdims=True), dtype=np.float64)
+
+
 def table(ckpt: Checkpoint, embeddings: NDArray[np.float64], logits: NDArray[np.float64],
           stats: dict[str, NDArray[np.float64]], pca: Pca) -> pd.DataFrame:
     """The drift feature table for one set of images. Pure."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    prob = softmax(logits)
     cols: dict[str, object] = {f"prob_{c}": prob[:, i] for i, c in enumerate(ckpt.classes)}
     cols["confidence"] = prob.max(axis=1)
     cols["predicted"] = np.asarray(ckpt.classes, dtype=object)[prob.argmax(axis=1)]
@@ -124,7 +129,39 @@ def table(ckpt: Checkpoint, embeddings: NDArray[np.float64], logits: NDArray[np.
 def extract(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Settings, *,
             pca: Pca | None = None, pca_components: int = 3) -> tuple[pd.DataFrame, Pca]:
     """Feature table of uint8 images; fits the PCA when none is given (do that on the reference)."""
+    out = extract_all(ckpt, images, settings, pca=pca, pca_components=pca_components)
+    return out.table, out.pca
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """A feature table with the embeddings it came from (the novelty signal needs them)."""
+
+    table: pd.DataFrame
+    pca: Pca
+    embeddings: NDArray[np.float64]
+
+
+def extract_all(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Settings, *,
+                pca: Pca | None = None, pca_components: int = 3) -> Extracted:
+    """``extract`` that also returns the embeddings."""
     emb, logits = model_outputs(ckpt, images, settings)
     if pca is None:
         pca = Pca.fit(emb, pca_components)
-    return table(ckpt, emb, logits, image_statistics(images.to(settings.device)), pca), pca
+    return Extracted(table(ckpt, emb, logits, image_statistics(images.to(settings.device)), pca), pca, emb)
+
+
+def held_out(ckpt: Checkpoint, images: torch.Tensor, labels: torch.Tensor, settings: engine.Settings) -> HeldOut:
+    """The model's outputs on its validation images: the reference the drift step uses (item 3 of issue 14)."""
+    emb, logits = model_outputs(ckpt, images, settings)
+    stats = image_statistics(images.to(settings.device))
+    return HeldOut(torch.from_numpy(emb).float(), torch.from_numpy(logits).float(), labels.cpu().long(),
+                   {k: torch.from_numpy(v) for k, v in stats.items()})
+
+
+def reference_table(ckpt: Checkpoint, held: HeldOut, pca_components: int = 3) -> Extracted:
+    """The feature table of a held-out reference stored in the model file (PCA fitted on it). Pure."""
+    emb = held.embeddings.double().numpy()
+    pca = Pca.fit(emb, pca_components)
+    stats = {k: v.double().numpy() for k, v in held.stats.items()}
+    return Extracted(table(ckpt, emb, held.logits.double().numpy(), stats, pca), pca, emb)

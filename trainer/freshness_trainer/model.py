@@ -3,7 +3,14 @@
 The file is a plain ``torch.save`` dict of tensors and primitives, loadable with
 ``weights_only=True``: ``state_dict``, ``model_name``, ``classes``, ``image_size``, ``mean``,
 ``std`` and ``metrics`` (the validation metrics at training time; drift compares production
-accuracy with ``metrics['val_acc']``).
+accuracy with ``metrics['val_acc']``). Written by the train stage since issue 14, and optional so
+older files still load:
+
+* ``calibration``: ``freshness_trainer.impact.Calibration.to_json()`` fitted on the validation split
+  (the drift step's label-free accuracy estimate);
+* ``heldout``: the validation split as the drift step's reference, images the model never trained
+  on: ``embeddings`` (N x d, float16), ``logits`` (N x classes), ``labels`` and ``stats`` (the
+  image statistics of ``features.IMAGE_STATS``), at most ``MAX_HELDOUT_ROWS`` rows.
 """
 
 from __future__ import annotations
@@ -24,6 +31,34 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
+MAX_HELDOUT_ROWS = 2000
+"""At most this many held-out images are kept as the reference (4096-d float16: 16 MB)."""
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The serving model's outputs on images it never trained on (its validation split)."""
+
+    embeddings: torch.Tensor
+    logits: torch.Tensor
+    labels: torch.Tensor
+    stats: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def to_doc(self) -> dict[str, Any]:
+        rows = torch.linspace(0, max(len(self) - 1, 0), min(len(self), MAX_HELDOUT_ROWS)).round().long()
+        return {"embeddings": self.embeddings[rows].to("cpu", torch.float16),
+                "logits": self.logits[rows].to("cpu", torch.float32), "labels": self.labels[rows].to("cpu", torch.long),
+                "stats": {k: v[rows].to("cpu", torch.float64) for k, v in self.stats.items()}}
+
+    @staticmethod
+    def from_doc(doc: dict[str, Any]) -> HeldOut:
+        return HeldOut(doc["embeddings"].float(), doc["logits"].float(), doc["labels"].long(),
+                       {str(k): v.double() for k, v in dict(doc["stats"]).items()})
+
+
 @dataclass
 class Checkpoint:
     """A trained model with what is needed to feed it and to judge it."""
@@ -33,6 +68,8 @@ class Checkpoint:
     image_size: int
     model_name: str = "alexnet"
     metrics: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    heldout: HeldOut | None = None
 
 
 def build(model_name: str, num_classes: int, weights: str = "", hidden_units: int = 4096, dropout: float = 0.5
@@ -113,6 +150,10 @@ def save(ckpt: Checkpoint, path: str) -> None:
         "std": list(STD),
         "metrics": {k: float(v) for k, v in ckpt.metrics.items()},
     }
+    if ckpt.calibration is not None:
+        doc["calibration"] = dict(ckpt.calibration)
+    if ckpt.heldout is not None:
+        doc["heldout"] = ckpt.heldout.to_doc()
     with fsspec.open(path, "wb") as fh:
         torch.save(doc, fh)
 
@@ -130,13 +171,16 @@ def load(uri: str) -> Checkpoint:
         hidden = int(doc["state_dict"]["classifier.1.weight"].shape[0])
         model = build(str(doc.get("model_name", "alexnet")), len(classes), hidden_units=hidden)
         model.load_state_dict(doc["state_dict"])
+        heldout = HeldOut.from_doc(doc["heldout"]) if "heldout" in doc else None
+        calibration = dict(doc["calibration"]) if "calibration" in doc else None
     except TrainerError:
         raise
     except Exception as exc:
         raise TrainerError("InvalidModel", f"model file {uri} is not a freshness model file: {exc}") from exc
     model.eval()
     metrics = {str(k): float(v) for k, v in dict(doc.get("metrics", {})).items()}
-    return Checkpoint(model, classes, int(doc["image_size"]), str(doc.get("model_name", "alexnet")), metrics)
+    return Checkpoint(model, classes, int(doc["image_size"]), str(doc.get("model_name", "alexnet")), metrics,
+                      calibration, heldout)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -5,6 +5,9 @@ One self-contained HTML file, in this order:
 1. **Verdict**: detected or not, the score (1 - Simes p-value) against the threshold, the rule that
    decided (statistical, accuracy drop, both or neither), the labelled accuracy when known, the
    number of production and reference samples and, when known, the time window they came from;
+   then **the three signals** (issue 14): distribution (the verdict's test), the estimated accuracy
+   without labels against the reference accuracy, and the novelty share against the reference rate.
+   Which of them starts a retrain is the operator's ``spec.drift.trigger``;
 2. **Predicted classes**: the share of each class the serving model predicted on the reference
    and on production (a new class shows up here as a shift between the known ones);
 3. **Most unlike the reference**: thumbnails (base64 PNG) of the production images that a
@@ -17,8 +20,8 @@ One self-contained HTML file, in this order:
    source file, predicted class and confidence;
 4. **Evidently's per-column detail**, embedded unchanged in an iframe.
 
-``unlike``, ``class_shares`` and ``render`` are pure; ``gallery`` runs the serving model (one
-more forward pass over at most EMBEDDING_ROWS images per side); ``write`` uploads the file (fsspec).
+``unlike``, ``class_shares``, ``gallery`` and ``render`` are pure (``gallery`` fits its classifier on
+at most EMBEDDING_ROWS embeddings per side); ``write`` uploads the file (fsspec).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import fsspec
 import numpy as np
@@ -37,9 +41,10 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-from freshness_trainer import engine, features
 from freshness_trainer.drift import DEFAULT_ACCURACY_DROP, Verdict
-from freshness_trainer.model import Checkpoint
+
+if TYPE_CHECKING:
+    from freshness_trainer.checks import Impact
 
 GALLERY_SIZE = 12
 THUMBNAIL_PX = 96
@@ -114,9 +119,8 @@ def thumbnail(image: torch.Tensor, px: int = THUMBNAIL_PX) -> str:
 
 
 def gallery(
-    ckpt: Checkpoint,
-    settings: engine.Settings,
-    reference: torch.Tensor,
+    reference_emb: NDArray[np.float64],
+    current_emb: NDArray[np.float64],
     current: torch.Tensor,
     table: pd.DataFrame,
     sources: Sequence[str],
@@ -124,14 +128,12 @@ def gallery(
 ) -> list[Sample]:
     """The ``k`` production images most unlike the reference, with their thumbnails.
 
-    One more forward pass (the feature table keeps only a few principal components of the
-    embeddings), over at most EMBEDDING_ROWS images of each side.
+    ``reference_emb`` and ``current_emb``: the serving model's last hidden layer on each side (the
+    check computed them already); at most EMBEDDING_ROWS rows of each side go into the classifier.
     """
-    ref_rows, cur_rows = spread(len(reference), EMBEDDING_ROWS), spread(len(current), EMBEDDING_ROWS)
-    ref_emb, _ = features.model_outputs(ckpt, reference[torch.from_numpy(ref_rows)], settings)
-    cur_emb, _ = features.model_outputs(ckpt, current[torch.from_numpy(cur_rows)], settings)
+    ref_rows, cur_rows = spread(len(reference_emb), EMBEDDING_ROWS), spread(len(current_emb), EMBEDDING_ROWS)
     samples = []
-    for row, score in unlike(ref_emb, cur_emb, k):
+    for row, score in unlike(reference_emb[ref_rows], current_emb[cur_rows], k):
         i = int(cur_rows[row])
         samples.append(
             Sample(
@@ -191,6 +193,34 @@ def _share_rows(reference: dict[str, float], current: dict[str, float]) -> str:
     return "".join(rows)
 
 
+def _signals(found: Impact | None, v: Verdict) -> str:
+    """The three signals' rows (issue 14); empty when the check computed none."""
+    if found is None:
+        return ""
+    dist = "changed" if v.score >= v.threshold else "unchanged"
+    rows = [f'<tr class="signal" data-signal="distribution"><th>Distribution</th><td>{dist}: score '
+            f"{v.score:.4f} against {v.threshold:.4f}. Says the inputs changed, not that the model got worse; "
+            "under the operator's default trigger (impact) it alone does not start a retrain</td></tr>"]
+    est, ref = found.estimate, found.reference_accuracy
+    if est is None:
+        text = "not available: the model file carries no calibration (trained before issue 14)"
+    else:
+        against = f" against {ref:.1%} on the held-out split: a drop of {(ref - est.value) * 100:.1f} points" if (
+            ref is not None) else ""
+        text = (f"{est.value:.1%} (95% interval {est.low:.1%} to {est.high:.1%}){against}. From the calibrated "
+                "confidence, no labels; blind to classes the model has never seen (see novelty)")
+    rows.append(f'<tr class="signal" data-signal="estimated-accuracy"><th>Estimated accuracy</th><td>{text}</td></tr>')
+    n = found.novelty
+    rows.append(
+        f'<tr class="signal" data-signal="novelty" data-detected="{str(n.detected).lower()}"><th>Novelty</th>'
+        f"<td>{'detected' if n.detected else 'not detected'}: {n.share:.1%} of production images are farther "
+        f"from every reference image than the reference's own 99th percentile (expected {n.reference_rate:.1%}; "
+        f"p = {n.p_value:.3g}). Images unlike anything the model was validated on, e.g. a new class</td></tr>")
+    kind = "the model's held-out validation split" if found.reference_kind == "heldOut" else "the reference folder"
+    return (f'<section id="signals"><h2>Signals</h2><table>{"".join(rows)}</table>'
+            f'<p class="note">Reference: {kind}.</p></section>')
+
+
 def render(
     verdict: Verdict,
     context: Context,
@@ -198,6 +228,7 @@ def render(
     current: pd.DataFrame,
     samples: Sequence[Sample],
     evidently_html: str = "",
+    signals: Impact | None = None,
 ) -> str:
     """The whole report as one HTML document. Pure."""
     v, e = verdict, html.escape
@@ -242,6 +273,7 @@ def render(
  against {context.reference_samples} reference images ({e(context.reference)})</td></tr>
 {window}
 </table></section>
+{_signals(signals, v)}
 <section id="classes"><h2>Predicted classes: reference vs production</h2>
 <table><tr><th>class</th><th>reference</th><th>production</th></tr>
 {_share_rows(class_shares(reference), class_shares(current))}</table>

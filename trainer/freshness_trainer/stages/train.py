@@ -4,18 +4,22 @@ On a CUDA machine the fast path runs (GPU JPEG decode, data cached on the GPU, b
 channels_last, ``train.compile``); elsewhere the plain CPU path. The validation split is scored
 after every epoch and the best epoch's weights are kept (``engine.fit``). The model file also
 records the validation metrics, which the drift step uses as the serving model's reference
-accuracy. ``reports/train.json`` carries ``learned`` (1/0, ``evaluation.learned``): 0 marks a model
-at chance, which the operator's gate refuses.
+accuracy, the calibration of its confidence fitted on the validation split (the drift step's
+label-free accuracy estimate) and the validation split's features (its reference: images the
+model never trained on); ``freshness_trainer.impact`` and ``model.HeldOut``. ``reports/train.json``
+carries ``learned`` (1/0, ``evaluation.learned``): 0 marks a model at chance, which the operator's
+gate refuses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import torch
 
-from freshness_trainer import data, engine, evaluation, fastpath, model, params
+from freshness_trainer import data, engine, evaluation, fastpath, features, impact, model, params
 from freshness_trainer.errors import TrainerError
 from freshness_trainer.stages import run_main, write_json
 
@@ -50,8 +54,12 @@ def run(p: params.Params, data_dir: Path = DATA, model_path: Path = MODEL, metri
     elapsed = time.perf_counter() - started
     logits = engine.predict(fitted.model, val_set.images, batch_size=p.evaluate.batch_size, settings=settings)
     scores = evaluation.score(logits, val_set.labels, train_set.classes)
-    model.save(model.Checkpoint(fitted.model, train_set.classes, t.image_size, t.model_name, scores.metrics()),
-               str(model_path))
+    ckpt = model.Checkpoint(fitted.model, train_set.classes, t.image_size, t.model_name, scores.metrics())
+    held = features.held_out(ckpt, val_set.images, val_set.labels, settings)
+    prob = features.softmax(held.logits.double().numpy())
+    correct = prob.argmax(axis=1) == held.labels.numpy()
+    calibration = impact.fit_calibration(prob.max(axis=1), correct)
+    model.save(dataclasses.replace(ckpt, calibration=calibration.to_json(), heldout=held), str(model_path))
     metrics = {
         "train_loss": round(fitted.losses[fitted.best_epoch - 1], 6) if fitted.losses else 0.0,
         "best_epoch": fitted.best_epoch,
