@@ -99,6 +99,13 @@ class Timeline:
             f"(threshold {drift.get('threshold')}) share={drift.get('share')} samples={drift.get('samples')} "
             f"accuracy={acc.get('current')} (reference {acc.get('reference')}) top={drift.get('topFeatures')}"
         )
+        est, novelty = drift.get("estimatedAccuracy") or {}, drift.get("novelty") or {}
+        say(
+            f"  signals: distribution changed={drift.get('distributionDetected')} estimated accuracy="
+            f"{est.get('value')} [{est.get('low')}, {est.get('high')}] (held out {est.get('reference')}) "
+            f"novelty={novelty.get('share')} (reference {novelty.get('referenceRate')}, detected "
+            f"{novelty.get('detected')}); trigger {drift.get('trigger')}: {drift.get('reasons') or 'no retrain'}"
+        )
         say(f"  HTML drift report: {drift.get('report')}")
         return True
 
@@ -420,7 +427,9 @@ class Demo:
             if not t.rolled_out and t.gate and model.get("version") == t.version:
                 t.rolled_out = True
                 say(f"serving model is now {model.get('version')} ({model.get('image')})")
-                # As in the tutorial: the data the new model was trained on is the new reference.
+                # As in the tutorial: the data the new model was trained on is the new reference. The
+                # drift step reads it only for a model file without a held-out split of its own; the
+                # operator's models carry theirs (issue 14), so the new model's checks use its own.
                 patch = {"spec": {"data": {"reference": str(data / "extended")}}}
                 self.kubectl("patch", "mdep", MDEP, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch))
                 say("data.reference now points at the three-class set; waiting for the new model's first check")

@@ -13,7 +13,10 @@ Policies:
 
 * ``impact`` (default): retrain when the accuracy drop (reference - measured, or reference -
   estimated when unlabelled) exceeds ``accuracy_drop``, or when novelty is detected. A distribution
-  change that costs no accuracy is reported, not acted on;
+  change that costs no accuracy is reported, not acted on. When no drop can be computed (a result
+  without an estimate, from an older trainer or a model file without a calibration, or without a
+  reference accuracy) the distribution test counts as before: the policy is never blinder than
+  ``distribution`` for want of its signals;
 * ``distribution``: retrain when the distribution test fires or the measured accuracy (labelled
   windows only) dropped by more than ``accuracy_drop``: the behaviour before the policy existed.
 
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 
 POLICIES = ("impact", "distribution")
 DEFAULT_POLICY = "impact"
+DEFAULT_ACCURACY_DROP = 0.05
+"""The accuracy drop that counts when ``spec.drift.accuracyDrop`` is unset (the trainer's default too)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,6 @@ def decide(
             reasons.append("estimated-accuracy")
         if novelty_detected:
             reasons.append("novelty")
-    elif distribution_detected:
+    if distribution_detected and (policy == "distribution" or drop is None):
         reasons.append("distribution")
     return Decision(bool(reasons), tuple(reasons), drop)

@@ -52,6 +52,30 @@ class Metrics:
         self.drift_threshold = Gauge(
             "modelfreshness_drift_threshold", "Threshold the drift score was compared with", _LABELS, registry=r
         )
+        self.distribution_drift = Gauge(
+            "modelfreshness_distribution_drift",
+            "1 when the last check's distribution test fired, whether or not the trigger policy retrains for it",
+            _LABELS,
+            registry=r,
+        )
+        self.estimated_accuracy = Gauge(
+            "modelfreshness_estimated_accuracy",
+            "Serving accuracy on the last window estimated without labels (calibrated confidence)",
+            _LABELS,
+            registry=r,
+        )
+        self.reference_accuracy = Gauge(
+            "modelfreshness_reference_accuracy",
+            "Serving model's accuracy on its held-out split, the estimate's reference",
+            _LABELS,
+            registry=r,
+        )
+        self.novelty_share = Gauge(
+            "modelfreshness_novelty_share",
+            "Share of the last window far from the reference in the model's embedding space",
+            _LABELS,
+            registry=r,
+        )
         self.last_check = Gauge(
             "modelfreshness_drift_last_check_timestamp_seconds",
             "Unix time of the last successful check",
@@ -119,6 +143,12 @@ class Metrics:
             self.drift_detected.labels(*key).set(1.0 if d.detected else 0.0)
             if d.threshold is not None:
                 self.drift_threshold.labels(*key).set(d.threshold)
+            if d.distribution_detected is not None:
+                self.distribution_drift.labels(*key).set(1.0 if d.distribution_detected else 0.0)
+            e, n = d.estimated_accuracy, d.novelty
+            _set_or_drop(self.estimated_accuracy, key, e.value if e is not None else None)
+            _set_or_drop(self.reference_accuracy, key, e.reference if e is not None else None)
+            _set_or_drop(self.novelty_share, key, n.share if n is not None else None)
         if d.last_check_time is not None:
             self.last_check.labels(*key).set(d.last_check_time.timestamp())
         if spec is not None:
@@ -166,6 +196,10 @@ class Metrics:
             self.drift_score,
             self.drift_detected,
             self.drift_threshold,
+            self.distribution_drift,
+            self.estimated_accuracy,
+            self.reference_accuracy,
+            self.novelty_share,
             self.last_check,
             self.interval,
             self.deployed,
@@ -205,3 +239,11 @@ def _labelsets(metric: Gauge | Counter | Histogram) -> list[tuple[str, ...]]:
 def _remove(metric: Gauge | Counter, key: tuple[str, str]) -> None:
     with contextlib.suppress(KeyError):
         metric.remove(*key)
+
+
+def _set_or_drop(gauge: Gauge, key: tuple[str, str], value: float | None) -> None:
+    """Set the series, or remove it when the last verdict has no such value (no stale numbers)."""
+    if value is not None:
+        gauge.labels(*key).set(value)
+    else:
+        _remove(gauge, key)

@@ -19,7 +19,7 @@ RULES = CHART / "files" / "alerts.yaml"
 RULES_TEST = Path(__file__).with_name("rules_test.yaml")
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 ALERTS = {
-    "ModelDriftDetected", "ModelStale", "DriftCheckFailing", "DriftCheckMissing",
+    "ModelDriftDetected", "ModelDistributionDrift", "ModelStale", "DriftCheckFailing", "DriftCheckMissing",
     "RetrainFailed", "RolloutFailed", "ModelRolledBack", "ModelStepStuck", "ServingCaptureFailing",
 }  # fmt: skip
 SEVERITIES = {"critical", "warning", "info"}

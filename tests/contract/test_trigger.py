@@ -27,6 +27,10 @@ ROWS = [
     ("impact", False, None, 0.50, None, False, 0.05, False, ()),
     ("impact", False, 0.93, 0.50, None, False, None, False, ()),
     ("impact", False, 0.93, None, None, True, 0.05, True, ("novelty",)),
+    # no drop can be computed (no estimate: an older trainer or model file): distribution counts
+    ("impact", True, 0.93, None, None, False, 0.05, True, ("distribution",)),
+    ("impact", True, None, 0.50, None, True, 0.05, True, ("novelty", "distribution")),
+    ("impact", True, 0.93, 0.92, None, False, None, False, ()),
     # distribution: today's behaviour; the estimate and novelty are reported only
     ("distribution", True, 0.93, 0.93, None, False, 0.05, True, ("distribution",)),
     ("distribution", False, 0.93, 0.50, None, True, 0.05, False, ()),

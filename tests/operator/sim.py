@@ -257,14 +257,15 @@ class Sim:
         self.check_now = value
         return self
 
-    def check(self, detected: bool, share: float = 0.5) -> Sim:
-        """Run the next drift check to the end with the given verdict."""
+    def check(self, detected: bool, share: float = 0.5, **signals: Any) -> Sim:
+        """Run the next drift check to the end with the given verdict; ``signals``: more fields of
+        the drift section (``estimatedAccuracy``, ``novelty``, ``accuracy``, ``referenceKind``)."""
         if self.status.drift.job is None:
             due = self.status.drift.next_check_time
             self.step(max(0.0, (due - self.now).total_seconds()) if due else 0)
         job = self.status.drift.job
         assert job is not None, "no drift check started"
-        return self.finish(job, drift_result(detected, share))
+        return self.finish(job, {**drift_result(detected, share), **signals})
 
     def finish_runs(self, *accs: float | None, baseline: float | None = 0.8) -> Sim:
         """Finish the running training Jobs in order with these val_acc values (None: fail)."""

@@ -111,6 +111,27 @@ def test_metrics_follow_status_and_counters() -> None:
     assert 'name="cats"' not in scrape(m)
 
 
+def test_the_label_free_signals_are_gauges_and_vanish_when_a_check_lacks_them() -> None:
+    m = Metrics()
+    labels = 'name="cats",namespace="ml"'
+    sim = Sim().check(True, estimatedAccuracy={"value": 0.91, "low": 0.88, "high": 0.94, "reference": 0.93},
+                      novelty={"share": 0.02, "referenceRate": 0.016, "pValue": 0.4, "detected": False})
+    m.update("ml", "cats", sim.spec, sim.status)
+    text = scrape(m)
+    assert f"modelfreshness_estimated_accuracy{{{labels}}} 0.91" in text
+    assert f"modelfreshness_reference_accuracy{{{labels}}} 0.93" in text
+    assert f"modelfreshness_novelty_share{{{labels}}} 0.02" in text
+    assert f"modelfreshness_distribution_drift{{{labels}}} 1.0" in text
+    assert f"modelfreshness_drift_detected{{{labels}}} 0.0" in text  # impact: no retrain for it
+    sim.check(False)  # an older trainer: no estimate, no novelty
+    m.update("ml", "cats", sim.spec, sim.status)
+    text = scrape(m)
+    assert "modelfreshness_estimated_accuracy{" not in text and "modelfreshness_novelty_share{" not in text
+    assert f"modelfreshness_distribution_drift{{{labels}}} 0.0" in text
+    m.forget("ml", "cats")
+    assert 'name="cats"' not in scrape(m)
+
+
 def test_a_stuck_step_is_a_gauge_with_its_reason_until_it_moves() -> None:
     m = Metrics()
     sim = Sim().check(True).stuck("cats-train-1-0", "Unschedulable").step(1)

@@ -3,6 +3,7 @@ inputs exit non-zero with ok=false and a message naming the problem."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -39,10 +40,15 @@ def test_drift_on_labelled_production_reports_the_accuracy_drop(
     d = res.drift
     assert d.detected is True
     assert res.message.startswith("drift detected: accuracy drop"), res.message  # the labels decided it
-    assert d.samples == 120 and d.reference_samples == 120
+    # The reference is the model's own held-out split (60 of the sample project's 240 images), not the folder.
+    assert d.samples == 120 and d.reference_samples == 60 and d.reference_kind == "heldOut"
     assert d.threshold == 0.95 and 0 <= d.share <= 1
     # 2-class model, 30% bees: those are always wrong, so accuracy falls.
     assert d.accuracy is not None and d.accuracy.drop is not None and d.accuracy.drop > 0.2
+    # Unlabelled signals beside it: the bees are far from every held-out image (novelty); the
+    # calibrated confidence cannot see them (the model is confidently wrong), so the estimate stays high.
+    assert d.novelty is not None and d.novelty.detected and d.novelty.share > 3 * d.novelty.reference_rate, d.novelty
+    assert d.estimated_accuracy is not None and d.estimated_accuracy.reference == d.accuracy.reference
     assert report.read_text(encoding="utf-8").lstrip().lower().startswith("<!doctype html")
 
 
@@ -83,6 +89,9 @@ def test_drift_on_iid_production_is_not_detected_with_params_defaults(
     assert code == 0 and res.ok
     assert res.drift.detected is False, res.drift
     assert res.drift.threshold is not None and res.drift.score < res.drift.threshold
+    assert res.drift.novelty is not None and not res.drift.novelty.detected, res.drift.novelty
+    e = res.drift.estimated_accuracy
+    assert e is not None and e.reference is not None and e.reference - e.value < 0.05, e
 
 
 def test_evaluate(project: Project, sample_dir: Path, tmp_path: Path) -> None:
@@ -109,7 +118,31 @@ def test_package_push_without_crane(project: Project, tmp_path: Path, monkeypatc
            "--image", "r:t", "--output", str(tmp_path / "l"), "--push")
 
 
-def test_bad_drift_inputs(project: Project, sample_dir: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def legacy_model(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The serving model as a model file written before issue 14: no calibration, no held-out split."""
+    from freshness_trainer import model
+
+    path = tmp_path_factory.mktemp("legacy") / "model.pt"
+    ckpt = model.load(str(project.serving_model))
+    model.save(dataclasses.replace(ckpt, calibration=None, heldout=None), str(path))
+    return path
+
+
+def test_drift_with_a_legacy_model_file_reads_the_reference_folder(
+    legacy_model: Path, sample_dir: Path, tmp_path: Path
+) -> None:
+    code, res = _run(tmp_path, "drift", "--reference", str(sample_dir / "reference"),
+                     "--current", str(sample_dir / "production/iid"), "--model", str(legacy_model),
+                     "--min-samples", "50")
+    assert code == 0 and res.ok
+    d = res.drift
+    assert d.reference_kind == "folder" and d.reference_samples == 120
+    assert d.estimated_accuracy is None and "no calibration" in res.message  # nothing to estimate with
+    assert d.novelty is not None  # the embeddings are there either way
+
+
+def test_bad_drift_inputs(project: Project, legacy_model: Path, sample_dir: Path, tmp_path: Path) -> None:
     m = str(project.serving_model)
     empty = tmp_path / "empty"
     (empty / "cats").mkdir(parents=True)
@@ -117,8 +150,9 @@ def test_bad_drift_inputs(project: Project, sample_dir: Path, tmp_path: Path) ->
            "--current", str(empty), "--model", m)
     single = tmp_path / "single"
     shutil.copytree(sample_dir / "reference" / "cats", single / "cats")
+    # The reference folder is read only for a model file without a held-out split.
     _fails(tmp_path, "drift", "SingleClass", str(single), "--reference", str(single),
-           "--current", str(sample_dir / "production/iid"), "--model", m)
+           "--current", str(sample_dir / "production/iid"), "--model", str(legacy_model), "--min-samples", "50")
     _fails(tmp_path, "drift", "TooFewSamples", "--min-samples 500", "--reference", str(sample_dir / "reference"),
            "--current", str(sample_dir / "production/iid"), "--model", m, "--min-samples", "500")
     _fails(tmp_path, "drift", "ModelNotFound", "nope.pt", "--reference", str(sample_dir / "reference"),

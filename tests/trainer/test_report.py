@@ -81,3 +81,23 @@ def test_the_window_is_shown_when_known_and_evidently_is_embedded_escaped() -> N
     )
     shares = report.class_shares(table([0.0] * 4, ["cats", "cats", "dogs", "cats"]))
     assert shares == {"cats": 0.75, "dogs": 0.25}
+
+
+def test_the_three_signals_are_shown_after_the_verdict() -> None:
+    from freshness_trainer import checks, impact
+
+    verdict = drift.decide({"pc1": 0.001}, threshold=0.95)  # the distribution test fires
+    found = checks.Impact(impact.Estimate(0.912, 0.88, 0.94), 0.933,
+                          impact.Novelty(0.31, 0.016, 1e-9, True), "heldOut")
+    page = report.render(verdict, report.Context(10, 10, "cur", "ref"), table([0.0]), table([0.0]), [],
+                         signals=found)
+    assert page.index('id="verdict"') < page.index('id="signals"') < page.index('id="classes"')
+    assert 'data-signal="distribution"><th>Distribution</th><td>changed' in page
+    assert "91.2% (95% interval 88.0% to 94.0%) against 93.3% on the held-out split: a drop of 2.1 points" in page
+    assert 'data-signal="novelty" data-detected="true"' in page and "31.0% of production images" in page
+    assert "the model's held-out validation split" in page
+    legacy = checks.Impact(None, None, impact.Novelty(0.0, 0.016, 1.0, False), "folder")
+    page = report.render(verdict, report.Context(10, 10, "cur", "ref"), table([0.0]), table([0.0]), [],
+                         signals=legacy)
+    assert "not available: the model file carries no calibration" in page and "the reference folder" in page
+    assert 'id="signals"' not in report.render(verdict, report.Context(1, 1, "c", "r"), table([0.0]), table([0.0]), [])

@@ -73,7 +73,7 @@ def test_the_report_opens_on_the_verdict_and_shows_the_bees(bee_report: Path, tm
     dom = browse("--dump-dom", bee_report.as_uri(), profile=tmp_path / "profile").stdout
     items = Items()
     items.feed(dom)
-    assert items.sections[:3] == ["verdict", "classes", "gallery"] and items.sections[-1] == "evidently"
+    assert items.sections[:4] == ["verdict", "signals", "classes", "gallery"] and items.sections[-1] == "evidently"
     assert items.verdict["data-detected"] == "true"
     assert "against the threshold" in dom and "Decided by" in dom
     assert len(items.sources) == 12, items.sources

@@ -7,8 +7,9 @@ Three signals of a drift check (``freshness_contract.trigger`` decides which sta
   model's *calibrated* top-class confidence over the window estimates its accuracy there without
   labels. ``fit_calibration`` fits the calibration on the held-out validation split at training
   time (Platt scaling of the top-class confidence: ``p(correct) = sigmoid(a·logit(c) + b)``, with a
-  Gaussian prior centred on the identity ``a = 1, b = 0`` so that a small or error-free validation
-  split yields a usable, slightly conservative map instead of a divergent fit). Valid for covariate
+  Gaussian prior centred on the identity ``a = 1, b = 0``, tight on the slope and nearly flat on the
+  intercept, so that a small or error-free validation split yields a usable map instead of a
+  divergent fit, and the mean calibrated confidence on the split equals its accuracy). Valid for covariate
   shift: a change of the inputs under which confidence stays calibrated;
 * **novelty**: calibration cannot see classes the model has never seen (it is confidently wrong on
   them). ``novelty`` measures the share of the window whose nearest neighbour in the model's
@@ -41,7 +42,12 @@ if TYPE_CHECKING:
     from freshness_contract.trigger import Decision
 
 CALIBRATION_METHOD = "platt-logit-confidence"
-PRIOR_SD = 1.0  # of a and b around the identity map; one logit unit
+PRIOR_SD = 1.0
+"""Prior standard deviation of the slope ``a`` around 1 (the identity map), in logit units."""
+INTERCEPT_PRIOR_SD = 10.0
+"""Of the intercept ``b`` around 0: nearly flat, so the mean calibrated confidence on the fitting
+data equals its accuracy (the intercept's score equation), as a reference accuracy must; finite
+only to keep an error-free validation split from diverging."""
 Z95 = 1.959963984540054
 _EPS = 1e-6
 
@@ -120,13 +126,14 @@ def _pair(confidence: ArrayLike, correct: ArrayLike) -> tuple[NDArray[np.float64
     return c, y
 
 
-def fit_calibration(confidence: ArrayLike, correct: ArrayLike, prior_sd: float = PRIOR_SD) -> Calibration:
+def fit_calibration(confidence: ArrayLike, correct: ArrayLike, prior_sd: float = PRIOR_SD,
+                    intercept_prior_sd: float = INTERCEPT_PRIOR_SD) -> Calibration:
     """Fit the calibration on held-out data (the validation split): MAP by Newton's method."""
     c, y = _pair(confidence, correct)
     x = np.stack([_logit(c), np.ones_like(c)], axis=1)
     prior = np.array([1.0, 0.0])
     w = prior.copy()
-    precision = np.eye(2) / prior_sd**2
+    precision = np.diag([1 / prior_sd**2, 1 / intercept_prior_sd**2])
     hess = precision
     for _ in range(100):
         p = _sigmoid(x @ w)

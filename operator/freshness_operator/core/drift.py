@@ -1,9 +1,17 @@
-"""Drift checks: record the verdict of the check in flight; start the next one when due. Pure."""
+"""Drift checks: record the verdict of the check in flight; start the next one when due. Pure.
+
+A verdict carries up to three signals (distribution, estimated accuracy, novelty);
+``spec.drift.trigger`` chooses which call for a retrain (``freshness_contract.trigger``).
+``status.drift.detected`` is that decision, so storm control, the phase and the ``Drifted``
+condition follow it; the distribution test alone is kept in ``distributionDetected`` and reported
+by the ``DistributionDrift`` condition and Event.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from freshness_contract import trigger
 from freshness_contract.results import Accuracy, DriftResult
 
 from freshness_operator.core import names, setup
@@ -11,7 +19,7 @@ from freshness_operator.core.actions import CreateDriftJob
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import JobState, StepOutcome
 from freshness_operator.core.spec import Drift
-from freshness_operator.core.status import ModelRef, StepError
+from freshness_operator.core.status import DriftStatus, EstimateStatus, ModelRef, NoveltyStatus, StepError
 
 
 def next_check(drift: Drift, after: datetime) -> datetime:
@@ -83,13 +91,65 @@ def _accuracy(acc: Accuracy | None) -> dict[str, float] | None:
     return {k: v for k, v in shown.items() if v is not None} or None
 
 
+def decide_trigger(spec: Drift, r: DriftResult) -> trigger.Decision:
+    """Whether this verdict calls for a retrain under ``spec.trigger``. Pure.
+
+    Labelled samples (``r.accuracy``) override the estimate with the measured accuracy.
+    """
+    e, acc = r.estimated_accuracy, r.accuracy
+    measured = acc.current if acc is not None else None
+    reference = acc.reference if measured is not None and acc is not None else (e.reference if e else None)
+    allowed = spec.accuracy_drop if spec.accuracy_drop is not None else trigger.DEFAULT_ACCURACY_DROP
+    return trigger.decide(
+        spec.trigger,
+        distribution_detected=r.detected,
+        accuracy_drop=allowed,
+        reference_accuracy=reference,
+        estimated_accuracy=e.value if e is not None else None,
+        measured_accuracy=measured,
+        novelty_detected=r.novelty is not None and r.novelty.detected,
+    )
+
+
+def _signals(r: DriftResult) -> tuple[EstimateStatus | None, NoveltyStatus | None]:
+    e, n = r.estimated_accuracy, r.novelty
+    estimate = None
+    if e is not None:
+        drop = None if e.reference is None else round(e.reference - e.value, 6)
+        estimate = EstimateStatus(e.value, e.low, e.high, e.reference, drop)
+    novelty = NoveltyStatus(n.share, n.reference_rate, n.p_value, n.detected) if n is not None else None
+    return estimate, novelty
+
+
+def impact_text(d: DriftStatus, allowed: float) -> str:
+    """The label-free signals of the last verdict in one phrase (Events, conditions). Pure."""
+    parts = []
+    e, n = d.estimated_accuracy, d.novelty
+    if d.accuracy is not None and "current" in d.accuracy:
+        parts.append(f"labelled accuracy {d.accuracy['current']:.3f}")
+    if e is not None:
+        against = f" vs {e.reference:.3f} held out" if e.reference is not None else ""
+        parts.append(f"estimated accuracy {e.value:.3f} [{e.low:.3f}, {e.high:.3f}]{against}")
+    if parts:
+        parts[-1] += f" (allowed drop {allowed:.3f})"
+    if n is not None:
+        parts.append(f"novelty {n.share:.3f} (reference {n.reference_rate:.3f}, p={n.p_value:.3g})")
+    return "; ".join(parts) or "no accuracy or novelty signal"
+
+
 def _record_verdict(ctx: Context, r: DriftResult, finished: datetime) -> None:
-    d = ctx.status.drift
+    d, spec = ctx.status.drift, ctx.spec.drift
     previously = d.detected
-    d.detected = r.detected
+    decision = decide_trigger(spec, r)
+    d.detected = decision.retrain
+    d.distribution_detected = r.detected
+    d.estimated_accuracy, d.novelty = _signals(r)
+    d.reference_kind = r.reference_kind
+    d.trigger = spec.trigger
+    d.reasons = list(decision.reasons) or None
     d.share = r.share
     d.score = r.score
-    d.threshold = ctx.spec.drift.threshold if r.threshold is None else r.threshold
+    d.threshold = spec.threshold if r.threshold is None else r.threshold
     d.method = r.method
     d.samples = r.samples
     d.reference_samples = r.reference_samples
@@ -101,19 +161,28 @@ def _record_verdict(ctx: Context, r: DriftResult, finished: datetime) -> None:
     d.consecutive = d.consecutive + 1 if d.detected else 0
     d.last_error = None
     d.discarded = None
-    d.summary = f"{d.score:.2f}/{d.threshold:.2f}" + (" drifted" if d.detected else "")
+    changed = " drifted" if d.detected else " changed" if r.detected else ""
+    d.summary = f"{d.score:.2f}/{d.threshold:.2f}{changed}"
     ctx.count("drift_checks", "succeeded")
     verdict = f"share {d.share:.2f}, score {d.score:.3f}, threshold {d.threshold:.3f}, {d.samples} samples"
+    allowed = spec.accuracy_drop if spec.accuracy_drop is not None else trigger.DEFAULT_ACCURACY_DROP
+    signals = impact_text(d, allowed)
     if d.detected:
         top = f"; top features: {', '.join(d.top_features)}" if d.top_features else ""
         ctx.emit(
             "DriftDetected",
-            f"check {d.sequence}: {verdict}; {d.consecutive} of {ctx.spec.drift.consecutive} "
-            f"drifted checks in a row{top}",
+            f"check {d.sequence}: {verdict}; {d.consecutive} of {spec.consecutive} "
+            f"drifted checks in a row{top}; trigger {spec.trigger}: {', '.join(decision.reasons)}; {signals}",
             warning=True,
         )
+    elif r.detected:
+        ctx.emit(
+            "DistributionDrift",
+            f"check {d.sequence}: the inputs changed ({verdict}) but trigger {spec.trigger} starts no retrain: "
+            f"{signals}",
+        )
     elif previously is not False:
-        ctx.emit("NoDrift", f"check {d.sequence}: {verdict}")
+        ctx.emit("NoDrift", f"check {d.sequence}: {verdict}; {signals}")
 
 
 def start_check_if_due(ctx: Context) -> None:

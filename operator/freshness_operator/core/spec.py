@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from freshness_contract.trigger import DEFAULT_POLICY, POLICIES
+
 from freshness_operator.core.times import Cron, parse_duration
 
 DEFAULT_INTERVAL_SECONDS = 6 * 3600
@@ -60,6 +62,8 @@ class Drift:
     """Of a time-partitioned capture, only samples this recent (the trainer's ``--window``, e.g. 24h)."""
     newest: int | None = None
     """Of a time-partitioned capture, at most this many of the newest samples (``--newest``)."""
+    trigger: str = DEFAULT_POLICY
+    """Which signals of a check start a retrain: ``impact`` or ``distribution`` (freshness_contract.trigger)."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,9 @@ def _drift(d: dict[str, Any]) -> Drift:
     newest = d.get("newest")
     if newest is not None and int(newest) < 1:
         raise SpecError("spec.drift.newest", "must be at least 1")
+    trigger = d.get("trigger", DEFAULT_POLICY)
+    if trigger not in POLICIES:
+        raise SpecError("spec.drift.trigger", f"{trigger!r} is not one of {', '.join(POLICIES)}")
     return Drift(
         interval_seconds=interval,
         schedule=schedule,
@@ -196,6 +203,7 @@ def _drift(d: dict[str, Any]) -> Drift:
         resources=dict(d.get("resources") or {}),
         window=None if window is None else str(window),
         newest=None if newest is None else int(newest),
+        trigger=str(trigger),
     )
 
 

@@ -77,6 +77,27 @@ class ModelRef:
 
 
 @dataclass
+class EstimateStatus:
+    """The serving model's accuracy on the last window, estimated without labels (issue 14)."""
+
+    value: float
+    low: float
+    high: float
+    reference: float | None = None  # its accuracy on its held-out split
+    drop: float | None = None  # reference - value
+
+
+@dataclass
+class NoveltyStatus:
+    """Share of the last window far from the reference in the model's embedding space, and its test."""
+
+    share: float
+    reference_rate: float
+    p_value: float
+    detected: bool
+
+
+@dataclass
 class DriftStatus:
     sequence: int = 0
     job: str | None = None
@@ -97,6 +118,12 @@ class DriftStatus:
     top_features: list[str] | None = None
     report: str | None = None
     accuracy: dict[str, float] | None = None
+    distribution_detected: bool | None = None  # the distribution test of the last verdict (the step's detected)
+    estimated_accuracy: EstimateStatus | None = None
+    novelty: NoveltyStatus | None = None
+    reference_kind: str | None = None  # heldOut | folder
+    trigger: str | None = None  # the policy the last verdict was decided under
+    reasons: list[str] | None = None  # the signals that called for a retrain (detected is true)
     verdict_check: int = 0
     consecutive: int = 0
     summary: str | None = None

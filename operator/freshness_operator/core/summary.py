@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from freshness_operator.core import progress, setup
+from freshness_contract.trigger import DEFAULT_ACCURACY_DROP
+
+from freshness_operator.core import drift, progress, setup
 from freshness_operator.core.conditions import stamp
 from freshness_operator.core.context import Context
 from freshness_operator.core.rollout import opt_in_problem
@@ -46,6 +48,7 @@ def summarize(ctx: Context) -> None:
     st.phase = phase
     st.observed_generation = ctx.generation
     _drifted(ctx)
+    _distribution(ctx)
     _training(ctx)
     _rolled_out(ctx)
     progress.step_progressing(ctx)
@@ -79,6 +82,22 @@ def _drifted(ctx: Context) -> None:
         ctx.condition("Drifted", "True", "DriftDetected", f"check {d.verdict_check}: share {d.share:.2f}{acted}")
     else:
         ctx.condition("Drifted", "False", "NoDrift", f"check {d.verdict_check}: share {d.share:.2f}")
+
+
+def _distribution(ctx: Context) -> None:
+    """DistributionDrift: the distribution test of the last verdict, whether or not it starts a retrain."""
+    d, spec = ctx.status.drift, ctx.spec.drift
+    if d.discarded is not None or d.verdict_check == 0 or d.distribution_detected is None:
+        ctx.condition("DistributionDrift", "Unknown", "NotChecked", "no verdict about the serving model yet")
+        return
+    where = f"check {d.verdict_check}: score {d.score or 0:.3f} against {d.threshold or 0:.3f}"
+    if not d.distribution_detected:
+        ctx.condition("DistributionDrift", "False", "InputsUnchanged", where)
+        return
+    allowed = spec.accuracy_drop if spec.accuracy_drop is not None else DEFAULT_ACCURACY_DROP
+    acted = "it starts a retrain" if d.detected and "distribution" in (d.reasons or []) else (
+        f"trigger {d.trigger or spec.trigger} does not retrain for it alone: {drift.impact_text(d, allowed)}")
+    ctx.condition("DistributionDrift", "True", "InputsChanged", f"{where}; {acted}")
 
 
 def _training(ctx: Context) -> None:
