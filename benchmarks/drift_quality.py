@@ -57,6 +57,7 @@ for _path in (ROOT, ROOT / "trainer", ROOT / "contract"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from freshness_contract import trigger  # noqa: E402
 from freshness_trainer import checks, data, drift, engine, features, impact, model, params, sampledata  # noqa: E402
 from freshness_trainer.stages import prepare, train  # noqa: E402
 
@@ -64,7 +65,7 @@ from benchmarks import drift_quality_report, drift_rules, drift_shifts  # noqa: 
 
 RULES = ("distribution", "evidently", "impact")
 SIZES = (500, 200)
-ACCURACY_DROP = drift.DEFAULT_ACCURACY_DROP
+ACCURACY_DROP = trigger.DEFAULT_ACCURACY_DROP
 POOL_SEED = 30_000  # production renders: seeds no sample-set folder or training split uses
 
 
@@ -92,21 +93,25 @@ class Pool:
     columns: dict[str, np.ndarray]
     embeddings: np.ndarray
     correct: np.ndarray
+    distance: np.ndarray
+    """To the nearest reference image (``drift_rules.Impact.distances``)."""
 
     @staticmethod
-    def of(table: pd.DataFrame, embeddings: np.ndarray, correct: np.ndarray) -> Pool:
-        return Pool({str(c): table[c].to_numpy() for c in table.columns}, embeddings, correct)
+    def of(table: pd.DataFrame, embeddings: np.ndarray, correct: np.ndarray, distance: np.ndarray) -> Pool:
+        return Pool({str(c): table[c].to_numpy() for c in table.columns}, embeddings, correct, distance)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.columns)
 
     def take(self, idx: np.ndarray) -> Pool:
-        return Pool({c: v[idx] for c, v in self.columns.items()}, self.embeddings[idx], self.correct[idx])
+        return Pool({c: v[idx] for c, v in self.columns.items()}, self.embeddings[idx], self.correct[idx],
+                    self.distance[idx])
 
     @staticmethod
     def concat(parts: list[Pool]) -> Pool:
         return Pool({c: np.concatenate([p.columns[c] for p in parts]) for c in parts[0].columns},
-                    np.concatenate([p.embeddings for p in parts]), np.concatenate([p.correct for p in parts]))
+                    np.concatenate([p.embeddings for p in parts]), np.concatenate([p.correct for p in parts]),
+                    np.concatenate([p.distance for p in parts]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +120,7 @@ class Context:
     reference: features.Extracted
     settings: engine.Settings
     tests: drift_rules.Tests
+    impact: drift_rules.Impact
 
 
 def extract(ctx: Context, images: np.ndarray, labels: list[str], chunk: int = 2000) -> Pool:
@@ -124,7 +130,8 @@ def extract(ctx: Context, images: np.ndarray, labels: list[str], chunk: int = 20
         x = torch.from_numpy(images[start:start + chunk]).permute(0, 3, 1, 2).contiguous()
         out = features.extract_all(ctx.ckpt, x, ctx.settings, pca=ctx.reference.pca)
         truth = np.asarray(labels[start:start + chunk], dtype=object)
-        parts.append(Pool.of(out.table, out.embeddings.astype(np.float32), out.table["predicted"].to_numpy() == truth))
+        parts.append(Pool.of(out.table, out.embeddings, out.table["predicted"].to_numpy() == truth,
+                             ctx.impact.distances(out.embeddings)))
     return Pool.concat(parts)
 
 
@@ -180,25 +187,32 @@ def check(ctx: Context, batch: Pool) -> Check:
     pvalues = ctx.tests.pvalues(table)
     distribution = drift.decide(pvalues).detected
     share, evidently = ctx.tests.evidently(table, pvalues)
-    current = features.Extracted(table, ctx.reference.pca, batch.embeddings.astype(np.float64))
-    # checks.signals reads only the tables; the image set stands in for the decoded window.
-    window = data.ImageSet(torch.zeros((len(batch.correct), 3, 1, 1), dtype=torch.uint8), None, list(ctx.ckpt.classes))
-    found = checks.signals(ctx.ckpt, checks.Tables(ctx.reference, current, None, window, None))
-    if found.estimate is None:
-        raise RuntimeError("the serving model file carries no calibration: train it with this commit's train stage")
-    decision = impact.trigger("impact", distribution, found.estimate, found.reference_accuracy, ACCURACY_DROP,
-                              found.novelty)
-    return Check(distribution, evidently, decision.retrain, found.estimate.value, found.novelty.detected,
+    estimate = ctx.impact.estimate(table["confidence"].to_numpy())
+    novelty = ctx.impact.novelty(batch.distance)
+    decision = trigger.decide("impact", distribution_detected=distribution, accuracy_drop=ACCURACY_DROP,
+                              reference_accuracy=ctx.impact.reference_accuracy, estimated_accuracy=estimate.value,
+                              novelty_detected=novelty[2])
+    return Check(distribution, evidently, decision.retrain, estimate.value, novelty[2],
                  float(batch.correct.mean()), share)
 
 
-def agrees_with_the_slow_path(ctx: Context, table: pd.DataFrame, c: Check) -> bool:
-    """The memoised tests against ``drift.feature_pvalues`` and the real ``DataDriftPreset()``."""
+def agrees_with_the_slow_path(ctx: Context, batch: Pool, c: Check) -> bool:
+    """The fast paths against ``drift.feature_pvalues``, ``checks.signals`` and ``DataDriftPreset()``."""
+    table = batch.table()
     slow = drift.feature_pvalues(ctx.reference.table, table)
     fast = ctx.tests.pvalues(table)
     same_p = slow.keys() == fast.keys() and all(abs(slow[k] - fast[k]) <= 1e-12 * max(1.0, slow[k]) for k in slow)
     share, dataset = drift_rules.evidently_preset(ctx.reference.table, table)
-    return same_p and dataset == c.evidently and abs(share - c.evidently_share) < 1e-9
+    current = features.Extracted(table, ctx.reference.pca, batch.embeddings)
+    # checks.signals reads the tables only; the image set stands in for the decoded window.
+    window = data.ImageSet(torch.zeros((len(batch.correct), 3, 1, 1), dtype=torch.uint8), None, list(ctx.ckpt.classes))
+    found = checks.signals(ctx.ckpt, checks.Tables(ctx.reference, current, None, window, None))
+    nov_share, nov_p, nov_detected = ctx.impact.novelty(batch.distance)
+    same_signals = (found.estimate is not None and abs(found.estimate.value - c.estimate) < 1e-12
+                    and found.reference_accuracy == ctx.impact.reference_accuracy
+                    and abs(found.novelty.share - nov_share) < 1e-12 and abs(found.novelty.p_value - nov_p) < 1e-9
+                    and found.novelty.detected == nov_detected == c.novelty)
+    return same_p and same_signals and dataset == c.evidently and abs(share - c.evidently_share) < 1e-9
 
 
 def run_cell(ctx: Context, pools: dict[str, Pool], shift: drift_shifts.Shift, index: int, *, batches: int,
@@ -213,7 +227,7 @@ def run_cell(ctx: Context, pools: dict[str, Pool], shift: drift_shifts.Shift, in
             results[n].append(c)
             if b < evidently_checks and n == max(sizes):
                 verified += 1
-                disagreements += int(not agrees_with_the_slow_path(ctx, drawn[n].table(), c))
+                disagreements += int(not agrees_with_the_slow_path(ctx, drawn[n], c))
     iid = float(pools["iid"].correct.mean())
     if shift.is_mixture:
         accuracy = (1 - shift.value) * iid + shift.value * float(pools[shift.family].correct.mean())
@@ -262,8 +276,12 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     if ckpt.heldout is None:
         raise SystemExit("--model: the model file has no held-out split; train it with this commit's train stage")
+    if ckpt.calibration is None:
+        raise SystemExit("--model: the model file has no calibration; train it with this commit's train stage")
     reference = features.reference_table(ckpt, ckpt.heldout)
-    ctx = Context(ckpt, reference, engine.Settings.for_device("cpu"), drift_rules.Tests(reference.table))
+    signals = drift_rules.Impact(impact.Calibration.from_json(ckpt.calibration), ckpt.metrics.get("val_acc"),
+                                 reference.embeddings)
+    ctx = Context(ckpt, reference, engine.Settings.for_device("cpu"), drift_rules.Tests(reference.table), signals)
     print(f"# drift_quality  {meta['date']}  commit {meta['commit']}  {meta['host']}  {meta['cpus']} CPUs  "
           f"load {meta['load'][0]:.2f}  torch {meta['torch']}", flush=True)
     print(f"# reference: held-out split, {len(ctx.reference.table)} images; val_acc "
@@ -286,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         drift_quality_report.plot(doc, args.png)
     checked = sum(c["evidentlyChecked"] for c in cells)
     wrong = sum(c["evidentlyDisagreements"] for c in cells)
-    print(f"# memoised tests vs drift.feature_pvalues and DataDriftPreset(): {wrong} disagreements "
+    print(f"# fast paths vs drift.feature_pvalues, checks.signals and DataDriftPreset(): {wrong} disagreements "
           f"in {checked} checked batches")
     return 1 if wrong else 0
 

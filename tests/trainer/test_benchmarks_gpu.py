@@ -82,7 +82,7 @@ def test_drift_quality_batches_are_nested_draws_that_keep_the_mixture_share() ->
     n_iid, n_bees = 1000, 400
 
     def pool(n: int, offset: int) -> object:
-        return bench.Pool({"row": np.arange(offset, offset + n)}, np.zeros((n, 2), np.float32), np.ones(n, bool))
+        return bench.Pool({"row": np.arange(offset, offset + n)}, np.zeros((n, 2)), np.ones(n, bool), np.zeros(n))
 
     pools = {"iid": pool(n_iid, 0), "new-class": pool(n_bees, 10_000)}
     drawn = bench.draw(pools, shifts.Shift("new-class", 0.3, "30%"), (500, 200), np.random.default_rng(0))
