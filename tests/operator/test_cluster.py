@@ -79,6 +79,7 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
         "spec.drift.minSamples": {"drift": {"minSamples": 0}},
         "spec.drift.window": {"drift": {"window": "yesterday"}},
         "spec.drift.newest": {"drift": {"newest": 0}},
+        "spec.drift.trigger": {"drift": {"trigger": "always"}},
     }
     for field, spec in cases.items():
         manifest = mdep("bad", **spec)
@@ -564,3 +565,28 @@ def test_a_step_pod_waiting_on_a_missing_secret_shows_at_once(kit: Kit) -> None:
     )
     message = next(c for c in kit.status("cats")["conditions"] if c["type"] == "StepProgressing")["message"]
     assert 'secret "git-creds" not found' in message and "credentialsSecret" in message
+
+
+def test_a_harmless_input_change_is_reported_and_a_costly_one_retrains(kit: Kit) -> None:
+    """spec.drift.trigger impact (the default) through the real API server: the signals survive the
+    status schema, a distribution change without an accuracy cost is reported, an estimated drop retrains."""
+    kit.apply(mdep("cats"))
+    harmless = drift_doc(True)
+    harmless["drift"].update(
+        estimatedAccuracy={"value": 0.925, "low": 0.9, "high": 0.95, "reference": 0.933},
+        novelty={"share": 0.02, "referenceRate": 0.016, "pValue": 0.4, "detected": False},
+        referenceKind="heldOut",
+    )
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), harmless)
+    kit.until("DistributionDrift True", lambda: kit.condition("cats", "DistributionDrift") == ("True", "InputsChanged"))
+    d = kit.status("cats")["drift"]
+    assert d["detected"] is False and d["distributionDetected"] is True and d["trigger"] == "impact"
+    assert d["estimatedAccuracy"] == {"value": 0.925, "low": 0.9, "high": 0.95, "reference": 0.933, "drop": 0.008}
+    assert d["novelty"] == {"share": 0.02, "referenceRate": 0.016, "pValue": 0.4, "detected": False}
+    assert d["referenceKind"] == "heldOut" and kit.jobs("cats", "train") == []
+    kit.until("a DistributionDrift event", lambda: "DistributionDrift" in kit.events("cats"))
+    costly = drift_doc(False)
+    costly["drift"]["estimatedAccuracy"] = {"value": 0.8, "low": 0.77, "high": 0.83, "reference": 0.933}
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), costly)
+    kit.wait_job("cats", "train", "cats-train-1-0")
+    assert kit.status("cats")["drift"]["reasons"] == ["estimated-accuracy"]

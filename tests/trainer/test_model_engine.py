@@ -31,6 +31,28 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     torch.testing.assert_close(back.model(x), net(x))
 
 
+def test_the_calibration_and_held_out_split_travel_with_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    monkeypatch.setattr(model, "MAX_HELDOUT_ROWS", 3)
+    n = 5
+    held = model.HeldOut(torch.rand(n, 32), torch.rand(n, 2), torch.tensor([0, 1, 0, 1, 1]),
+                         {"brightness": torch.rand(n, dtype=torch.float64)})
+    cal = {"method": "platt-logit-confidence", "a": 0.9, "b": 0.1, "cov": [[0.1, 0.0], [0.0, 0.2]], "samples": n}
+    path = tmp_path / "m.pt"
+    model.save(model.Checkpoint(model.build("alexnet", 2, hidden_units=32), ["cats", "dogs"], 64,
+                                calibration=cal, heldout=held), str(path))
+    back = model.load(str(path))
+    assert back.calibration == cal and back.heldout is not None and len(back.heldout) == 3  # evenly spread rows
+    rows = torch.tensor([0, 2, 4])
+    torch.testing.assert_close(back.heldout.embeddings, held.embeddings[rows], atol=1e-3, rtol=1e-3)  # float16
+    torch.testing.assert_close(back.heldout.logits, held.logits[rows])
+    assert back.heldout.labels.tolist() == [0, 0, 1]
+    torch.testing.assert_close(back.heldout.stats["brightness"], held.stats["brightness"][rows])
+    older = tmp_path / "old.pt"  # a model file written before issue 14 loads without them
+    model.save(model.Checkpoint(model.build("alexnet", 2, hidden_units=32), ["cats", "dogs"], 64), str(older))
+    assert model.load(str(older)).heldout is None and model.load(str(older)).calibration is None
+
+
 def test_local_weights_file_starts_the_trunk(tmp_path: Path) -> None:
     """An ImageNet-shaped state_dict (1000 classes) seeds everything but the last layer."""
     donor = model.build("alexnet", 1000, hidden_units=32)
