@@ -1,26 +1,35 @@
-"""Drift-detection power against sample size: our rule beside Evidently's default preset.
+"""Which rule retrains when: cost in accuracy points vs trigger rate, per shift and strength (issue 14).
 
-    python benchmarks/drift_quality.py [--smoke] [--model models/model.pt] [--trials 40]
+    python benchmarks/drift_quality.py [--smoke] [--model M] [--batches 200] [--pool 5000]
+                                       [--json out.json] [--png out.png]
 
-Both detectors see the same resampled production images in the same run:
+One run, three retrain rules, all without labels, each on the same batches:
 
-* **ours** — ``freshness-trainer drift``'s rule (freshness_trainer.drift): serving-model features
-  plus image statistics, Simes-combined K-S / chi-square p-values, default threshold 0.95;
-* **evidently** — ``DataDriftPreset()`` with every default (per-column K-S below 1,000 reference
-  rows, dataset drift when at least half the columns drift) run through Evidently 0.7.23 on raw
-  pixel statistics: mean and standard deviation of each RGB channel and the 4x4 grid of mean grey
-  levels (22 columns).
+* **distribution** — today's rule: ``freshness-trainer drift``'s distribution test (per-feature K-S /
+  chi-square p-values of the feature table, Simes-combined, threshold 0.95; ``drift.decide``);
+* **evidently** — Evidently's ``DataDriftPreset()`` default on the same columns: its default test
+  per column (K-S for numerical columns while the reference has at most 1,000 rows, the two-sample
+  proportions z-test for a two-valued categorical column, chi-square above two values; a column
+  drifts at p < 0.05) and dataset drift when at least half of the columns drift. Computed with
+  scipy (``evidently_default``): the numerical columns reuse the drift step's K-S p-values, which a
+  test pins to Evidently's own; the decision is checked against the real preset on a sample of
+  batches every run (``--evidently-checks``; disagreements are printed and fail the run);
+* **impact** — the new trigger (``freshness_contract.trigger``, policy ``impact``): the estimated
+  accuracy drop (reference accuracy on the held-out split minus the calibrated-confidence estimate,
+  ``checks.signals``) above ``accuracyDrop`` (0.05), or a significant novelty share.
 
-Without ``--model`` the serving model is trained first exactly as ``dvc exp run`` does with the
-default params.yaml (prepare + train stages in a temporary directory). Rows are conditions of the
-sample set (iid = no drift, so its row is the false-positive rate), columns sample sizes. Trials of
-that table resample finite pools, so they overlap.
+The reference of every rule is what the drift step now uses: the serving model's held-out split
+stored in the model file. Without ``--model`` the model is trained once per run exactly as
+``dvc exp run`` does with the repository's params.yaml (prepare + train stages).
 
-``--fpr-batches N`` measures the false-positive rate properly instead: N *independent* iid batches
-(each a fresh render of the production stream with its own seed, never resampled), each checked
-against two references side by side — images the serving model never trained on (a fresh render
-with a seed of its own) and, for comparison, the images it was trained on — with a 95% Wilson
-interval per rate.
+Shifts (benchmarks/drift_shifts.py) are generated with graded strengths. Each batch holds fresh
+renders of the sample set's production stream: a pool of ``--pool`` images is rendered per cell
+(one new seed per image: background crop, colour, size, place and the shift's own randomness; the
+covariate shifts are applied to one shared base pool so their costs are paired) and each batch is
+a uniform draw without replacement from it, so two batches share n²/pool images on average; the
+n = 200 batch is a random subset of the n = 500 one. The handwritten digits behind the objects are
+a finite set (~180 per class), as in every render of the sample set. The true accuracy of each
+batch is measured with its labels, which no rule sees. Rates carry 95% Wilson intervals.
 """
 
 from __future__ import annotations
@@ -28,83 +37,36 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
+import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "trainer"))
+for _path in (ROOT, ROOT / "trainer", ROOT / "contract"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-from freshness_trainer import drift, engine, features, model, params, quality, sampledata  # noqa: E402
+from freshness_contract import trigger  # noqa: E402
+from freshness_trainer import checks, data, drift, engine, features, impact, model, params, sampledata  # noqa: E402
 from freshness_trainer.stages import prepare, train  # noqa: E402
 
-SIZES = (50, 100, 200, 500, 1000)
+from benchmarks import drift_quality_report, drift_rules, drift_shifts  # noqa: E402
 
-
-def pixel_statistics(batch: sampledata.Batch) -> pd.DataFrame:
-    """22 raw pixel statistics per image: RGB means and stds, 4x4 grid of grey means. Pure."""
-    x = batch.images.astype(np.float64) / 255.0
-    cols: dict[str, np.ndarray] = {}
-    for i, c in enumerate("rgb"):
-        cols[f"{c}_mean"] = x[..., i].mean(axis=(1, 2))
-        cols[f"{c}_std"] = x[..., i].std(axis=(1, 2))
-    gray = x.mean(axis=-1)
-    n, h, w = gray.shape
-    cells = gray.reshape(n, 4, h // 4, 4, w // 4).mean(axis=(2, 4))
-    for row in range(4):
-        for col in range(4):
-            cols[f"cell_{row}{col}"] = cells[:, row, col]
-    return pd.DataFrame(cols)
-
-
-def _evidently(reference: pd.DataFrame, current: pd.DataFrame, full_preset: bool) -> bool:
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import DriftedColumnsCount
-    from evidently.presets import DataDriftPreset
-
-    definition = DataDefinition(numerical_columns=list(reference.columns))
-    metric = DataDriftPreset() if full_preset else DriftedColumnsCount()
-    snap = Report([metric]).run(
-        Dataset.from_pandas(current, data_definition=definition),
-        Dataset.from_pandas(reference, data_definition=definition),
-    )
-    for m in snap.dict()["metrics"]:
-        if m.get("config", {}).get("type", "").endswith("DriftedColumnsCount"):
-            return bool(m["value"]["share"] >= m["config"].get("drift_share", 0.5))
-    raise RuntimeError("Evidently reported no DriftedColumnsCount")
-
-
-class EvidentlyDefault:
-    """Evidently's DataDriftPreset() decision: dataset drift when >= 50% of columns drift.
-
-    The preset's decision is its ``DriftedColumnsCount(drift_share=0.5)`` metric with default
-    per-column tests; running that metric alone gives the same answer without the preset's
-    ~5 s of plotly rendering per call. The first call per (condition, size) runs the whole preset
-    too and counts disagreements (printed; expected 0).
-    """
-
-    def __init__(self, check_every_cell: bool = True) -> None:
-        self.check_every_cell = check_every_cell
-        self.checked = 0
-        self.disagreements = 0
-        self._check_next = True
-
-    def next_cell(self) -> None:
-        self._check_next = self.check_every_cell or self.checked == 0
-
-    def __call__(self, reference: pd.DataFrame, current: pd.DataFrame) -> bool:
-        fast = _evidently(reference, current, full_preset=False)
-        if self._check_next:
-            self._check_next = False
-            self.checked += 1
-            self.disagreements += int(_evidently(reference, current, full_preset=True) != fast)
-        return fast
+RULES = ("distribution", "evidently", "impact")
+SIZES = (500, 200)
+ACCURACY_DROP = trigger.DEFAULT_ACCURACY_DROP
+POOL_SEED = 30_000  # production renders: seeds no sample-set folder or training split uses
 
 
 def train_sample_model(workdir: Path, epochs: int | None) -> Path:
@@ -118,116 +80,233 @@ def train_sample_model(workdir: Path, epochs: int | None) -> Path:
     return out
 
 
-FPR_REFERENCE_SEED = 10_000  # the held-out reference: a production-stream render no batch reuses
-FPR_BATCH_SEED = 20_000  # batch i renders with seed FPR_BATCH_SEED + i
+wilson = drift_quality_report.wilson
 
 
-def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a rate ``hits / n``. Pure."""
-    if n == 0:
-        return 0.0, 1.0
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+# --- pools and batches ----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """Per image: its feature-table row (as columns), its embedding and whether the serving model got
+    it right. Columns rather than a DataFrame: drawing 10,000 batches through pandas would dominate."""
+
+    columns: dict[str, np.ndarray]
+    embeddings: np.ndarray
+    correct: np.ndarray
+    distance: np.ndarray
+    """To the nearest reference image (``drift_rules.Impact.distances``)."""
+
+    @staticmethod
+    def of(table: pd.DataFrame, embeddings: np.ndarray, correct: np.ndarray, distance: np.ndarray) -> Pool:
+        return Pool({str(c): table[c].to_numpy() for c in table.columns}, embeddings, correct, distance)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns)
+
+    def take(self, idx: np.ndarray) -> Pool:
+        return Pool({c: v[idx] for c, v in self.columns.items()}, self.embeddings[idx], self.correct[idx],
+                    self.distance[idx])
+
+    @staticmethod
+    def concat(parts: list[Pool]) -> Pool:
+        return Pool({c: np.concatenate([p.columns[c] for p in parts]) for c in parts[0].columns},
+                    np.concatenate([p.embeddings for p in parts]), np.concatenate([p.correct for p in parts]),
+                    np.concatenate([p.distance for p in parts]))
 
 
-def false_positive_rates(ckpt: model.Checkpoint, *, batches: int, sizes: list[int], reference_size: int,
-                         seed_offset: int = 0) -> dict[str, dict[int, int]]:
-    """Drift verdicts on ``batches`` independent iid batches, against a held-out and a trained-on
-    reference. Returns hits per reference kind and size."""
-    settings = engine.Settings.for_device("cpu")
-    classes = sampledata.BASE_CLASSES
-    per_class = {c: reference_size // len(classes) for c in classes}
-    held_out = sampledata.render(per_class, half="production", seed=FPR_REFERENCE_SEED + seed_offset)
-    trained_on = sampledata.render(per_class, half="reference", seed=0)
-    refs = {}
-    for kind, batch in (("held-out", held_out), ("trained-on", trained_on)):
-        table, pca = features.extract(ckpt, quality.to_tensor(batch), settings)
-        refs[kind] = (table, pca)
-    rule = quality.our_rule()
-    hits = {kind: dict.fromkeys(sizes, 0) for kind in refs}
-    rng = np.random.default_rng(seed_offset)
-    for i in range(batches):
-        batch = sampledata.render(sampledata.production_counts(max(sizes)), half="production",
-                                  seed=FPR_BATCH_SEED + seed_offset + i)
-        for kind, (ref_table, pca) in refs.items():
-            table, _ = features.extract(ckpt, quality.to_tensor(batch), settings, pca=pca)
-            for n in sizes:
-                rows = rng.choice(len(table), size=n, replace=False)
-                hits[kind][n] += bool(rule(ref_table, table.iloc[rows].reset_index(drop=True)))
-    return hits
+@dataclasses.dataclass(frozen=True)
+class Context:
+    ckpt: model.Checkpoint
+    reference: features.Extracted
+    settings: engine.Settings
+    tests: drift_rules.Tests
+    impact: drift_rules.Impact
 
 
-def fpr_main(ckpt: model.Checkpoint, batches: int, sizes: list[int], reference_size: int) -> None:
-    started = time.perf_counter()
-    hits = false_positive_rates(ckpt, batches=batches, sizes=sizes, reference_size=reference_size)
-    print(f"# false-positive rate of the default rule (threshold {drift.DEFAULT_THRESHOLD}) over {batches} "
-          f"independent iid batches; reference {reference_size} images; 95% Wilson interval")
-    print("| reference | " + " | ".join(f"n={n}" for n in sizes) + " |")
-    print("|---|" + "---|" * len(sizes))
-    for kind, per_size in hits.items():
-        cells = []
+def extract(ctx: Context, images: np.ndarray, labels: list[str], chunk: int = 2000) -> Pool:
+    """The serving model's features of uint8 (N, H, W, 3) images, PCA of the reference."""
+    parts = []
+    for start in range(0, len(images), chunk):
+        x = torch.from_numpy(images[start:start + chunk]).permute(0, 3, 1, 2).contiguous()
+        out = features.extract_all(ctx.ckpt, x, ctx.settings, pca=ctx.reference.pca)
+        truth = np.asarray(labels[start:start + chunk], dtype=object)
+        parts.append(Pool.of(out.table, out.embeddings, out.table["predicted"].to_numpy() == truth,
+                             ctx.impact.distances(out.embeddings)))
+    return Pool.concat(parts)
+
+
+def build_pools(ctx: Context, shifts: tuple[drift_shifts.Shift, ...], size: int, seed: int,
+                progress: bool = True) -> dict[str, Pool]:
+    """One pool per covariate cell (the iid base pool shifted), plus the mixtures' component pools."""
+    base = sampledata.render(sampledata.production_counts(size), half="production", seed=POOL_SEED + seed)
+    pools: dict[str, Pool] = {}
+    for i, shift in enumerate(shifts):
+        if shift.is_mixture:
+            continue
+        started = time.perf_counter()
+        rng = np.random.default_rng([POOL_SEED + seed, i])
+        chunks = [shift.apply(base.images[s:s + 1000], rng) for s in range(0, size, 1000)]
+        pools[shift.name] = extract(ctx, np.concatenate(chunks), base.labels)
+        if progress:
+            print(f"#   pool {shift.name}: {size} images, {time.perf_counter() - started:.0f} s", flush=True)
+    mix_size = max(size // 2, 1)
+    if any(s.family == "new-class" for s in shifts):
+        bees = sampledata.render({sampledata.NEW_CLASS: mix_size}, half="production", seed=POOL_SEED + seed + 1)
+        pools["new-class"] = extract(ctx, bees.images, bees.labels)
+    if any(s.family == "other-domain" for s in shifts):
+        other = drift_shifts.line_drawings(sampledata.production_counts(mix_size), seed=POOL_SEED + seed + 2)
+        pools["other-domain"] = extract(ctx, other.images, other.labels)
+    return pools
+
+
+def draw(pools: dict[str, Pool], shift: drift_shifts.Shift, sizes: tuple[int, ...], rng: np.random.Generator
+         ) -> dict[int, Pool]:
+    """One batch per size, nested: the smaller is a random subset of the larger (shares kept)."""
+    main = pools["iid" if shift.is_mixture else shift.name]
+    n_max = max(sizes)
+    share = shift.value if shift.is_mixture else 0.0
+    k_max = round(share * n_max)
+    own = rng.choice(len(main.correct), size=n_max - k_max, replace=False)
+    mixed = rng.choice(len(pools[shift.family].correct), size=k_max, replace=False) if k_max else None
+    out = {}
+    for n in sizes:
+        k = round(share * n)
+        parts = [main.take(own[: n - k])]
+        if k and mixed is not None:
+            parts.append(pools[shift.family].take(mixed[:k]))
+        out[n] = Pool.concat(parts)
+    return out
+
+
+Check = drift_quality_report.Check
+
+
+def check(ctx: Context, batch: Pool) -> Check:
+    """All three rules on one batch, as the drift step and the operator apply them (labels unused)."""
+    table = batch.table()
+    pvalues = ctx.tests.pvalues(table)
+    distribution = drift.decide(pvalues).detected
+    share, evidently = ctx.tests.evidently(table, pvalues)
+    estimate = ctx.impact.estimate(table["confidence"].to_numpy())
+    novelty = ctx.impact.novelty(batch.distance)
+    decision = trigger.decide("impact", distribution_detected=distribution, accuracy_drop=ACCURACY_DROP,
+                              reference_accuracy=ctx.impact.reference_accuracy, estimated_accuracy=estimate.value,
+                              novelty_detected=novelty[2])
+    return Check(distribution, evidently, decision.retrain, estimate.value, novelty[2],
+                 float(batch.correct.mean()), share)
+
+
+def agrees_with_the_slow_path(ctx: Context, batch: Pool, c: Check) -> bool:
+    """The fast paths against ``drift.feature_pvalues``, ``checks.signals`` and ``DataDriftPreset()``."""
+    table = batch.table()
+    slow = drift.feature_pvalues(ctx.reference.table, table)
+    fast = ctx.tests.pvalues(table)
+    same_p = slow.keys() == fast.keys() and all(abs(slow[k] - fast[k]) <= 1e-12 * max(1.0, slow[k]) for k in slow)
+    share, dataset = drift_rules.evidently_preset(ctx.reference.table, table)
+    current = features.Extracted(table, ctx.reference.pca, batch.embeddings)
+    # checks.signals reads the tables only; the image set stands in for the decoded window.
+    window = data.ImageSet(torch.zeros((len(batch.correct), 3, 1, 1), dtype=torch.uint8), None, list(ctx.ckpt.classes))
+    found = checks.signals(ctx.ckpt, checks.Tables(ctx.reference, current, None, window, None))
+    nov_share, nov_p, nov_detected = ctx.impact.novelty(batch.distance)
+    same_signals = (found.estimate is not None and abs(found.estimate.value - c.estimate) < 1e-12
+                    and found.reference_accuracy == ctx.impact.reference_accuracy
+                    and abs(found.novelty.share - nov_share) < 1e-12 and abs(found.novelty.p_value - nov_p) < 1e-9
+                    and found.novelty.detected == nov_detected == c.novelty)
+    return same_p and same_signals and dataset == c.evidently and abs(share - c.evidently_share) < 1e-9
+
+
+def run_cell(ctx: Context, pools: dict[str, Pool], shift: drift_shifts.Shift, index: int, *, batches: int,
+             sizes: tuple[int, ...], seed: int, evidently_checks: int) -> dict[str, Any]:
+    """Every rule on ``batches`` batches of each size; Evidently's preset on the first few."""
+    results: dict[int, list[Check]] = {n: [] for n in sizes}
+    disagreements, verified = 0, 0
+    for b in range(batches):
+        drawn = draw(pools, shift, sizes, np.random.default_rng([seed, index, b]))
         for n in sizes:
-            lo, hi = wilson(per_size[n], batches)
-            cells.append(f"{per_size[n] / batches:.3f} [{lo:.3f}, {hi:.3f}] ({per_size[n]}/{batches})")
-        print(f"| {kind} | " + " | ".join(cells) + " |")
-    print(f"# elapsed {time.perf_counter() - started:.0f} s")
+            c = check(ctx, drawn[n])
+            results[n].append(c)
+            if b < evidently_checks and n == max(sizes):
+                verified += 1
+                disagreements += int(not agrees_with_the_slow_path(ctx, drawn[n], c))
+    iid = float(pools["iid"].correct.mean())
+    if shift.is_mixture:
+        accuracy = (1 - shift.value) * iid + shift.value * float(pools[shift.family].correct.mean())
+    else:
+        accuracy = float(pools[shift.name].correct.mean())
+    return drift_quality_report.summarise(shift, results, iid, accuracy, verified, disagreements)
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "host": platform.node(),
+            "cpus": os.cpu_count(), "torchThreads": torch.get_num_threads(), "load": list(os.getloadavg()),
+            "commit": commit + ("-dirty" if dirty else ""), "torch": torch.__version__}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes for CI: proves the script runs")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes for CI: runs every rule and every check")
     ap.add_argument("--model", help="serving model file (default: train the sample project's model)")
-    ap.add_argument("--trials", type=int, default=40)
-    ap.add_argument("--evidently-trials", type=int, help="trials for Evidently (default: --trials; it is slow)")
+    ap.add_argument("--batches", type=int, default=200, help="batches per cell and size")
+    ap.add_argument("--pool", type=int, default=5000, help="fresh renders per covariate cell")
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--evidently-checks", type=int, default=1, help="batches per cell checked with the real preset")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--fpr-batches", type=int, help="measure the FPR on this many independent iid batches instead")
-    ap.add_argument("--fpr-reference", type=int, default=240, help="reference images for --fpr-batches")
+    ap.add_argument("--json", help="write the table and the settings as JSON to this file")
+    ap.add_argument("--png", help="write the cost vs trigger-rate plot to this file")
     args = ap.parse_args(argv)
-    sizes, trials, pool, epochs = args.sizes, args.trials, int(max(args.sizes) * 1.5), None
+    shifts, sizes, batches, pool, epochs = drift_shifts.SHIFTS, tuple(args.sizes), args.batches, args.pool, None
     if args.smoke:
-        sizes, trials, pool, epochs = [50], 2, 100, 1
+        shifts, sizes, batches, pool, epochs = drift_shifts.SMOKE_SHIFTS, (60, 30), 3, 120, 1
+    limits = (("--batches", batches, 1), ("--pool", pool, 1), ("--evidently-checks", args.evidently_checks, 0))
+    for name, value, least in limits:
+        if value < least:
+            raise SystemExit(f"{name}: {value} is not allowed, it must be at least {least}")
+    if pool < max(sizes):
+        raise SystemExit(f"--pool: {pool} is smaller than the largest --sizes value {max(sizes)}")
     started = time.perf_counter()
+    meta = machine()
     tmp = Path(tempfile.mkdtemp(prefix="drift-quality-"))
     try:
-        model_path = Path(args.model) if args.model else train_sample_model(tmp, epochs)
-        ckpt = model.load(str(model_path))
-        if args.fpr_batches:
-            print(f"# drift_quality --fpr-batches  {datetime.date.today()}  {platform.node()}  "
-                  f"{platform.processor() or platform.machine()}")
-            fpr_main(ckpt, 2 if args.smoke else args.fpr_batches, sizes, args.fpr_reference)
-            return 0
-        batches = quality.render_conditions(pool, seed=args.seed)
-        pools = quality.feature_pools(ckpt, batches, engine.Settings.for_device("cpu"))
+        ckpt = model.load(args.model or str(train_sample_model(tmp, epochs)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    pixels = {name: pixel_statistics(b) for name, b in batches.items()}
-    ours, theirs = quality.our_rule(), EvidentlyDefault(check_every_cell=not args.smoke)
-    ev_trials = args.evidently_trials or trials
-    print(f"# drift_quality  {datetime.date.today()}  {platform.node()}  {platform.processor() or platform.machine()}")
-    print(f"# trials={trials} (evidently {ev_trials}) pool={pool} per condition, "
-          f"reference={len(pools['reference'].table)} images; "
-          f"cells: ours / evidently-default detection rate (iid row = false-positive rate)")
-    header = "| condition | accuracy |" + "".join(f" n={n} |" for n in sizes)
-    print(header)
-    print("|---|---|" + "---|" * len(sizes))
-    for name in quality.CONDITIONS:
-        cells = []
-        for n in sizes:
-            theirs.next_cell()
-            a = quality.detection_rate(pools["reference"].table, pools[name].table, n=n, trials=trials,
-                                       seed=args.seed + n, decide=ours)
-            b = quality.detection_rate(pixels["reference"], pixels[name], n=n, trials=ev_trials,
-                                       seed=args.seed + n, decide=theirs)
-            cells.append(f" {a:.2f} / {b:.2f} |")
-        print(f"| {name} | {pools[name].accuracy:.3f} |" + "".join(cells), flush=True)
-    print(f"# serving accuracy on reference images {pools['reference'].accuracy:.3f}; "
-          f"elapsed {time.perf_counter() - started:.0f} s")
-    print(f"# DataDriftPreset() vs its DriftedColumnsCount alone: {theirs.disagreements} disagreements "
-          f"in {theirs.checked} checked trials")
-    return 0
+    if ckpt.heldout is None:
+        raise SystemExit("--model: the model file has no held-out split; train it with this commit's train stage")
+    if ckpt.calibration is None:
+        raise SystemExit("--model: the model file has no calibration; train it with this commit's train stage")
+    reference = features.reference_table(ckpt, ckpt.heldout)
+    signals = drift_rules.Impact(impact.Calibration.from_json(ckpt.calibration), ckpt.metrics.get("val_acc"),
+                                 reference.embeddings)
+    ctx = Context(ckpt, reference, engine.Settings.for_device("cpu"), drift_rules.Tests(reference.table), signals)
+    print(f"# drift_quality  {meta['date']}  commit {meta['commit']}  {meta['host']}  {meta['cpus']} CPUs  "
+          f"load {meta['load'][0]:.2f}  torch {meta['torch']}", flush=True)
+    print(f"# reference: held-out split, {len(ctx.reference.table)} images; val_acc "
+          f"{ckpt.metrics.get('val_acc', float('nan')):.3f}; pool {pool}; batches {batches}; sizes {sizes}", flush=True)
+    pools = build_pools(ctx, shifts, pool, args.seed)
+    cells = []
+    for i, shift in enumerate(shifts):
+        cells.append(run_cell(ctx, pools, shift, i, batches=batches, sizes=sizes, seed=args.seed,
+                              evidently_checks=min(args.evidently_checks, batches)))
+        print(f"#   {shift.name}: done, {time.perf_counter() - started:.0f} s", flush=True)
+    meta.update(elapsed_s=round(time.perf_counter() - started), load_end=list(os.getloadavg()), pool=pool,
+                batches=batches, sizes=list(sizes), reference=len(ctx.reference.table),
+                val_acc=ckpt.metrics.get("val_acc"), accuracy_drop=ACCURACY_DROP,
+                threshold=drift.DEFAULT_THRESHOLD)
+    doc = drift_quality_report.document(meta, cells)
+    print(drift_quality_report.markdown(doc))
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    if args.png:
+        drift_quality_report.plot(doc, args.png)
+    checked = sum(c["evidentlyChecked"] for c in cells)
+    wrong = sum(c["evidentlyDisagreements"] for c in cells)
+    print(f"# fast paths vs drift.feature_pvalues, checks.signals and DataDriftPreset(): {wrong} disagreements "
+          f"in {checked} checked batches")
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":

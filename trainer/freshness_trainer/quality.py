@@ -1,10 +1,11 @@
 """Measuring the drift rule: false-positive rate and power on the sample set's real images.
 
-Shared by tests/trainer/test_drift_quality.py and benchmarks/drift_quality.py. The expensive part
-(the serving model's forward pass) runs once per image: each condition's pool of images is turned
-into a feature table once, and every trial resamples rows of that table. The per-trial decision
-uses ``drift.feature_pvalues`` (scipy; the same tests and numbers Evidently produces, checked in
-the tests) because running Evidently thousands of times would take hours on a CPU.
+Used by tests/trainer/test_drift_quality.py (benchmarks/drift_quality.py draws its own graded
+shifts and batches). The expensive part (the serving model's forward pass) runs once per image:
+each condition's pool of images is turned into a feature table once, and every trial resamples
+rows of that table. The per-trial decision uses ``drift.feature_pvalues`` (scipy; the same tests
+and numbers Evidently produces, checked in the tests) because running Evidently thousands of times
+would take hours on a CPU.
 
 Conditions (``sampledata`` renders them from the production stream: images the model never saw):
 ``iid`` (no drift), ``new-class`` (30% bees) and the covariate shifts.
