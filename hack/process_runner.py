@@ -18,8 +18,10 @@ this machine, each in its own mount namespace (hack/kubelet/sandbox.py) with:
 The image is not pulled: commands run from this machine — the "image" is the runner's Python
 (its virtual environment and interpreter, bound read-only into the namespace), ``--image-path``
 and ``--image-env``. ``--share`` names host folders every pod sees read-write at the same path
-(the data and remotes a ModelDeployment names). The pod IP is 127.0.0.1. Anything else in the pod
+(the data and remotes a ModelDeployment names). Anything else in the pod
 spec fails the pod with reason UnsupportedField naming the field (hack/kubelet/podspec.py).
+Each pod has its own network namespace and IP on a bridge (hack/kubelet/network.py), unless
+``--host-network``.
 Not for production: no resource limits; every other pod stays with kwok. Needs root.
 
     python -m hack.process_runner --kubeconfig KUBECONFIG [--node local-runner] [--share DIR]...
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
@@ -48,53 +49,15 @@ from typing import Any, cast
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from hack.kubelet import podspec, probes, volumes
+from hack.kubelet import network, podspec, probes, status, volumes
+from hack.kubelet.image import BASE_PATH, Image
+from hack.kubelet.image import from_runner as image_from
 from hack.kubelet.podspec import Refused
+from hack.kubelet.status import POD_IP, micro_now, node_manifest, ready_status
 
 log = logging.getLogger("process-runner")
-RUNNER_LABEL = "modelfreshness.io/runner"
 MAX_MESSAGE = 4096
 SANDBOX = Path(__file__).resolve().parent / "kubelet" / "sandbox.py"
-BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-POD_IP = "127.0.0.1"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _micro_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def node_manifest(name: str) -> dict[str, Any]:
-    """The runner's node: schedulable, labelled so manifests can target it. Pure."""
-    capacity = {"cpu": "8", "memory": "16Gi", "pods": "20", "ephemeral-storage": "50Gi"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {RUNNER_LABEL: "local", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
-        },
-        "spec": {},
-        "status": {"capacity": capacity, "allocatable": capacity},
-    }
-
-
-def ready_status(now: str) -> dict[str, Any]:
-    condition = {"type": "Ready", "status": "True", "reason": "ProcessRunnerReady",
-                 "message": "dev-only process runner", "lastHeartbeatTime": now, "lastTransitionTime": now}
-    return {"status": {"conditions": [condition], "addresses": [{"type": "InternalIP", "address": POD_IP}]}}
-
-
-@dataclass
-class Image:
-    """What stands in for the image: read-only host paths and the environment the runner passes on."""
-
-    paths: list[str]
-    env: dict[str, str]
-    home: str | None
 
 
 @dataclass
@@ -107,6 +70,8 @@ class PodRun:
     restarts: int = 0
     last_state: dict[str, Any] | None = None
     killed_because: str = ""  # why the runner stopped the process (liveness, deadline)
+    ip: str = POD_IP
+    netns: str | None = None
 
 
 class Runner:
@@ -114,11 +79,11 @@ class Runner:
 
     def __init__(
         self, api: client.CoreV1Api, coord: client.CoordinationV1Api, node: str, workroot: Path,
-        image: Image | None = None, shared: Sequence[str] = (),
+        image: Image | None = None, shared: Sequence[str] = (), net: network.Pods | None = None,
     ) -> None:
         self.api, self.coord, self.node, self.workroot = api, coord, node, workroot
         self.image = image or Image([], {}, None)
-        self.shared = list(shared)
+        self.shared, self.net = list(shared), net
         self.runs: dict[str, PodRun] = {}
         self.stop = threading.Event()
 
@@ -132,10 +97,10 @@ class Runner:
         self.heartbeat()
 
     def heartbeat(self) -> None:
-        self.api.patch_node_status(self.node, ready_status(_now()))
+        self.api.patch_node_status(self.node, ready_status(status.now()))
         lease = {
             "metadata": {"name": self.node, "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": _micro_now()},
+            "spec": {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": micro_now()},
         }
         try:
             self.coord.patch_namespaced_lease(self.node, "kube-node-lease", lease)
@@ -212,14 +177,26 @@ class Runner:
                 log.warning("could not delete pod %s: %s", pod["metadata"]["name"], exc.reason)
 
     def run_pod(self, run: PodRun) -> None:
-        pod, spec = run.pod, run.pod["spec"]
-        pod.setdefault("status", {}).update(podIP=POD_IP, hostIP=POD_IP)  # for fieldRefs
+        key = run.pod["metadata"]["uid"].replace("-", "")[:10]
         try:
-            podspec.check_fields(spec)
-            vols = volumes.prepare(pod, run.workdir)
-        except Refused as exc:
-            self._finish(run, "Failed", {"waiting": {"reason": exc.reason, "message": exc.message}}, exc)
+            podspec.check_fields(run.pod["spec"])
+            vols = volumes.prepare(run.pod, run.workdir)
+            if self.net:
+                run.netns, run.ip = self.net.add(key)
+        except (Refused, network.NetworkError) as exc:
+            why = exc if isinstance(exc, Refused) else Refused("NetworkNotReady", str(exc))
+            self._finish(run, "Failed", {"waiting": {"reason": why.reason, "message": why.message}}, why)
             return
+        run.pod.setdefault("status", {}).update(podIP=run.ip, hostIP=POD_IP)  # for fieldRefs
+        try:
+            self._run_all(run, vols)
+        finally:
+            if self.net and run.netns:
+                self.net.remove(key, run.ip)
+
+    def _run_all(self, run: PodRun, vols: dict[str, dict[str, Any]]) -> None:
+        """Init containers in order, then the container, restarted as restartPolicy says."""
+        spec = run.pod["spec"]
         self._patch_status(run, self._status(run, "Pending", {"waiting": {"reason": "PodInitializing"}}))
         if deadline := spec.get("activeDeadlineSeconds"):
             timer = threading.Timer(float(deadline), self._deadline, args=(run,))
@@ -228,7 +205,8 @@ class Runner:
         for i, init in enumerate(spec.get("initContainers") or []):
             code, state = self._run_container(run, init, f"spec.initContainers[{i}]", vols)
             if code != 0:
-                init_why = _why(state) or Refused("InitContainerFailed", f"init container {init['name']} exited {code}")
+                failed = f"init container {init['name']} exited {code}"
+                init_why = status.why(state) or Refused("InitContainerFailed", failed)
                 waiting = {"waiting": {"reason": init_why.reason, "message": init_why.message}}
                 self._finish(run, "Failed", waiting, init_why, init_status=(init["name"], code))
                 return
@@ -247,7 +225,7 @@ class Runner:
         if run.cancelled.is_set() and run.killed_because != "DeadlineExceeded":
             return  # deleted: the pod object goes away
         phase = "Succeeded" if code == 0 and "terminated" in state else "Failed"
-        why = _why(state)
+        why = status.why(state)
         if run.killed_because == "DeadlineExceeded":
             why = Refused("DeadlineExceeded", "pod ran past activeDeadlineSeconds")
         self._finish(run, phase, state, why)
@@ -268,7 +246,7 @@ class Runner:
         """Start one container and wait for it; returns (exit code, its state for containerStatuses)."""
         if run.cancelled.is_set():
             return 137, {"terminated": {"exitCode": 137, "reason": "Error"}}
-        started = _now()
+        started = status.now()
         try:
             ident, env, plan_file, term_file = self._plan(run, c, where, vols)
         except Refused as exc:
@@ -291,12 +269,12 @@ class Runner:
         plan_file.unlink(missing_ok=True)
         if message:
             return 128, {"terminated": {"exitCode": 128, "reason": "StartError", "message": message[:MAX_MESSAGE],
-                                        "startedAt": started, "finishedAt": _now()}}
+                                        "startedAt": started, "finishedAt": status.now()}}
         message = term_file.read_bytes()[:MAX_MESSAGE].decode("utf-8", "replace")
         if not message and code != 0 and c.get("terminationMessagePolicy") == "FallbackToLogsOnError":
             message = (run.workdir / f"{c['name']}.log").read_bytes()[-2048:].decode("utf-8", "replace")
         terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": started,
-                      "finishedAt": _now()}
+                      "finishedAt": status.now()}
         if message:
             terminated["message"] = message
         if run.killed_because and run.killed_because != "DeadlineExceeded":
@@ -325,7 +303,7 @@ class Runner:
         mounts = volumes.plan(c, vols, home=self.image.home, image_paths=self.image.paths,
                               shared=self.shared,
                               files={c.get("terminationMessagePath") or "/dev/termination-log": str(term_file)})
-        plan = {"argv": argv, "env": env, "cwd": c.get("workingDir") or "/", "mounts": mounts,
+        plan = {"argv": argv, "env": env, "cwd": c.get("workingDir") or "/", "mounts": mounts, "netns": run.netns,
                 "identity": {"uid": ident.uid, "gid": ident.gid, "groups": list(ident.groups),
                              "read_only_root": ident.read_only_root, "no_new_privs": ident.no_new_privs,
                              "drop_all_caps": ident.drop_all_caps, "seccomp": ident.seccomp}}
@@ -349,8 +327,8 @@ class Runner:
     ) -> None:
         assert run.proc is not None
         ports = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or [] if p.get("name")}
-        target = probes.Target(POD_IP, ports, run.proc.pid, ident.uid, ident.gid, c.get("workingDir") or "/", env)
-        running = {"running": {"startedAt": _now()}}
+        target = probes.Target(run.ip, ports, run.proc.pid, ident.uid, ident.gid, c.get("workingDir") or "/", env)
+        running = {"running": {"startedAt": status.now()}}
 
         def on_ready(ok: bool, detail: str) -> None:
             run.ready = ok
@@ -370,18 +348,9 @@ class Runner:
         if probe := c.get("livenessProbe"):
             probes.Prober(probe, target, on_alive, stop, initial=True).start()
 
-    # ---- status
     def _status(self, run: PodRun, phase: str, state: dict[str, Any]) -> dict[str, Any]:
-        now, c = _now(), run.pod["spec"]["containers"][0]
-        ready = "True" if run.ready and "running" in state else "False"
-        status = {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": ready == "True",
-                  "restartCount": run.restarts, "started": "running" in state, "state": state}
-        if run.last_state:
-            status["lastState"] = run.last_state
-        conditions = [{"type": t, "status": ready, "lastTransitionTime": now} for t in ("Ready", "ContainersReady")]
-        return {"status": {"phase": phase, "hostIP": POD_IP, "podIP": POD_IP, "podIPs": [{"ip": POD_IP}],
-                           "startTime": (run.pod.get("status") or {}).get("startTime") or now, "conditions": conditions,
-                           "containerStatuses": [status]}}
+        return status.pod_status(run.pod, phase, state, ready=run.ready, restarts=run.restarts,
+                                 last_state=run.last_state, pod_ip=run.ip)
 
     def _finish(self, run: PodRun, phase: str, state: dict[str, Any], why: Refused | None = None,
                 init_status: tuple[str, int] | None = None) -> None:
@@ -391,9 +360,7 @@ class Runner:
             body["status"].update(reason=why.reason, message=why.message)
         if init_status:
             name, code = init_status
-            body["status"]["initContainerStatuses"] = [{"name": name, "image": "", "imageID": "", "ready": False,
-                                                        "restartCount": 0, "state": {"terminated": {
-                                                            "exitCode": code, "reason": "Error"}}}]
+            body["status"]["initContainerStatuses"] = status.init_failed(name, code)
         self._patch_status(run, body)
         log.info("pod %s/%s finished: %s %s", run.pod["metadata"]["namespace"], run.pod["metadata"]["name"], phase,
                  json.dumps(state))
@@ -415,21 +382,6 @@ class Runner:
                     os.killpg(run.proc.pid, signal.SIGTERM)
 
 
-def _why(state: dict[str, Any]) -> Refused | None:
-    """A container that never started: its waiting reason, for the pod's status."""
-    waiting = state.get("waiting")
-    return Refused(waiting["reason"], waiting.get("message", "")) if waiting else None
-
-
-def image_from(paths: Sequence[str], env_names: Sequence[str]) -> Image:
-    """The runner's own Python as the image: venv, interpreter, the forwarded PYTHONPATH entries."""
-    env = {n: os.environ[n] for n in env_names if n in os.environ}
-    found = [sys.prefix, os.path.realpath(sys.base_prefix), *paths]
-    found += [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p.startswith("/")]
-    env["PATH"] = f"{Path(sys.executable).parent}:{BASE_PATH}"
-    return Image(sorted({os.path.realpath(p) for p in found} | set(found)), env, os.environ.get("HOME"))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.process_runner", description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
@@ -438,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--share", action="append", default=[], help="host folder every pod sees read-write")
     parser.add_argument("--image-path", action="append", default=[], help="host path pods see read-only")
     parser.add_argument("--image-env", action="append", default=[], help="variable of the runner pods get")
+    parser.add_argument("--host-network", dest="pod_network", action="store_false",
+                        help="pods share this machine's network (pod IP 127.0.0.1) instead of one netns each")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if os.geteuid() != 0:
@@ -446,7 +400,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     workroot = args.workdir or Path(tempfile.mkdtemp(prefix="process-runner-"))
     workroot.mkdir(parents=True, exist_ok=True)
     image = image_from(args.image_path, args.image_env)
-    runner = Runner(client.CoreV1Api(), client.CoordinationV1Api(), args.node, workroot, image, args.share)
+    net = None
+    if args.pod_network and (missing := network.available()):
+        parser.error(f"pod networking: {missing}; or run with --host-network")
+    if args.pod_network:
+        net = network.Pods()
+    runner = Runner(client.CoreV1Api(), client.CoordinationV1Api(), args.node, workroot, image, args.share, net)
 
     def on_signal(signum: int, _frame: object) -> None:
         runner.shutdown()

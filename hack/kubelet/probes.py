@@ -1,7 +1,7 @@
 """Readiness and liveness probes, run as the kubelet runs them. Touches the network and processes.
 
 ``httpGet`` (success: a status in [200, 400)), ``tcpSocket`` (a connection) and ``exec`` (exit 0,
-run inside the container's mount namespace as its user, with its environment, through
+run inside the container's mount and network namespaces as its user, with its environment, through
 ``nsenter``), with the kubelet's defaults: initialDelaySeconds 0, periodSeconds 10, timeoutSeconds
 1, successThreshold 1, failureThreshold 3.
 """
@@ -56,7 +56,7 @@ def check(probe: Mapping[str, Any], target: Target) -> tuple[bool, str]:
         except OSError as exc:
             return False, f"tcp {addr[0]}:{addr[1]}: {exc}"
     command = list(probe["exec"]["command"])
-    argv = ["nsenter", "-t", str(target.pid), "-m", f"--wd={target.cwd}", "-S", str(target.uid),
+    argv = ["nsenter", "-t", str(target.pid), "-m", "-n", f"--wd={target.cwd}", "-S", str(target.uid),
             "-G", str(target.gid), "--", *command]
     try:
         proc = subprocess.run(argv, env=dict(target.env), capture_output=True, timeout=timeout, check=False)

@@ -3,13 +3,14 @@
 Run as ``python hack/kubelet/sandbox.py PLAN.json`` by the process runner (as root); standard
 library only, so it needs no import path. It
 
-1. enters a new mount namespace where every mount is private (nothing leaks back to this machine),
-   with its own /dev (a tmpfs with null, zero, full, random, urandom, tty, /dev/shm, /dev/pts);
-2. mounts the plan's mounts in order: each emptyDir (a fresh folder of the pod, or a tmpfs for
-   ``medium: Memory``) at its mountPath, a tmpfs over the runner's home, and, on top, the host
-   paths the pod must still see (the image's paths read-only: interpreter, virtual environment,
-   PYTHONPATH; the paths its command names, read-write) — sources are opened before anything is
-   covered, so a path under a mountPath is still reachable;
+1. joins the pod's network namespace (if it has one) and enters a new mount namespace where every
+   mount is private (nothing leaks back to this machine), with its own /dev (a tmpfs with null,
+   zero, full, random, urandom, tty, /dev/shm, /dev/pts);
+2. mounts the plan's mounts in order: each emptyDir (a fresh folder of the pod) at its mountPath, a
+   tmpfs over the runner's home, and, on top, the host paths the pod must still see (the image's
+   paths read-only: interpreter, virtual environment, PYTHONPATH; the folders shared with every
+   pod, read-write; the termination-message file) — sources are opened before anything is covered,
+   so a path under a mountPath is still reachable;
 3. with ``readOnlyRootFilesystem`` remounts every other mount read-only (not /proc, /sys, /dev);
 4. drops the capability bounding set (``capabilities.drop: [ALL]``), loads a seccomp filter for
    ``seccompProfile: RuntimeDefault`` (the syscalls container runtimes' default profile refuses
@@ -30,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CLONE_NEWNS = 0x00020000
+CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
@@ -153,6 +154,10 @@ def main(plan_path: str) -> None:
     plan = json.loads(Path(plan_path).read_text())
     errors = open(plan_path + ".error", "w")  # noqa: SIM115 - close-on-exec: it stays empty when exec succeeds
     try:
+        if plan.get("netns"):  # the pod's network namespace (hack/kubelet/network.py)
+            fd = os.open(plan["netns"], os.O_RDONLY)
+            _check(libc.setns(fd, CLONE_NEWNET), f"setns {plan['netns']}")
+            os.close(fd)
         mount_all(plan["mounts"], plan["identity"]["read_only_root"], plan["cwd"])
         become(plan["identity"])
         os.chdir(plan["cwd"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def test_environment_comes_from_the_spec_and_the_api_only(runner: Runner, cluste
                                       "COMBINED")} == {
         "MODE": "fast", "LEVEL": "3", "S_TOKEN": "s3cret", "S_USER": "bob", "FROM_SECRET": "bob",
         "FROM_CM": "3", "NS": ns, "COMBINED": "fast-bob-$(MODE)"}
-    assert seen["IP"] and "GONE" not in seen
+    assert seen["IP"] == pod["status"]["podIP"] and "GONE" not in seen
     assert "KUBECONFIG" not in seen and RUNNER_ONLY not in seen, sorted(seen)
     allowed = {"PATH", "HOME", "HOSTNAME", "LANG", "MODE", "LEVEL", "S_TOKEN", "S_USER", "PWD", "SHLVL", "_"}
     assert set(seen) <= allowed | {str(e["name"]) for e in env}, sorted(seen)
@@ -139,7 +140,7 @@ def test_readiness_and_liveness_probes_drive_ready_and_restarts(runner: Runner) 
     # Ready only once /tmp/ready exists (an exec probe, run inside the pod's own /tmp); the HTTP
     # server answers the httpGet probe; liveness fails once /tmp/dead appears: the container restarts.
     port = 20000 + int(time.time()) % 20000
-    script = (f"python3 -m http.server {port} --bind 127.0.0.1 & sleep 3; touch /tmp/ready; sleep 4; "
+    script = (f"python3 -m http.server {port} & sleep 3; touch /tmp/ready; sleep 4; "
               "touch /tmp/dead; wait")
     probe = {"periodSeconds": 1, "failureThreshold": 1}
     runner.pod("probed", ["sh", "-c", script], {
@@ -158,13 +159,32 @@ def test_readiness_and_liveness_probes_drive_ready_and_restarts(runner: Runner) 
     assert "liveness probe failed" in last["message"], last
     runner.cluster.kubectl("delete", "pod", "probed", "-n", runner.namespace, "--wait=false")
 
-    runner.pod("http", ["python3", "-m", "http.server", str(port + 1), "--bind", "127.0.0.1"], {
+    runner.pod("http", ["python3", "-m", "http.server", str(port + 1)], {
         "ports": [{"name": "web", "containerPort": port + 1}],
         "readinessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 1},
         "livenessProbe": {"tcpSocket": {"port": port + 1}, "periodSeconds": 1},
     }, restartPolicy="Always")
     runner.wait("http", "Ready through httpGet", lambda p: condition(p, "Ready") == "True", 30)
     runner.cluster.kubectl("delete", "pod", "http", "-n", runner.namespace, "--wait=false")
+
+
+def test_each_pod_has_its_own_ip_so_replicas_share_a_port(runner: Runner) -> None:
+    web = {"ports": [{"name": "web", "containerPort": 8080}],
+           "readinessProbe": {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 1}}
+    for name in ("replica-1", "replica-2"):
+        runner.pod(name, ["sh", "-c", "echo $(NAME) > /tmp/index.html && cd /tmp && exec python3 -m http.server 8080"],
+                   {**web, "env": [{"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]},
+                   volumes=[{"name": "tmp", "emptyDir": {}}], restartPolicy="Always")
+    ips = {}
+    for name in ("replica-1", "replica-2"):
+        pod = runner.wait(name, "Ready", lambda p: p if condition(p, "Ready") == "True" else None, 60)
+        ips[name] = pod["status"]["podIP"]
+        with urllib.request.urlopen(f"http://{ips[name]}:8080/index.html", timeout=5) as resp:
+            assert resp.read().decode().strip() == name
+    assert len(set(ips.values())) == 2 and "127.0.0.1" not in ips.values(), ips
+    for name in ips:
+        runner.cluster.kubectl("delete", "pod", name, "-n", runner.namespace, "--wait=false")
 
 
 @pytest.mark.parametrize(
