@@ -395,8 +395,14 @@ class Demo:
 
     def arrive(self, data: Path, batch: str) -> None:
         target = self.work / "production"
-        shutil.rmtree(target)
-        shutil.copytree(data / "production" / batch, target)
+        # Emptied and refilled, not replaced: step pods see this folder through a bind mount made
+        # when they start (--share), which would keep showing a replaced folder's old, deleted self.
+        for old in target.iterdir():
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+        shutil.copytree(data / "production" / batch, target, dirs_exist_ok=True)
         n = sum(1 for _ in target.rglob("*.png"))
         say(f"production batch '{batch}' arrives: {n} images in {target}")
 

@@ -1,6 +1,6 @@
 """Dev-only process runner: a kubelet that runs pods as local processes (docs/architecture.md §5).
 
-It registers one node (default ``local-runner``), keeps it Ready with a node Lease, and for every
+It registers one node (default ``local-runner``, hack/kubelet/node.py), keeps it Ready, and for every
 pod the scheduler binds to it runs the pod's init containers, then its container, as processes on
 this machine, each in its own mount namespace (hack/kubelet/sandbox.py) with:
 
@@ -52,8 +52,9 @@ from kubernetes.client.rest import ApiException
 from hack.kubelet import network, podspec, probes, status, volumes
 from hack.kubelet.image import BASE_PATH, Image
 from hack.kubelet.image import from_runner as image_from
+from hack.kubelet.node import Node
 from hack.kubelet.podspec import Refused
-from hack.kubelet.status import POD_IP, micro_now, node_manifest, ready_status
+from hack.kubelet.status import POD_IP
 
 log = logging.getLogger("process-runner")
 MAX_MESSAGE = 4096
@@ -73,9 +74,14 @@ class PodRun:
     ip: str = POD_IP
     netns: str | None = None
 
+    @property
+    def key(self) -> str:
+        """Short and unique: names the pod's network namespace."""
+        return str(self.pod["metadata"]["uid"]).replace("-", "")[:10]
+
 
 class Runner:
-    """Registers the node, watches its pods and runs them. Touches the API, processes and the filesystem."""
+    """Watches the node's pods and runs them. Touches the API, processes and the filesystem."""
 
     def __init__(
         self, api: client.CoreV1Api, coord: client.CoordinationV1Api, node: str, workroot: Path,
@@ -86,35 +92,6 @@ class Runner:
         self.shared, self.net = list(shared), net
         self.runs: dict[str, PodRun] = {}
         self.stop = threading.Event()
-
-    # ---- node
-    def register(self) -> None:
-        try:
-            self.api.create_node(cast(Any, node_manifest(self.node)))
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-        self.heartbeat()
-
-    def heartbeat(self) -> None:
-        self.api.patch_node_status(self.node, ready_status(status.now()))
-        lease = {
-            "metadata": {"name": self.node, "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": micro_now()},
-        }
-        try:
-            self.coord.patch_namespaced_lease(self.node, "kube-node-lease", lease)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            self.coord.create_namespaced_lease("kube-node-lease", cast(Any, lease))
-
-    def heartbeat_loop(self) -> None:
-        while not self.stop.wait(10):
-            try:
-                self.heartbeat()
-            except Exception:  # keep beating through transient API errors
-                log.exception("heartbeat failed")
 
     # ---- pods
     def watch_pods(self) -> None:
@@ -177,12 +154,11 @@ class Runner:
                 log.warning("could not delete pod %s: %s", pod["metadata"]["name"], exc.reason)
 
     def run_pod(self, run: PodRun) -> None:
-        key = run.pod["metadata"]["uid"].replace("-", "")[:10]
         try:
             podspec.check_fields(run.pod["spec"])
             vols = volumes.prepare(run.pod, run.workdir)
             if self.net:
-                run.netns, run.ip = self.net.add(key)
+                run.netns, run.ip = self.net.add(run.key)
         except (Refused, network.NetworkError) as exc:
             why = exc if isinstance(exc, Refused) else Refused("NetworkNotReady", str(exc))
             self._finish(run, "Failed", {"waiting": {"reason": why.reason, "message": why.message}}, why)
@@ -192,7 +168,7 @@ class Runner:
             self._run_all(run, vols)
         finally:
             if self.net and run.netns:
-                self.net.remove(key, run.ip)
+                self.net.remove(run.key, run.ip)
 
     def _run_all(self, run: PodRun, vols: dict[str, dict[str, Any]]) -> None:
         """Init containers in order, then the container, restarted as restartPolicy says."""
@@ -302,7 +278,8 @@ class Runner:
                           "entrypoint")
         mounts = volumes.plan(c, vols, home=self.image.home, image_paths=self.image.paths,
                               shared=self.shared,
-                              files={c.get("terminationMessagePath") or "/dev/termination-log": str(term_file)})
+                              files=[(c.get("terminationMessagePath") or "/dev/termination-log", str(term_file), False),
+                                     *volumes.with_user(ident.uid, ident.gid, env.get("HOME", "/"), term_file.parent)])
         plan = {"argv": argv, "env": env, "cwd": c.get("workingDir") or "/", "mounts": mounts, "netns": run.netns,
                 "identity": {"uid": ident.uid, "gid": ident.gid, "groups": list(ident.groups),
                              "read_only_root": ident.read_only_root, "no_new_privs": ident.no_new_privs,
@@ -380,6 +357,8 @@ class Runner:
             if run.proc and run.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(run.proc.pid, signal.SIGTERM)
+            if self.net and run.netns:  # the pods' threads die with the runner: their namespaces go now
+                self.net.remove(run.key, run.ip)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -413,8 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runner.register()
-    threading.Thread(target=runner.heartbeat_loop, daemon=True).start()
+    node = Node(runner.api, runner.coord, args.node, runner.stop)
+    node.register()
+    threading.Thread(target=node.heartbeat_loop, daemon=True).start()
     log.info("node %s registered; running its pods under %s", args.node, workroot)
     runner.watch_pods()
     return 0

@@ -6,7 +6,8 @@ mountPath, a tmpfs covers the runner's home, and host paths the container must s
 bound back on top at their own paths: the image's paths (read-only) and the paths shared with
 every pod (read-write, the dev stand-in for the storage a ModelDeployment names). Only paths that
 a mount covers are bound back; the rest of this machine stays visible as it is. Last, single files
-(the termination-message file) at their container paths.
+at their container paths (the termination-message file; /etc/passwd and /etc/group with the
+pod's user added when this machine has none, as Podman does).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def plan(
     home: str | None,
     image_paths: Sequence[str],
     shared: Sequence[str],
-    files: Mapping[str, str],
+    files: Sequence[tuple[str, str, bool]],
 ) -> list[dict[str, Any]]:
     """The container's mounts in the order sandbox.py makes them. Pure."""
     mounts = [
@@ -60,5 +61,27 @@ def plan(
     for path, ro in sorted(binds, key=lambda b: len(b[0])):
         if _under(path, covered) and os.path.exists(path):
             mounts.append({"kind": "bind", "source": path, "target": path, "ro": ro})
-    mounts += [{"kind": "bind", "source": source, "target": target, "ro": False} for target, source in files.items()]
+    mounts += [{"kind": "bind", "source": source, "target": target, "ro": ro} for target, source, ro in files]
     return mounts
+
+
+def with_user(uid: int, gid: int, home: str, folder: Path) -> list[tuple[str, str, bool]]:
+    """Copies of /etc/passwd and /etc/group naming ``uid``/``gid`` when this machine lacks them
+    (programs such as DVC ask getpwuid for the current user); nothing when it has them."""
+    import grp
+    import pwd
+
+    out = []
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        passwd = folder / "passwd"
+        passwd.write_text(Path("/etc/passwd").read_text() + f"u{uid}:x:{uid}:{gid}::{home}:/usr/sbin/nologin\n")
+        out.append(("/etc/passwd", str(passwd), True))
+    try:
+        grp.getgrgid(gid)
+    except KeyError:
+        group = folder / "group"
+        group.write_text(Path("/etc/group").read_text() + f"g{gid}:x:{gid}:\n")
+        out.append(("/etc/group", str(group), True))
+    return out

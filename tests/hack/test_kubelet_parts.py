@@ -62,7 +62,7 @@ def test_the_mount_plan_binds_back_only_what_a_mount_covers(tmp_path: Path) -> N
     container = {"volumeMounts": [{"name": "work", "mountPath": str(tmp_path)}, {"name": "tmp", "mountPath": "/t"}]}
     vols = {"work": {"kind": "bind", "source": "/w"}, "tmp": {"kind": "bind", "source": "/x"}}
     mounts = volumes.plan(container, vols, home="/home/me", image_paths=[str(venv), "/usr/lib"],
-                          shared=[str(data)], files={"/dev/termination-log": "/host/term"})
+                          shared=[str(data)], files=[("/dev/termination-log", "/host/term", False)])
     assert [(m["target"], m["kind"], m["ro"]) for m in mounts] == [
         ("/t", "bind", False),
         (str(tmp_path), "bind", False),
@@ -81,3 +81,13 @@ def test_emptydirs_are_fresh_world_writable_folders_of_the_fs_group(tmp_path: Pa
     folder = Path(out["a"]["source"])
     assert folder.is_dir() and not any(folder.iterdir())
     assert folder.stat().st_mode & 0o7777 == 0o2777
+
+
+def test_a_user_this_machine_lacks_gets_a_passwd_entry(tmp_path: Path) -> None:
+    import pwd
+
+    assert volumes.with_user(0, 0, "/root", tmp_path) == []
+    uid = next(u for u in range(65532, 70000) if u not in {p.pw_uid for p in pwd.getpwall()})
+    files = dict((target, source) for target, source, _ in volumes.with_user(uid, uid, "/tmp", tmp_path))
+    assert f"u{uid}:x:{uid}:{uid}::/tmp:" in Path(files["/etc/passwd"]).read_text()
+    assert Path(files["/etc/passwd"]).read_text().startswith(Path("/etc/passwd").read_text())
