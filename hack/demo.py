@@ -2,8 +2,9 @@
 
 1. Start the local control plane; kwok's nodes are tainted so that only the dev-only process
    runner's node (hack/process_runner.py) takes the operator's step Jobs: they run as real
-   processes of the trainer CLI (`dvc exp run` on the CPU). The serving Deployment tolerates the
-   taint and stays with kwok.
+   processes of the trainer CLI (`dvc exp run` on the CPU), as the pod spec says (UID 65532,
+   read-only root, private /tmp and /work), on a bare copy of the project (the git server they
+   push experiments to). The serving Deployment tolerates the taint and stays with kwok.
 2. Install the CRD and RBAC with the Helm chart (operator replicas 0) and run the operator as a
    local process with the chart's ServiceAccount token, so the demo also proves its RBAC.
 3. Make the sample data, train the serving model v1 on two classes, create the serving
