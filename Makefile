@@ -11,7 +11,7 @@ export GIT_COMMITTER_NAME ?= $(GIT_AUTHOR_NAME)
 export GIT_COMMITTER_EMAIL ?= $(GIT_AUTHOR_EMAIL)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help demo setup binaries promtool chromium lint test test-fast cluster-up cluster-down clean
+.PHONY: help demo setup binaries promtool chromium iproute2 lint test test-fast cluster-up cluster-down clean
 
 help:
 	@echo "make demo       set up, then run the whole loop on a local control plane with real training"
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[operator,trainer,serve,dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-setup: $(STAMP) binaries promtool chromium
+setup: $(STAMP) binaries promtool chromium iproute2
 
 binaries:
 	@bash hack/build-binaries.sh >/dev/null
@@ -36,6 +36,9 @@ promtool:
 
 chromium:
 	@bash hack/install-chromium.sh
+
+iproute2:
+	@bash hack/install-iproute2.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -49,7 +52,7 @@ lint: $(STAMP)
 SRC_PATH := $(CURDIR)/contract:$(CURDIR)/operator:$(CURDIR)/trainer:$(CURDIR)
 DEMO_INSTALL := $(if $(filter command line,$(origin VENV)),,$(STAMP))
 
-demo: $(DEMO_INSTALL) binaries
+demo: $(DEMO_INSTALL) binaries iproute2
 	PYTHONPATH=$(SRC_PATH)$(if $(PYTHONPATH),:$(PYTHONPATH)) $(PY) -m hack.demo $(DEMO_ARGS)
 
 test: setup lint

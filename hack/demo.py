@@ -2,8 +2,9 @@
 
 1. Start the local control plane; kwok's nodes are tainted so that only the dev-only process
    runner's node (hack/process_runner.py) takes the operator's step Jobs: they run as real
-   processes of the trainer CLI (`dvc exp run` on the CPU). The serving Deployment tolerates the
-   taint and stays with kwok.
+   processes of the trainer CLI (`dvc exp run` on the CPU), as the pod spec says (UID 65532,
+   read-only root, private /tmp and /work), on a bare copy of the project (the git server they
+   push experiments to). The serving Deployment tolerates the taint and stays with kwok.
 2. Install the CRD and RBAC with the Helm chart (operator replicas 0) and run the operator as a
    local process with the chart's ServiceAccount token, so the demo also proves its RBAC.
 3. Make the sample data, train the serving model v1 on two classes, create the serving
@@ -246,9 +247,17 @@ class Demo:
         return path
 
     def start_runner(self) -> None:
+        # The step pods run as the operator's non-root UID in their own mount namespace: they see
+        # the data, the production folder, the reports, the DVC remote and the project's git
+        # repository (the storage a ModelDeployment names) through --share; the "image" is this
+        # virtual environment, PYTHONPATH and the trainer image's git identity.
+        shares = [self.work / d for d in ("data", "production", "reports", "remote", "project.git")]
+        image_env = ("PYTHONPATH", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+        argv = [sys.executable, "-m", "hack.process_runner", "--workdir", str(self.work / "pods")]
+        argv += [f"--share={p}" for p in shares] + [f"--image-env={n}" for n in image_env]
         self.spawn(
             "process-runner",
-            [sys.executable, "-m", "hack.process_runner", "--workdir", str(self.work / "pods")],
+            argv,
             self.env(PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)),
         )
         deadline = time.monotonic() + 60
@@ -277,6 +286,22 @@ class Demo:
         self.metrics_port = env["FRESHNESS_METRICS_PORT"]
         self.spawn("operator", [sys.executable, "-m", "freshness_operator"], env)
         say(f"operator started (log {self.work / 'operator.log'}, metrics :{self.metrics_port}/metrics)")
+
+    def make_project(self) -> None:
+        """A bare copy of the project: the git server the training pods clone from and push
+        experiments to (not the user's checkout)."""
+        bare = self.work / "project.git"
+        self.run(["git", "clone", "--bare", "--quiet", str(self.project), str(bare)])
+        self.project = bare
+
+    def grant_step_uid(self) -> None:
+        """The step pods run as UID 65532: give it the folders they write (as one would a volume)."""
+        from freshness_operator.builders import NONROOT_UID
+
+        (self.work / "reports").mkdir(exist_ok=True)
+        for top in ("reports", "remote", "project.git"):
+            for path in [self.work / top, *(self.work / top).rglob("*")]:
+                os.chown(path, NONROOT_UID, NONROOT_UID, follow_symlinks=False)
 
     def make_data(self) -> Path:
         data = self.work / "data"
@@ -378,8 +403,14 @@ class Demo:
 
     def arrive(self, data: Path, batch: str) -> None:
         target = self.work / "production"
-        shutil.rmtree(target)
-        shutil.copytree(data / "production" / batch, target)
+        # Emptied and refilled, not replaced: step pods see this folder through a bind mount made
+        # when they start (--share), which would keep showing a replaced folder's old, deleted self.
+        for old in target.iterdir():
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+        shutil.copytree(data / "production" / batch, target, dirs_exist_ok=True)
         n = sum(1 for _ in target.rglob("*.png"))
         say(f"production batch '{batch}' arrives: {n} images in {target}")
 
@@ -529,7 +560,9 @@ def main(argv: list[str] | None = None) -> int:
             kubeconfig = demo.install_chart()
             demo.start_runner()
             data = demo.make_data()
+            demo.make_project()
             v1 = demo.train_v1(data)
+            demo.grant_step_uid()
             demo.create_serving(v1["train"]["model"], data)
             demo.arrive(data, "iid")
             demo.start_operator(kubeconfig)

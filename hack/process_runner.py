@@ -1,23 +1,37 @@
-"""Dev-only process runner: a fake kubelet that runs pods as local processes (docs/architecture.md §5).
+"""Dev-only process runner: a kubelet that runs pods as local processes (docs/architecture.md §5).
 
-It registers one node (default ``local-runner``), keeps it Ready with a node Lease, and for every
-pod the scheduler binds to it runs the pod's containers (init containers first) as processes on
-this machine: same command, args and env; each volume mapped to a temporary folder (mount paths
-are rewritten in args and env); the container's termination-message path points to a file. When
-the main container exits it writes the pod status — phase, exit code and termination message —
-exactly where a kubelet would, so the operator reads it as in production. The image is ignored:
-commands run from this machine's PATH (the project's virtual environment). A volume mounted over a
-folder this machine already has (``/tmp``) is not mapped: the host's folder is used as it is.
+It registers one node (default ``local-runner``, hack/kubelet/node.py), keeps it Ready, and for every
+pod the scheduler binds to it runs the pod's init containers, then its container, as processes on
+this machine, each in its own mount namespace (hack/kubelet/sandbox.py) with:
 
-Not for production: no isolation, no resource limits. Every other pod stays with kwok.
+* the pod's emptyDirs private to the pod, mounted at their mountPaths; the runner's home hidden;
+* exactly the environment the spec gives (env, envFrom, configMap/secret key refs, fieldRefs,
+  ``$(VAR)`` expansion) over a minimal base — PATH, HOME, HOSTNAME, LANG and the variables named by
+  ``--image-env`` — nothing else of the runner's (not its KUBECONFIG); a missing source fails the
+  pod with CreateContainerConfigError naming the field (a kubelet would retry; a Job would hang);
+* its securityContext: runAsUser/runAsGroup/fsGroup/supplementalGroups, runAsNonRoot,
+  readOnlyRootFilesystem, allowPrivilegeEscalation, capabilities.drop ALL, seccomp RuntimeDefault;
+* readiness and liveness probes (hack/kubelet/probes.py) driving Ready and restarts;
+  restartPolicy with the kubelet's back-off; terminationGracePeriodSeconds then SIGKILL;
+  activeDeadlineSeconds; the termination message (a file, or the log's tail on error).
 
-    python -m hack.process_runner --kubeconfig KUBECONFIG [--node local-runner]
+The image is not pulled: commands run from this machine — the "image" is the runner's Python
+(its virtual environment and interpreter, bound read-only into the namespace), ``--image-path``
+and ``--image-env``. ``--share`` names host folders every pod sees read-write at the same path
+(the data and remotes a ModelDeployment names). Anything else in the pod
+spec fails the pod with reason UnsupportedField naming the field (hack/kubelet/podspec.py).
+Each pod has its own network namespace and IP on a bridge (hack/kubelet/network.py), unless
+``--host-network``.
+Not for production: no resource limits; every other pod stays with kwok. Needs root.
+
+    python -m hack.process_runner --kubeconfig KUBECONFIG [--node local-runner] [--share DIR]...
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import contextlib
+import json
 import logging
 import os
 import shutil
@@ -35,76 +49,16 @@ from typing import Any, cast
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from hack.kubelet import network, podspec, probes, status, volumes
+from hack.kubelet.image import BASE_PATH, Image
+from hack.kubelet.image import from_runner as image_from
+from hack.kubelet.node import Node
+from hack.kubelet.podspec import Refused
+from hack.kubelet.status import POD_IP
+
 log = logging.getLogger("process-runner")
-RUNNER_LABEL = "modelfreshness.io/runner"
 MAX_MESSAGE = 4096
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def node_manifest(name: str) -> dict[str, Any]:
-    """The runner's node: schedulable, labelled so manifests can target it. Pure."""
-    capacity = {"cpu": "8", "memory": "16Gi", "pods": "20", "ephemeral-storage": "50Gi"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {RUNNER_LABEL: "local", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
-        },
-        "spec": {},
-        "status": {"capacity": capacity, "allocatable": capacity},
-    }
-
-
-def ready_status(now: str) -> dict[str, Any]:
-    return {
-        "status": {
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "ProcessRunnerReady",
-                    "message": "dev-only process runner",
-                    "lastHeartbeatTime": now,
-                    "lastTransitionTime": now,
-                }
-            ],
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-        }
-    }
-
-
-def map_paths(value: str, mounts: dict[str, str]) -> str:
-    """Rewrite a container path (or ``--flag=path``) under a mount point to its host folder. Pure."""
-    head, sep, tail = value.partition("=")
-    if sep and tail.startswith("/") and not head.startswith("/"):
-        return head + sep + map_paths(tail, mounts)
-    for container_path in sorted(mounts, key=len, reverse=True):
-        prefix = container_path.rstrip("/")
-        if value == container_path or value.startswith(prefix + "/"):
-            return mounts[container_path] + value[len(prefix) :]
-    return value
-
-
-def container_env(container: dict[str, Any], pod: dict[str, Any], mounts: dict[str, str]) -> dict[str, str]:
-    """The container's environment on top of this process's, with fieldRefs resolved. Pure."""
-    env = dict(os.environ)
-    meta = pod["metadata"]
-    fields = {
-        "metadata.name": meta["name"],
-        "metadata.namespace": meta["namespace"],
-        "metadata.uid": meta.get("uid", ""),
-        "spec.nodeName": pod["spec"].get("nodeName", ""),
-    }
-    for item in container.get("env") or []:
-        if "value" in item:
-            env[item["name"]] = map_paths(str(item["value"]), mounts)
-        elif (ref := (item.get("valueFrom") or {}).get("fieldRef")) and ref.get("fieldPath") in fields:
-            env[item["name"]] = fields[ref["fieldPath"]]
-    return env
+SANDBOX = Path(__file__).resolve().parent / "kubelet" / "sandbox.py"
 
 
 @dataclass
@@ -113,45 +67,31 @@ class PodRun:
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    ready: bool = False
+    restarts: int = 0
+    last_state: dict[str, Any] | None = None
+    killed_because: str = ""  # why the runner stopped the process (liveness, deadline)
+    ip: str = POD_IP
+    netns: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Short and unique: names the pod's network namespace."""
+        return str(self.pod["metadata"]["uid"]).replace("-", "")[:10]
 
 
 class Runner:
-    """Registers the node, watches its pods and runs them. Touches the API and the filesystem."""
+    """Watches the node's pods and runs them. Touches the API, processes and the filesystem."""
 
-    def __init__(self, api: client.CoreV1Api, coord: client.CoordinationV1Api, node: str, workroot: Path) -> None:
+    def __init__(
+        self, api: client.CoreV1Api, coord: client.CoordinationV1Api, node: str, workroot: Path,
+        image: Image | None = None, shared: Sequence[str] = (), net: network.Pods | None = None,
+    ) -> None:
         self.api, self.coord, self.node, self.workroot = api, coord, node, workroot
+        self.image = image or Image([], {}, None)
+        self.shared, self.net = list(shared), net
         self.runs: dict[str, PodRun] = {}
         self.stop = threading.Event()
-
-    # ---- node
-    def register(self) -> None:
-        try:
-            self.api.create_node(cast(Any, node_manifest(self.node)))
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-        self.heartbeat()
-
-    def heartbeat(self) -> None:
-        now = _now()
-        self.api.patch_node_status(self.node, ready_status(now))
-        lease = {
-            "metadata": {"name": self.node, "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": self.node, "leaseDurationSeconds": 40, "renewTime": _micro_now()},
-        }
-        try:
-            self.coord.patch_namespaced_lease(self.node, "kube-node-lease", lease)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            self.coord.create_namespaced_lease("kube-node-lease", cast(Any, lease))
-
-    def heartbeat_loop(self) -> None:
-        while not self.stop.wait(10):
-            try:
-                self.heartbeat()
-            except Exception:  # keep beating through transient API errors
-                log.exception("heartbeat failed")
 
     # ---- pods
     def watch_pods(self) -> None:
@@ -163,8 +103,7 @@ class Runner:
                 for event in stream:
                     if self.stop.is_set():
                         break
-                    pod = client.ApiClient().sanitize_for_serialization(event["object"])
-                    self.on_pod(event["type"], pod)
+                    self.on_pod(event["type"], client.ApiClient().sanitize_for_serialization(event["object"]))
             except ApiException as exc:
                 log.warning("watch restarted: %s", exc.reason)
                 time.sleep(1)
@@ -173,12 +112,11 @@ class Runner:
         uid = pod["metadata"]["uid"]
         if kind == "DELETED" or pod["metadata"].get("deletionTimestamp"):
             run = self.runs.get(uid)
-            if run:
+            if run and not run.cancelled.is_set():
                 run.cancelled.set()
-                if run.proc and run.proc.poll() is None:
-                    os.killpg(run.proc.pid, signal.SIGTERM)
-            if kind != "DELETED":
-                self._finalize_deleted(pod)
+                threading.Thread(target=self._terminate, args=(run, pod, kind != "DELETED"), daemon=True).start()
+            elif not run and kind != "DELETED":
+                self._delete(pod)
             return
         if uid in self.runs or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             return
@@ -186,153 +124,241 @@ class Runner:
         self.runs[uid] = run
         threading.Thread(target=self.run_pod, args=(run,), daemon=True).start()
 
-    def _finalize_deleted(self, pod: dict[str, Any]) -> None:
+    def _terminate(self, run: PodRun, pod: dict[str, Any], delete: bool) -> None:
+        """SIGTERM, terminationGracePeriodSeconds (the deletion's own grace first), then SIGKILL."""
+        grace = pod["metadata"].get("deletionGracePeriodSeconds")
+        grace = grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30)
+        self._kill(run, float(grace))
+        if delete:
+            self._delete(pod)
+
+    def _kill(self, run: PodRun, grace: float) -> None:
+        proc = run.proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
-            self.api.delete_namespaced_pod(
-                pod["metadata"]["name"], pod["metadata"]["namespace"], grace_period_seconds=0
-            )
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            log.info("pod %s: grace of %.0fs over, SIGKILL", run.pod["metadata"]["name"], grace)
+        with contextlib.suppress(ProcessLookupError):  # the group's other processes too
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def _delete(self, pod: dict[str, Any]) -> None:
+        try:
+            self.api.delete_namespaced_pod(pod["metadata"]["name"], pod["metadata"]["namespace"],
+                                           grace_period_seconds=0)
         except ApiException as exc:
             if exc.status != 404:
                 log.warning("could not delete pod %s: %s", pod["metadata"]["name"], exc.reason)
 
     def run_pod(self, run: PodRun) -> None:
-        pod, meta = run.pod, run.pod["metadata"]
-        name, ns = meta["name"], meta["namespace"]
-        mounts = self._volumes(run)
-        self._patch_status(ns, name, self._running_status(pod))
-        log.info("running pod %s/%s in %s", ns, name, run.workdir)
-        for init in pod["spec"].get("initContainers") or []:
-            code, message = self._run_container(run, init, mounts)
+        try:
+            podspec.check_fields(run.pod["spec"])
+            vols = volumes.prepare(run.pod, run.workdir)
+            if self.net:
+                run.netns, run.ip = self.net.add(run.key)
+        except (Refused, network.NetworkError) as exc:
+            why = exc if isinstance(exc, Refused) else Refused("NetworkNotReady", str(exc))
+            self._finish(run, "Failed", {"waiting": {"reason": why.reason, "message": why.message}}, why)
+            return
+        run.pod.setdefault("status", {}).update(podIP=run.ip, hostIP=POD_IP)  # for fieldRefs
+        try:
+            self._run_all(run, vols)
+        finally:
+            if self.net and run.netns:
+                self.net.remove(run.key, run.ip)
+
+    def _run_all(self, run: PodRun, vols: dict[str, dict[str, Any]]) -> None:
+        """Init containers in order, then the container, restarted as restartPolicy says."""
+        spec = run.pod["spec"]
+        self._patch_status(run, self._status(run, "Pending", {"waiting": {"reason": "PodInitializing"}}))
+        if deadline := spec.get("activeDeadlineSeconds"):
+            timer = threading.Timer(float(deadline), self._deadline, args=(run,))
+            timer.daemon = True
+            timer.start()
+        for i, init in enumerate(spec.get("initContainers") or []):
+            code, state = self._run_container(run, init, f"spec.initContainers[{i}]", vols)
             if code != 0:
-                self._finish(ns, name, pod, code, message, failed_container=init["name"])
+                failed = f"init container {init['name']} exited {code}"
+                init_why = status.why(state) or Refused("InitContainerFailed", failed)
+                waiting = {"waiting": {"reason": init_why.reason, "message": init_why.message}}
+                self._finish(run, "Failed", waiting, init_why, init_status=(init["name"], code))
                 return
-        containers = pod["spec"]["containers"]
-        code, message = self._run_container(run, containers[0], mounts)
-        self._finish(ns, name, pod, code, message)
-        if code == 0:
+        policy, backoff = spec.get("restartPolicy", "Always"), 10.0
+        while True:
+            code, state = self._run_container(run, spec["containers"][0], "spec.containers[0]", vols)
+            again = policy == "Always" or (policy == "OnFailure" and code != 0)
+            if run.cancelled.is_set() or not again or "waiting" in state:
+                break
+            run.restarts, run.last_state = run.restarts + 1, state
+            waiting = {"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off {backoff:.0f}s"}}
+            self._patch_status(run, self._status(run, "Running", waiting))
+            if run.cancelled.wait(backoff):
+                break
+            backoff = min(backoff * 2, 300.0)
+        if run.cancelled.is_set() and run.killed_because != "DeadlineExceeded":
+            return  # deleted: the pod object goes away
+        phase = "Succeeded" if code == 0 and "terminated" in state else "Failed"
+        why = status.why(state)
+        if run.killed_because == "DeadlineExceeded":
+            why = Refused("DeadlineExceeded", "pod ran past activeDeadlineSeconds")
+        self._finish(run, phase, state, why)
+        if phase == "Succeeded":
             shutil.rmtree(run.workdir, ignore_errors=True)
         else:
-            log.warning("pod %s/%s failed; its output is in %s", ns, name, run.workdir / f"{containers[0]['name']}.log")
+            log.warning("pod %s failed; its files are in %s", run.pod["metadata"]["name"], run.workdir)
 
-    def _volumes(self, run: PodRun) -> dict[str, str]:
-        """Every volume becomes a folder under the pod's workdir; returns mountPath -> folder."""
-        folders = {}
-        for vol in run.pod["spec"].get("volumes") or []:
-            folder = run.workdir / "volumes" / vol["name"]
-            folder.mkdir(parents=True, exist_ok=True)
-            folders[vol["name"]] = str(folder)
-        mounts: dict[str, str] = {}
-        for c in (run.pod["spec"].get("initContainers") or []) + run.pod["spec"]["containers"]:
-            for m in c.get("volumeMounts") or []:
-                # A mount over a folder this machine already has (/tmp) is not mapped: the host's
-                # own folder is used, so host paths below it (data, reports) keep their meaning.
-                if m["name"] in folders and not Path(m["mountPath"]).exists():
-                    mounts[m["mountPath"]] = folders[m["name"]]
-        return mounts
+    def _deadline(self, run: PodRun) -> None:
+        if run.proc is not None and not run.cancelled.is_set():
+            run.killed_because = "DeadlineExceeded"
+            run.cancelled.set()
+            self._kill(run, float(run.pod["spec"].get("terminationGracePeriodSeconds", 30)))
 
-    def _run_container(self, run: PodRun, container: dict[str, Any], mounts: dict[str, str]) -> tuple[int, str]:
+    def _run_container(
+        self, run: PodRun, c: dict[str, Any], where: str, vols: dict[str, dict[str, Any]]
+    ) -> tuple[int, dict[str, Any]]:
+        """Start one container and wait for it; returns (exit code, its state for containerStatuses)."""
         if run.cancelled.is_set():
-            return 137, ""
-        term_path = container.get("terminationMessagePath") or "/dev/termination-log"
-        term_file = run.workdir / f"{container['name']}.termination-log"
-        term_file.write_text("")
-        paths = {**mounts, term_path: str(term_file)}
-        argv = [map_paths(a, paths) for a in (container.get("command") or []) + (container.get("args") or [])]
-        if not argv:
-            return 126, f"container {container['name']} has no command: the process runner cannot run an image"
-        env = container_env(container, run.pod, paths)
-        # The trainer CLI writes its result where this variable says (docs/contracts.md).
-        env.setdefault("FRESHNESS_RESULT_PATH", str(term_file))
-        cwd = map_paths(container.get("workingDir") or str(run.workdir), paths)
-        Path(cwd).mkdir(parents=True, exist_ok=True)
-        with open(run.workdir / f"{container['name']}.log", "wb") as out:
-            try:
-                run.proc = subprocess.Popen(
-                    argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            except OSError as exc:
-                return 127, f"could not start {argv[0]}: {exc}"[:MAX_MESSAGE]
-            code = run.proc.wait()
-        message = term_file.read_bytes()[:MAX_MESSAGE].decode("utf-8", "replace")
-        return (code if code >= 0 else 128 - code), message
-
-    def _running_status(self, pod: dict[str, Any]) -> dict[str, Any]:
-        now = _now()
-        return {
-            "status": {
-                "phase": "Running",
-                "hostIP": "127.0.0.1",
-                "podIP": "127.0.0.1",
-                "startTime": now,
-                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
-                "containerStatuses": [
-                    {
-                        "name": c["name"],
-                        "image": c.get("image", ""),
-                        "imageID": "",
-                        "ready": True,
-                        "restartCount": 0,
-                        "started": True,
-                        "state": {"running": {"startedAt": now}},
-                    }
-                    for c in pod["spec"]["containers"]
-                ],
-            }
-        }
-
-    def _finish(
-        self, ns: str, name: str, pod: dict[str, Any], code: int, message: str, failed_container: str | None = None
-    ) -> None:
-        now = _now()
-        statuses = []
-        for c in pod["spec"]["containers"]:
-            terminated = {
-                "exitCode": code if failed_container is None else 1,
-                "reason": "Completed" if code == 0 else "Error",
-                "startedAt": now,
-                "finishedAt": now,
-            }
-            if message and failed_container is None:
-                terminated["message"] = message
-            statuses.append(
-                {
-                    "name": c["name"],
-                    "image": c.get("image", ""),
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "started": False,
-                    "state": {"terminated": terminated},
-                }
-            )
-        phase = "Succeeded" if code == 0 and failed_container is None else "Failed"
-        body = {
-            "status": {
-                "phase": phase,
-                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
-                "containerStatuses": statuses,
-            }
-        }
-        self._patch_status(ns, name, body)
-        log.info("pod %s/%s finished: %s (exit %d)", ns, name, phase, code)
-
-    def _patch_status(self, ns: str, name: str, body: dict[str, Any]) -> None:
+            return 137, {"terminated": {"exitCode": 137, "reason": "Error"}}
+        started = status.now()
         try:
-            self.api.patch_namespaced_pod_status(name, ns, body)
+            ident, env, plan_file, term_file = self._plan(run, c, where, vols)
+        except Refused as exc:
+            return 128, {"waiting": {"reason": exc.reason, "message": exc.message}}
+        log_fd = os.open(run.workdir / f"{c['name']}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(log_fd, "ab") as out:
+            run.proc = subprocess.Popen([sys.executable, str(SANDBOX), str(plan_file)], env={"PATH": BASE_PATH},
+                                        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+        is_main = where.startswith("spec.containers")
+        stop = threading.Event()
+        if is_main:
+            self._start_probes(run, c, ident, env, stop)
+        code = run.proc.wait()
+        stop.set()
+        run.ready = False
+        code = code if code >= 0 else 128 - code
+        error = Path(f"{plan_file}.error")
+        message = error.read_text() if error.exists() else ""
+        plan_file.unlink(missing_ok=True)
+        if message:
+            return 128, {"terminated": {"exitCode": 128, "reason": "StartError", "message": message[:MAX_MESSAGE],
+                                        "startedAt": started, "finishedAt": status.now()}}
+        message = term_file.read_bytes()[:MAX_MESSAGE].decode("utf-8", "replace")
+        if not message and code != 0 and c.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = (run.workdir / f"{c['name']}.log").read_bytes()[-2048:].decode("utf-8", "replace")
+        terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": started,
+                      "finishedAt": status.now()}
+        if message:
+            terminated["message"] = message
+        if run.killed_because and run.killed_because != "DeadlineExceeded":
+            terminated["message"] = run.killed_because
+            run.killed_because = ""
+        return code, {"terminated": terminated}
+
+    def _plan(
+        self, run: PodRun, c: dict[str, Any], where: str, vols: dict[str, dict[str, Any]]
+    ) -> tuple[podspec.Identity, dict[str, str], Path, Path]:
+        """Write the sandbox plan for one container: identity, environment, mounts, command."""
+        pod = run.pod
+        ident = podspec.identity(c, pod, where)
+        home = "/root" if ident.uid == 0 else "/"
+        base = {"PATH": BASE_PATH, "HOME": home, "HOSTNAME": pod["metadata"]["name"], "LANG": "C.UTF-8",
+                **self.image.env}
+        env = podspec.container_env(c, pod, base, self._lookup, where)
+        term_file = run.workdir / "term" / c["name"]
+        term_file.parent.mkdir(exist_ok=True)
+        term_file.write_text("")
+        os.chown(term_file, ident.uid, ident.gid)
+        argv = [podspec.expand(a, env) for a in (c.get("command") or []) + (c.get("args") or [])]
+        if not argv:
+            raise Refused("UnsupportedField", f"{where}.command: empty; the process runner cannot run an image's "
+                          "entrypoint")
+        mounts = volumes.plan(c, vols, home=self.image.home, image_paths=self.image.paths,
+                              shared=self.shared,
+                              files=[(c.get("terminationMessagePath") or "/dev/termination-log", str(term_file), False),
+                                     *volumes.with_user(ident.uid, ident.gid, env.get("HOME", "/"), term_file.parent)])
+        plan = {"argv": argv, "env": env, "cwd": c.get("workingDir") or "/", "mounts": mounts, "netns": run.netns,
+                "identity": {"uid": ident.uid, "gid": ident.gid, "groups": list(ident.groups),
+                             "read_only_root": ident.read_only_root, "no_new_privs": ident.no_new_privs,
+                             "drop_all_caps": ident.drop_all_caps, "seccomp": ident.seccomp}}
+        plan_file = run.workdir / f"{c['name']}.plan.json"
+        plan_file.write_text(json.dumps(plan))
+        plan_file.chmod(0o600)  # it holds the container's secrets
+        return ident, env, plan_file, term_file
+
+    def _lookup(self, kind: str, ns: str, name: str) -> dict[str, str] | None:
+        try:
+            if kind == "Secret":
+                return podspec.decode_secret(cast(dict[str, str], self.api.read_namespaced_secret(name, ns).data))
+            return dict(self.api.read_namespaced_config_map(name, ns).data or {})
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _start_probes(
+        self, run: PodRun, c: dict[str, Any], ident: podspec.Identity, env: dict[str, str], stop: threading.Event
+    ) -> None:
+        assert run.proc is not None
+        ports = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or [] if p.get("name")}
+        target = probes.Target(run.ip, ports, run.proc.pid, ident.uid, ident.gid, c.get("workingDir") or "/", env)
+        running = {"running": {"startedAt": status.now()}}
+
+        def on_ready(ok: bool, detail: str) -> None:
+            run.ready = ok
+            log.info("pod %s readiness: %s (%s)", run.pod["metadata"]["name"], ok, detail)
+            self._patch_status(run, self._status(run, "Running", running))
+
+        def on_alive(ok: bool, detail: str) -> None:
+            if not ok:
+                run.killed_because = f"liveness probe failed: {detail}"
+                log.info("pod %s: %s; restarting per restartPolicy", run.pod["metadata"]["name"], detail)
+                self._kill(run, float(run.pod["spec"].get("terminationGracePeriodSeconds", 30)))
+
+        run.ready = "readinessProbe" not in c
+        self._patch_status(run, self._status(run, "Running", running))
+        if probe := c.get("readinessProbe"):
+            probes.Prober(probe, target, on_ready, stop, initial=False).start()
+        if probe := c.get("livenessProbe"):
+            probes.Prober(probe, target, on_alive, stop, initial=True).start()
+
+    def _status(self, run: PodRun, phase: str, state: dict[str, Any]) -> dict[str, Any]:
+        return status.pod_status(run.pod, phase, state, ready=run.ready, restarts=run.restarts,
+                                 last_state=run.last_state, pod_ip=run.ip)
+
+    def _finish(self, run: PodRun, phase: str, state: dict[str, Any], why: Refused | None = None,
+                init_status: tuple[str, int] | None = None) -> None:
+        run.ready = False
+        body = self._status(run, phase, state)
+        if why:
+            body["status"].update(reason=why.reason, message=why.message)
+        if init_status:
+            name, code = init_status
+            body["status"]["initContainerStatuses"] = status.init_failed(name, code)
+        self._patch_status(run, body)
+        log.info("pod %s/%s finished: %s %s", run.pod["metadata"]["namespace"], run.pod["metadata"]["name"], phase,
+                 json.dumps(state))
+
+    def _patch_status(self, run: PodRun, body: dict[str, Any]) -> None:
+        meta = run.pod["metadata"]
+        try:
+            self.api.patch_namespaced_pod_status(meta["name"], meta["namespace"], body)
         except ApiException as exc:
             if exc.status != 404:
-                log.warning("could not patch pod %s/%s: %s", ns, name, exc.reason)
+                log.warning("could not patch pod %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
 
     def shutdown(self) -> None:
         self.stop.set()
         for run in self.runs.values():
             run.cancelled.set()
             if run.proc and run.proc.poll() is None:
-                os.killpg(run.proc.pid, signal.SIGTERM)
-
-
-def _micro_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(run.proc.pid, signal.SIGTERM)
+            if self.net and run.netns:  # the pods' threads die with the runner: their namespaces go now
+                self.net.remove(run.key, run.ip)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -340,12 +366,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     parser.add_argument("--node", default="local-runner")
     parser.add_argument("--workdir", type=Path, default=None, help="where pods' folders go (default: a temp dir)")
+    parser.add_argument("--share", action="append", default=[], help="host folder every pod sees read-write")
+    parser.add_argument("--image-path", action="append", default=[], help="host path pods see read-only")
+    parser.add_argument("--image-env", action="append", default=[], help="variable of the runner pods get")
+    parser.add_argument("--host-network", dest="pod_network", action="store_false",
+                        help="pods share this machine's network (pod IP 127.0.0.1) instead of one netns each")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if os.geteuid() != 0:
+        parser.error("the process runner needs root: it makes a mount namespace per container and drops to its UID")
     config.load_kube_config(config_file=args.kubeconfig)
     workroot = args.workdir or Path(tempfile.mkdtemp(prefix="process-runner-"))
     workroot.mkdir(parents=True, exist_ok=True)
-    runner = Runner(client.CoreV1Api(), client.CoordinationV1Api(), args.node, workroot)
+    image = image_from(args.image_path, args.image_env)
+    net = None
+    if args.pod_network and (missing := network.available()):
+        parser.error(f"pod networking: {missing}; or run with --host-network")
+    if args.pod_network:
+        net = network.Pods()
+    runner = Runner(client.CoreV1Api(), client.CoordinationV1Api(), args.node, workroot, image, args.share, net)
 
     def on_signal(signum: int, _frame: object) -> None:
         runner.shutdown()
@@ -353,8 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runner.register()
-    threading.Thread(target=runner.heartbeat_loop, daemon=True).start()
+    node = Node(runner.api, runner.coord, args.node, runner.stop)
+    node.register()
+    threading.Thread(target=node.heartbeat_loop, daemon=True).start()
     log.info("node %s registered; running its pods under %s", args.node, workroot)
     runner.watch_pods()
     return 0

@@ -84,6 +84,8 @@ def _env(spec: Spec) -> list[dict[str, Any]]:
         {"name": RESULT_PATH_ENV, "value": TERMINATION_LOG},
         {"name": "HOME", "value": "/tmp"},
         {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+        # DVC's default site cache (/var/tmp/dvc) is on the read-only root: `dvc exp run` failed there.
+        {"name": "DVC_SITE_CACHE_DIR", "value": "/tmp/.cache/dvc-site"},
         {"name": "DVC_NO_ANALYTICS", "value": "1"},
     ]
     return base + [dict(e) for e in spec.env]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hack import localcluster, process_runner
+from hack import localcluster
 
 
 def _fake_bin(bin_dir: Path, name: str, script: str) -> None:
@@ -77,40 +77,3 @@ def test_kwok_node_has_gpus_and_the_annotation_kwok_manages() -> None:
     node = localcluster.kwok_node("n0", gpus=4)
     assert node["metadata"]["annotations"][localcluster.KWOK_NODE_ANNOTATION] == "fake"  # type: ignore[index]
     assert json.loads(json.dumps(node))["status"]["capacity"]["nvidia.com/gpu"] == "4"
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("/work/out/model.pt", "/host/w/out/model.pt"),
-        ("--result-path=/dev/termination-log", "--result-path=/host/term"),
-        ("/work", "/host/w"),
-        ("/workspace/x", "/workspace/x"),
-        ("plain", "plain"),
-    ],
-)
-def test_process_runner_maps_container_paths(value: str, expected: str) -> None:
-    mounts = {"/work": "/host/w", "/dev/termination-log": "/host/term"}
-    assert process_runner.map_paths(value, mounts) == expected
-
-
-def test_process_runner_maps_only_mounts_this_machine_lacks(tmp_path: Path) -> None:
-    pod = {
-        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
-        "spec": {
-            "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "work", "emptyDir": {}}],
-            "containers": [
-                {
-                    "name": "main",
-                    "volumeMounts": [
-                        {"name": "tmp", "mountPath": "/tmp"},
-                        {"name": "work", "mountPath": "/work-does-not-exist-here"},
-                    ],
-                }
-            ],
-        },
-    }
-    runner = process_runner.Runner(None, None, "n", tmp_path)  # type: ignore[arg-type]
-    mounts = runner._volumes(process_runner.PodRun(pod, tmp_path / "pod"))
-    assert list(mounts) == ["/work-does-not-exist-here"]
-    assert mounts["/work-does-not-exist-here"] == str(tmp_path / "pod" / "volumes" / "work")

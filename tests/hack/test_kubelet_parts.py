@@ -1,0 +1,93 @@
+"""The dev kubelet's pure parts: the field allow-list, $(VAR) expansion, identity, the mount plan. No cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hack.kubelet import podspec, volumes
+from hack.kubelet.podspec import Refused
+
+
+def _spec(**container: Any) -> dict[str, Any]:
+    return {"containers": [{"name": "main", "command": ["true"], **container}], "restartPolicy": "Never"}
+
+
+def test_the_operators_step_pod_is_accepted_and_its_limits_are_not() -> None:
+    from tests.operator.test_builders import jobs
+
+    podspec.check_fields(jobs()["package"]["spec"]["template"]["spec"])
+    with pytest.raises(Refused, match=r"^UnsupportedField: spec.containers\[0\].resources.limits: "):
+        podspec.check_fields(jobs()["drift"]["spec"]["template"]["spec"])  # it limits the CPU
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (_spec(lifecycle={}), "spec.containers[0].lifecycle"),
+        (_spec(securityContext={"privileged": True}), "spec.containers[0].securityContext.privileged"),
+        (_spec(env=[{"name": "x", "valueFrom": {"resourceFieldRef": {}}}]), "spec.containers[0].env[0].valueFrom"
+         ".resourceFieldRef"),
+        ({**_spec(), "volumes": [{"name": "v", "emptyDir": {"medium": "Memory"}}]}, "spec.volumes[0].emptyDir"),
+        ({**_spec(), "containers": []}, "spec.containers"),
+    ],
+)
+def test_fields_it_cannot_honour_are_named(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(Refused) as err:
+        podspec.check_fields(spec)
+    assert err.value.reason == "UnsupportedField"
+    assert err.value.message.startswith(field + ":"), err.value.message
+
+
+def test_variable_expansion_follows_the_kubelet() -> None:
+    env = {"A": "1", "B": "x"}
+    assert podspec.expand("$(A)-$(B)-$$(A)-$(C)-$", env) == "1-x-$(A)-$(C)-$"
+
+
+def test_run_as_non_root_without_a_user_is_refused() -> None:
+    pod = {"spec": {"securityContext": {"runAsNonRoot": True}}}
+    with pytest.raises(Refused, match="runAsNonRoot"):
+        podspec.identity({}, pod, "spec.containers[0]")
+    ident = podspec.identity({"securityContext": {"runAsUser": 7}}, {"spec": {"securityContext": {
+        "runAsNonRoot": True, "fsGroup": 9, "runAsGroup": 8}}}, "c")
+    assert (ident.uid, ident.gid, ident.groups) == (7, 8, (8, 9))
+
+
+def test_the_mount_plan_binds_back_only_what_a_mount_covers(tmp_path: Path) -> None:
+    venv, data = tmp_path / "venv", tmp_path / "data"
+    venv.mkdir()
+    data.mkdir()
+    container = {"volumeMounts": [{"name": "work", "mountPath": str(tmp_path)}, {"name": "tmp", "mountPath": "/t"}]}
+    vols = {"work": {"kind": "bind", "source": "/w"}, "tmp": {"kind": "bind", "source": "/x"}}
+    mounts = volumes.plan(container, vols, home="/home/me", image_paths=[str(venv), "/usr/lib"],
+                          shared=[str(data)], files=[("/dev/termination-log", "/host/term", False)])
+    assert [(m["target"], m["kind"], m["ro"]) for m in mounts] == [
+        ("/t", "bind", False),
+        (str(tmp_path), "bind", False),
+        ("/home/me", "tmpfs", False),
+        (str(venv), "bind", True),
+        (str(data), "bind", False),
+        ("/dev/termination-log", "bind", False),
+    ]
+
+
+def test_emptydirs_are_fresh_world_writable_folders_of_the_fs_group(tmp_path: Path) -> None:
+    import os
+
+    pod = {"spec": {"securityContext": {"fsGroup": os.getgid()}, "volumes": [{"name": "a", "emptyDir": {}}]}}
+    out = volumes.prepare(pod, tmp_path)
+    folder = Path(out["a"]["source"])
+    assert folder.is_dir() and not any(folder.iterdir())
+    assert folder.stat().st_mode & 0o7777 == 0o2777
+
+
+def test_a_user_this_machine_lacks_gets_a_passwd_entry(tmp_path: Path) -> None:
+    import pwd
+
+    assert volumes.with_user(0, 0, "/root", tmp_path) == []
+    uid = next(u for u in range(65532, 70000) if u not in {p.pw_uid for p in pwd.getpwall()})
+    files = dict((target, source) for target, source, _ in volumes.with_user(uid, uid, "/tmp", tmp_path))
+    assert f"u{uid}:x:{uid}:{uid}::/tmp:" in Path(files["/etc/passwd"]).read_text()
+    assert Path(files["/etc/passwd"]).read_text().startswith(Path("/etc/passwd").read_text())
