@@ -560,7 +560,7 @@ def size_table(r: SizeResult, cfg: Config) -> str:
     metrics: list[tuple[str, Callable[[Window], float], int]] = [
         ("RSS at end of busy window (MiB)", lambda w: w.rss_mib, 1),
         ("CPU busy (% of one core)", lambda w: w.cpu_percent, 1),
-        ("first checks due in window (same for all)", lambda w: w.due, 0),
+        ("first checks due in window (seeded)", lambda w: w.due, 0),
         ("drift checks started in window", lambda w: w.checks, 0),
         ("checks due but not started at window end", lambda w: len(w.overdue), 0),
         ("due → Job created p50 (s)", lambda w: w.latency(50), 2),
