@@ -3,7 +3,9 @@
 ModelDeployment events, events of Jobs the operator created, events of their pods that are
 stuck (unschedulable, image pull errors, a missing Secret, a crash loop: the Job itself does not
 change then), and events of Deployments that a ModelDeployment serves through (found with a
-kopf index) all kick the same reconcile. No finalizers and no kopf state annotations: nothing
+kopf index) all kick the same reconcile. The same watches feed the kopf indexes that ``cache.Cache``
+serves every reconcile's reads from (kopf runs no handler before each index has its initial LIST,
+so nothing acts on a half-known world after a start). No finalizers and no kopf state annotations: nothing
 blocks deletion, owner references GC the Jobs.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 import kopf
 
 from freshness_operator import GROUP, KIND, PLURAL, VERSION, labels
+from freshness_operator.cache import Cache, slim_deployment, slim_job, slim_mdep, slim_pod
 from freshness_operator.core import names
 from freshness_operator.kube import Kube
 from freshness_operator.metrics import Metrics
@@ -37,11 +40,13 @@ def configure(settings: kopf.OperatorSettings) -> None:
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) -> None:
     configure(settings)
     config: Settings = memo["settings"]
     metrics: Metrics = memo["metrics"]
-    memo["runner"] = Runner(Deps(kube=await Kube.connect(), settings=config, metrics=metrics))
+    cache = Cache()
+    cache.bind(indexes)  # live views: kopf fills them from the watches before any other handler runs
+    memo["runner"] = Runner(Deps(kube=await Kube.connect(), settings=config, metrics=metrics, cache=cache))
 
 
 @kopf.on.cleanup()
@@ -63,6 +68,32 @@ def child_index(namespace: str | None, name: str, **_: Any) -> dict[tuple[str, s
     return {(namespace or "", names.label_value(name)): name}
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+def mdep_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    """(namespace, name) -> the ModelDeployment, which reconciles read instead of GETting it."""
+    return {(namespace or "", name): slim_mdep(body)}
+
+
+@kopf.index("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGER})
+def job_index(namespace: str | None, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    """(namespace, deployment label) -> the operator's Jobs (slim), instead of a LIST per reconcile."""
+    return {(namespace or "", str((meta.get("labels") or {}).get(labels.DEPLOYMENT, ""))): slim_job(body)}
+
+
+@kopf.index("", "v1", "pods", labels={labels.MANAGED_BY: labels.MANAGER})
+def pod_index(namespace: str | None, meta: kopf.Meta, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    """(namespace, deployment label) -> the step pods (slim: status and identity)."""
+    return {(namespace or "", str((meta.get("labels") or {}).get(labels.DEPLOYMENT, ""))): slim_pod(body)}
+
+
+@kopf.index("apps", "v1", "deployments")
+def deployment_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    """(namespace, name) -> every Deployment, slim (containers' names and images, replicas, rollout
+    status: a few hundred bytes each). All of them, since a ModelDeployment may name any, including
+    one created or listed before it; kopf watches them all for the kicks anyway."""
+    return {(namespace or "", name): slim_deployment(body)}
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def modeldeployment_event(
     event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **kwargs: Any
@@ -72,6 +103,7 @@ async def modeldeployment_event(
     key = (namespace or "", name)
     if event["type"] == "DELETED":
         runner.forget(key)
+        runner.deps.cache.forget(*key)
     elif not runner.is_own_write(key, meta.get("resourceVersion")):
         runner.kick(key)
     # Others rolling the same Deployment learn of this one (DeploymentShared) as it comes and goes.

@@ -1,7 +1,8 @@
 """The only module that talks to the Kubernetes API (kopf's own watching aside).
 
 A small asyncio client over aiohttp: plain dicts in and out, 404 and 409 handled where the
-callers want them handled on purpose. Credentials come from the in-cluster service account or
+callers want them handled on purpose. Reconciles read from ``cache`` (the watches); the GETs
+here are its fallbacks. Credentials come from the in-cluster service account or
 the kubeconfig, through the ``kubernetes`` package's config loaders.
 """
 
@@ -100,26 +101,18 @@ class Kube:
     async def get_mdep(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._get_or_none(_MDEP.format(ns=namespace, name=name))
 
-    async def list_children(self, namespace: str, mdep: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The ModelDeployment's Jobs and their pods (by label; ownership is checked by the caller)."""
-        params = {"labelSelector": labels.selector(mdep)}
-        jobs = await self._request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs", params=params)
-        pods = await self._request("GET", f"/api/v1/namespaces/{namespace}/pods", params=params)
-        return list(jobs.get("items") or []), list(pods.get("items") or [])
-
     async def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._get_or_none(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
 
-    async def create_job(self, manifest: dict[str, Any]) -> bool:
-        """Create-if-absent: False when a Job of that name exists already (409)."""
+    async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create-if-absent: the created Job, or None when a Job of that name exists already (409)."""
         namespace = manifest["metadata"]["namespace"]
         try:
-            await self._request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=manifest)
+            return await self._request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body=manifest)
         except ApiError as exc:
             if exc.status == 409:
-                return False
+                return None
             raise
-        return True
 
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and its pods; a Job already gone (404) is fine."""
@@ -130,8 +123,8 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    async def patch_deployment(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        await self._request(
+    async def patch_deployment(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return await self._request(
             "PATCH",
             f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
             body=patch,

@@ -1,6 +1,8 @@
 """One reconcile of one ModelDeployment: load -> observe -> decide -> act -> write status.
 
-Touches the API only through ``kube.Kube``. Job creations, deletions and the Deployment patch
+Reads come from ``cache.Cache`` (the watches; GETs only where it cannot order two copies, and after
+a conflict); writes go through ``kube.Kube`` and their answers are given to the cache, so the next
+reconcile sees them before the watch does. Job creations, deletions and the Deployment patch
 run before the status write (they are idempotent, so a failed write just repeats them);
 Events and counters run after it, so a conflicting write does not emit them twice. The core
 never patches the Deployment in the decision that records the intent (``previousImage``, a
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from freshness_operator import KIND, builders, labels
+from freshness_operator.cache import Cache, Unordered
 from freshness_operator.core import SpecError, decide, parse_spec
 from freshness_operator.core import actions as act
 from freshness_operator.core.decide import Decision, reject_spec, retrying
@@ -62,6 +65,7 @@ class Deps:
     kube: Kube
     settings: Settings
     metrics: Metrics
+    cache: Cache
 
 
 def utcnow() -> datetime:
@@ -84,7 +88,7 @@ async def reconcile(
     ``peers(namespace, deployment)`` names the ModelDeployments serving through that Deployment;
     ``failures`` counts the reconciles before this one that failed in a row (the runner's backoff).
     """
-    body = await deps.kube.get_mdep(namespace, name)
+    body = await _read_mdep(deps, namespace, name)
     if body is None:
         deps.metrics.forget(namespace, name)
         return None, None
@@ -97,8 +101,8 @@ async def reconcile(
     except SpecError as exc:
         decision = reject_spec(status=status, error=exc, now=utcnow(), generation=generation)
         return None, await _commit(deps, body, owner, None, decision)
-    jobs, pods = await deps.kube.list_children(namespace, name)
-    deployment = await deps.kube.get_deployment(namespace, spec.serving.deployment)
+    jobs, pods = deps.cache.children(namespace, name)
+    deployment = await _read_deployment(deps, namespace, spec.serving.deployment)
     check_now = (meta.get("annotations") or {}).get(labels.CHECK_NOW)
     others = tuple(sorted({n for n in peers(namespace, spec.serving.deployment) if n != name}))
     observed = observe(owner.uid, jobs, pods, deployment, spec.serving.container, check_now, others)
@@ -116,6 +120,28 @@ async def reconcile(
                 await _report_retrying(deps, body, owner, status, exc, generation)
             raise exc.error from exc
     raise ApiError(0, "RefusedAgain", f"{KIND} {namespace}/{name}: actions refused {MAX_REFUSALS} times in a row")
+
+
+async def _read_mdep(deps: Deps, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return deps.cache.mdep(namespace, name)
+    except Unordered as exc:
+        log.info("%s %s/%s: read from the API: %s", KIND, namespace, name, exc)
+        body = await deps.kube.get_mdep(namespace, name)
+        if body is not None:
+            deps.cache.wrote_mdep(body)
+        return body
+
+
+async def _read_deployment(deps: Deps, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return deps.cache.deployment(namespace, name)
+    except Unordered as exc:
+        log.info("Deployment %s/%s: read from the API: %s", namespace, name, exc)
+        body = await deps.kube.get_deployment(namespace, name)
+        if body is not None:
+            deps.cache.wrote_deployment(body)
+        return body
 
 
 async def _report_retrying(
@@ -159,15 +185,23 @@ async def _write_status(deps: Deps, body: dict[str, Any], status: dict[str, Any]
     meta = body["metadata"]
     for _ in range(STATUS_RETRIES):
         try:
-            return await deps.kube.replace_status({**body, "status": status})
+            written = await deps.kube.replace_status({**body, "status": status})
+            deps.cache.wrote_mdep(written)
+            return written
         except ApiError as exc:
             if exc.status != 409:
                 raise
+            # The watch may not have shown the newer object yet: read it from the API, and give it
+            # to the cache, so the reconcile the runner reruns after this conflict sees it too.
             fresh = await deps.kube.get_mdep(meta["namespace"], meta["name"])
+            if fresh is not None:
+                deps.cache.wrote_mdep(fresh)
             if fresh is None or not _same_inputs(body, fresh):
                 raise
             body = fresh
-    return await deps.kube.replace_status({**body, "status": status})
+    written = await deps.kube.replace_status({**body, "status": status})
+    deps.cache.wrote_mdep(written)
+    return written
 
 
 def _same_inputs(before: dict[str, Any], now: dict[str, Any]) -> bool:
@@ -219,10 +253,13 @@ async def _send(deps: Deps, owner: builders.Owner, spec: Spec, action: act.Actio
     elif isinstance(action, act.DeleteJob):
         log.info("%s: deleting old Job %s", where, action.name)
         await kube.delete_job(owner.namespace, action.name)
+        deps.cache.deleted_job(owner.namespace, owner.name, action.name)
     elif isinstance(action, act.PatchImage):
         log.info("%s: %s image %s", where, "restoring" if action.rollback else "rolling out", action.image)
         patch = builders.image_patch(spec.serving.container, action.image)
-        await kube.patch_deployment(owner.namespace, spec.serving.deployment, patch)
+        deps.cache.wrote_deployment(await kube.patch_deployment(owner.namespace, spec.serving.deployment, patch))
     if manifest is not None:
         created = await kube.create_job(manifest)
+        if created is not None:
+            deps.cache.created_job(created)
         log.info("%s: Job %s %s", where, manifest["metadata"]["name"], "created" if created else "exists already")

@@ -38,10 +38,12 @@ class Operator:
     metrics_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    kubeconfig: Path | None = None  # run as this identity (default: the cluster's admin)
 
     def start(self) -> Operator:
         env = {
             **self.cluster.env,
+            **({"KUBECONFIG": str(self.kubeconfig)} if self.kubeconfig else {}),
             "FRESHNESS_NAMESPACES": self.namespaces,
             "FRESHNESS_METRICS_PORT": str(self.metrics_port),
             "FRESHNESS_HEALTH_PORT": str(self.health_port),

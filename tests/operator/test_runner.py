@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from freshness_operator import runner as runner_module
+from freshness_operator.cache import Cache
 from freshness_operator.kube import ApiError
 from freshness_operator.metrics import Metrics
 from freshness_operator.reconcile import Deps, utcnow
@@ -42,7 +43,7 @@ class Script:
 
 def make(monkeypatch: pytest.MonkeyPatch, script: Script) -> Runner:
     monkeypatch.setattr(runner_module, "reconcile", script)
-    return Runner(Deps(kube=None, settings=Settings(), metrics=Metrics()))  # type: ignore[arg-type]
+    return Runner(Deps(kube=None, settings=Settings(), metrics=Metrics(), cache=Cache()))  # type: ignore[arg-type]
 
 
 async def settle(runner: Runner, seconds: float = 0.1) -> None:

@@ -7,12 +7,14 @@ import copy
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import kopf
 import pytest
 from freshness_operator import handlers
 from freshness_operator.builders import Owner
+from freshness_operator.cache import Cache
 from freshness_operator.core import actions as act
 from freshness_operator.core.status import Status
 from freshness_operator.kube import ApiError
@@ -188,8 +190,25 @@ def test_a_cron_schedule_exports_an_interval_of_zero() -> None:
         assert f"{line} 0.0" in scrape(m), schedule
 
 
+class Live(Mapping[Any, list[dict[str, Any]]]):
+    """Stands in for a kopf index: every lookup reads the fake API's objects as they are now."""
+
+    def __init__(self, objects: Callable[[], list[dict[str, Any]]]) -> None:
+        self.objects = objects
+
+    def __getitem__(self, key: Any) -> list[dict[str, Any]]:
+        return self.objects()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
 class FakeKube:
-    """Records calls in order; holds one ModelDeployment and its serving Deployment."""
+    """Records calls in order; holds one ModelDeployment and its serving Deployment, which the
+    cache reads as if the watches had shown them."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -211,22 +230,32 @@ class FakeKube:
     async def get_mdep(self, namespace: str, name: str) -> dict[str, Any] | None:
         return None if self.gone else copy.deepcopy(self.body)
 
-    async def list_children(self, namespace: str, mdep: str) -> tuple[list[Any], list[Any]]:
-        return self.jobs, []
+    def cache(self) -> Cache:
+        cache = Cache()
+        cache.bind(
+            {
+                "mdep_index": Live(lambda: [] if self.gone else [copy.deepcopy(self.body)]),
+                "job_index": Live(lambda: self.jobs),
+                "pod_index": Live(lambda: []),
+                "deployment_index": Live(lambda: [self.deployment]),
+            }
+        )
+        return cache
 
     async def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.deployment
 
-    async def create_job(self, manifest: dict[str, Any]) -> bool:
+    async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         self.calls.append(("create_job", manifest["metadata"]["name"]))
         if self.refuse is not None:
             raise self.refuse
         self.jobs.append({**manifest, "metadata": {**manifest["metadata"], "uid": "j1"}, "status": {}})
-        return True
+        return self.jobs[-1]
 
     async def replace_status(self, body: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("replace_status", body["status"]["phase"]))
-        self.body = {**body, "metadata": {**body["metadata"], "resourceVersion": "2"}}
+        version = str(int(self.body["metadata"]["resourceVersion"]) + 1)
+        self.body = {**body, "metadata": {**body["metadata"], "resourceVersion": version}}
         return self.body
 
     async def post_event(self, owner: Owner, reason: str, message: str, *, warning: bool) -> None:
@@ -234,7 +263,7 @@ class FakeKube:
 
 
 def run_once(kube: FakeKube, metrics: Metrics | None = None, failures: int = 0) -> tuple[Any, str | None]:
-    deps = Deps(kube=kube, settings=Settings(), metrics=metrics or Metrics())  # type: ignore[arg-type]
+    deps = Deps(kube=kube, settings=Settings(), metrics=metrics or Metrics(), cache=kube.cache())  # type: ignore[arg-type]
     return asyncio.run(reconcile(deps, "ml", "cats", failures=failures))
 
 
@@ -271,7 +300,7 @@ def test_the_check_now_annotation_starts_a_check_through_reconcile() -> None:
 
 def test_reconcile_names_the_peers_on_the_same_deployment_but_not_itself() -> None:
     kube = FakeKube(copy.deepcopy(BASE_SPEC))
-    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics())  # type: ignore[arg-type]
+    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics(), cache=kube.cache())  # type: ignore[arg-type]
     index = {("ml", "cats-dogs"): ["cats", "cats-copy"]}
     asyncio.run(reconcile(deps, "ml", "cats", lambda ns, dep: index.get((ns, dep), [])))
     shared = next(c for c in kube.body["status"]["conditions"] if c["type"] == "DeploymentShared")
