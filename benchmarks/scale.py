@@ -457,7 +457,7 @@ class Bench:
         after the epoch for every operator, so every window sees the same checks fall due; an
         operator not yet on every object when it opens carries its start-up backlog into it."""
         n, smoke = self.n, self.cfg.smoke
-        self.epoch = self.wipe(lead=(15 if smoke else 20) + n * 0.05)
+        self.epoch = self.wipe(lead=(15 if smoke else 20) + n * 0.15)
         opens = self.epoch + (2 if smoke else 2 + n * 0.06)
         proc = self.start(who, f"rep{rep}")
         try:
