@@ -513,8 +513,9 @@ class Bench:
         )
 
     def wait_restarted(self, ident: Identity, before: dict[str, float], timeout: float, quiet: float = 6.0) -> float:
-        """Until the identity has made a GET per object and serving Deployment (every object
-        reconciled) and then no request for ``quiet`` seconds; returns (monotonic) when it last moved."""
+        """Until the identity has made requests (its LISTs and WATCHes at least: an operator that
+        reads from watch caches makes no GET per object) and then none for ``quiet`` seconds;
+        returns (monotonic) when it last moved."""
         deadline = time.monotonic() + timeout
         last, since = -1.0, time.monotonic()
         while time.monotonic() < deadline:
@@ -522,7 +523,7 @@ class Bench:
             total = sum(made.values())
             if total != last:
                 last, since = total, time.monotonic()
-            elif made["get"] >= 2 * self.n and time.monotonic() - since >= quiet:
+            elif made["list"] + made["watch"] > 0 and time.monotonic() - since >= quiet:
                 return since
             time.sleep(1)
         raise TimeoutError(f"{ident.name} did not finish reconciling every object quietly within {timeout:.0f}s")

@@ -48,7 +48,7 @@ def test_scale_smoke_alternates_and_gives_both_operators_the_same_checks(cluster
         assert busy["checks"] >= size["n"] and busy["latency"]["samples"] > 0, who
         assert all(math.isfinite(x) for x in busy["latencies"]), who
         assert busy["rss_mib"] > 0 and r["peak_rss_mib"] >= busy["rss_mib"] * 0.9, who
-        assert busy["requests"]["list"] > 0 and busy["requests"]["create"] > 0, who
+        assert busy["requests"]["create"] > 0, who  # its Jobs: both create one per check
     for name in ("ours", "baseline"):
         assert math.isfinite(size["idle"][name]["requests_per_min"]), name
     assert (tmp_path / "scale.png").stat().st_size > 10_000, "no figure beside the JSON"
