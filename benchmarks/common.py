@@ -724,11 +724,14 @@ class Process:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def our_operator(kubeconfig: Path, namespace: str, log: Path) -> Process:
-    """``python -m freshness_operator`` watching one namespace (env per docs/contracts.md)."""
+def our_operator(kubeconfig: Path, namespace: str, log: Path, src: Path | None = None) -> Process:
+    """``python -m freshness_operator`` watching one namespace (env per docs/contracts.md); from the
+    source tree ``src`` (e.g. a git worktree of an older commit) when given, else this checkout."""
     health = free_port()
+    path = [str(src / d) for d in ("contract", "operator", "trainer", ".")] if src else []
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")]),
         "KUBECONFIG": str(kubeconfig),
         "FRESHNESS_NAMESPACES": namespace,
         "FRESHNESS_METRICS_PORT": str(free_port()),
@@ -737,7 +740,8 @@ def our_operator(kubeconfig: Path, namespace: str, log: Path) -> Process:
         "PYTHONUNBUFFERED": "1",
     }
     argv = [sys.executable, "-m", "freshness_operator"]
-    return Process("our operator", argv, env, log, f"http://127.0.0.1:{health}/healthz")
+    name = f"our operator from {src}" if src else "our operator"
+    return Process(name, argv, env, log, f"http://127.0.0.1:{health}/healthz")
 
 
 def baseline_operator(kubeconfig: Path, namespace: str, tick: float, epoch: float, log: Path) -> Process:

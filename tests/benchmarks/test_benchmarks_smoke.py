@@ -23,9 +23,9 @@ pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_smoke(cluster: Cluster, module: str, out: Path) -> dict[str, Any]:
+def run_smoke(cluster: Cluster, module: str, out: Path, timeout: float = 300) -> dict[str, Any]:
     argv = [sys.executable, "-m", module, "--smoke", "--kubeconfig", str(cluster.kubeconfig), "--json", str(out)]
-    proc = subprocess.run(argv, cwd=ROOT, env=cluster.env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(argv, cwd=ROOT, env=cluster.env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, (
         f"{module} --smoke failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     )
@@ -33,16 +33,25 @@ def run_smoke(cluster: Cluster, module: str, out: Path) -> dict[str, Any]:
     return dict(json.loads(out.read_text()))
 
 
-def test_scale_smoke(cluster: Cluster, tmp_path: Path) -> None:
-    result = run_smoke(cluster, "benchmarks.scale", tmp_path / "scale.json")
+def test_scale_smoke_alternates_and_gives_both_operators_the_same_checks(cluster: Cluster, tmp_path: Path) -> None:
+    result = run_smoke(cluster, "benchmarks.scale", tmp_path / "scale.json", timeout=600)
     [size] = result["sizes"]
-    for who in ("ours", "baseline"):
-        busy, idle = size[who]["busy"], size[who]["idle"]
+    runs = size["runs"]
+    # Two repetitions, the order reversed in the second: ours first, then the baseline first.
+    order = [[r["who"] for r in sorted(runs, key=lambda r: r["position"]) if r["rep"] == rep] for rep in (0, 1)]
+    assert order == [["ours", "baseline"], ["baseline", "ours"]], order
+    # Every window started from the same wiped slate: the same first checks fell due in each.
+    assert len({r["busy"]["due"] for r in runs}) == 1 and runs[0]["busy"]["due"] > 0, runs
+    for r in runs:
+        busy, who = r["busy"], (r["who"], r["rep"])
         assert busy["objects_checked"] == size["n"] == 5, who
         assert busy["checks"] >= size["n"] and busy["latency"]["samples"] > 0, who
         assert all(math.isfinite(x) for x in busy["latencies"]), who
-        assert busy["rss_mib"] > 0 and sum(busy["requests"].values()) > 0, who
-        assert idle is not None and math.isfinite(idle["requests_per_min"]), who
+        assert busy["rss_mib"] > 0 and r["peak_rss_mib"] >= busy["rss_mib"] * 0.9, who
+        assert busy["requests"]["create"] > 0, who  # its Jobs: both create one per check
+    for name in ("ours", "baseline"):
+        assert math.isfinite(size["idle"][name]["requests_per_min"]), name
+    assert (tmp_path / "scale.png").stat().st_size > 10_000, "no figure beside the JSON"
     left = cluster.kubectl("get", "flowschemas", "-o", "name").stdout
     assert "bench-" not in left, "the benchmark left its FlowSchemas behind"
 
