@@ -1,6 +1,6 @@
 """Drift-detection power against sample size: our rule beside Evidently's default preset.
 
-    python benchmarks/drift_quality.py [--smoke] [--model models/model.pt] [--trials 40]
+    python benchmarks/drift_quality.py [--smoke] [--model models/model.pt] [--trials 40] [--png power.png]
 
 Both detectors see the same resampled production images in the same run:
 
@@ -14,7 +14,8 @@ Both detectors see the same resampled production images in the same run:
 Without ``--model`` the serving model is trained first exactly as ``dvc exp run`` does with the
 default params.yaml (prepare + train stages in a temporary directory). Rows are conditions of the
 sample set (iid = no drift, so its row is the false-positive rate), columns sample sizes. Trials of
-that table resample finite pools, so they overlap.
+that table resample finite pools, so they overlap. ``--png PATH`` also draws the table as a figure,
+detection rate against sample size per condition (benchmarks/drift_quality_png.py).
 
 ``--fpr-batches N`` measures the false-positive rate properly instead: N *independent* iid batches
 (each a fresh render of the production stream with its own seed, never resampled), each checked
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "trainer"))
+sys.path[:0] = [str(ROOT / "trainer"), str(ROOT)]  # run as a script: the packages and benchmarks/
 
 from freshness_trainer import drift, engine, features, model, params, quality, sampledata  # noqa: E402
 from freshness_trainer.stages import prepare, train  # noqa: E402
@@ -185,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fpr-batches", type=int, help="measure the FPR on this many independent iid batches instead")
     ap.add_argument("--fpr-reference", type=int, default=240, help="reference images for --fpr-batches")
+    ap.add_argument("--png", type=Path, help="also write the table as a figure (detection rate vs sample size)")
     args = ap.parse_args(argv)
     sizes, trials, pool, epochs = args.sizes, args.trials, int(max(args.sizes) * 1.5), None
     if args.smoke:
@@ -210,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# trials={trials} (evidently {ev_trials}) pool={pool} per condition, "
           f"reference={len(pools['reference'].table)} images; "
           f"cells: ours / evidently-default detection rate (iid row = false-positive rate)")
+    rates: dict[str, dict[str, dict[int, float]]] = {}
     header = "| condition | accuracy |" + "".join(f" n={n} |" for n in sizes)
     print(header)
     print("|---|---|" + "---|" * len(sizes))
@@ -222,11 +225,19 @@ def main(argv: list[str] | None = None) -> int:
             b = quality.detection_rate(pixels["reference"], pixels[name], n=n, trials=ev_trials,
                                        seed=args.seed + n, decide=theirs)
             cells.append(f" {a:.2f} / {b:.2f} |")
+            rates.setdefault(name, {"ours": {}, "evidently": {}})
+            rates[name]["ours"][n], rates[name]["evidently"][n] = a, b
         print(f"| {name} | {pools[name].accuracy:.3f} |" + "".join(cells), flush=True)
     print(f"# serving accuracy on reference images {pools['reference'].accuracy:.3f}; "
           f"elapsed {time.perf_counter() - started:.0f} s")
     print(f"# DataDriftPreset() vs its DriftedColumnsCount alone: {theirs.disagreements} disagreements "
           f"in {theirs.checked} checked trials")
+    if args.png:
+        from benchmarks.drift_quality_png import draw  # matplotlib only when asked
+
+        png = draw(rates, sizes, args.png, f"trials {trials} (Evidently {ev_trials}), {datetime.date.today()}, "
+                   f"{platform.node()}")
+        print(f"# figure: {png}")
     return 0
 
 

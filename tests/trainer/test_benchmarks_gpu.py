@@ -10,6 +10,8 @@ import pytest
 import torch
 from freshness_trainer import data, engine, evaluation, fastpath, model
 
+from benchmarks import drift_quality_png
+from tests.pngfile import png_size
 from tests.trainer.conftest import Project
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -48,12 +50,14 @@ def test_gpu_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
         assert line in out
 
 
-def test_drift_quality_benchmark_smoke(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _load("drift_quality").main(["--smoke", "--model", str(project.serving_model)]) == 0
+def test_drift_quality_benchmark_smoke(project: Project, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    png = tmp_path / "power.png"
+    assert _load("drift_quality").main(["--smoke", "--model", str(project.serving_model), "--png", str(png)]) == 0
     out = capsys.readouterr().out
     for condition in ("| iid |", "| new-class |", "| noise |", "| rotation |"):
         assert condition in out
     assert "0 disagreements" in out
+    assert f"# figure: {png}" in out and png_size(png) == (drift_quality_png.WIDTH, drift_quality_png.HEIGHT)
 
 
 def test_drift_quality_fpr_smoke_checks_each_batch_against_both_references(
