@@ -21,6 +21,7 @@ WIDTH, HEIGHT, DPI = 1400, 900, 100
 PHASE_COLOURS = {
     "Pending": "#eeeeee",
     "Monitoring": "#e3f2e1",
+    "DriftDetected": "#f8dada",
     "Training": "#fde7c3",
     "Packaging": "#e6dcf6",
     "RollingOut": "#d4e8f8",
@@ -62,6 +63,17 @@ def spans(changes: Sequence[tuple[float, str]], end: float) -> list[tuple[float,
     return [(t, changes[i + 1][0] if i + 1 < len(changes) else end, v) for i, (t, v) in enumerate(changes)]
 
 
+def grouped(markers: Sequence[tuple[float, str]], within: float) -> list[tuple[float, str]]:
+    """Markers closer than ``within`` to the previous one share its label (one line, not a smudge). Pure."""
+    out: list[tuple[float, str]] = []
+    for t, label in markers:
+        if out and t - out[-1][0] < within:
+            out[-1] = (out[-1][0], f"{out[-1][1]}, {label}")
+        else:
+            out.append((t, label))
+    return out
+
+
 def draw(picture: Picture, path: Path) -> Path:
     fig = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI, layout="constrained")
     drift, accuracy, alerts = fig.subplots(3, 1, sharex=True, height_ratios=[4, 2, 1.4])
@@ -76,7 +88,7 @@ def draw(picture: Picture, path: Path) -> Path:
         for t, _ in picture.markers:
             ax.axvline(minutes(t), color="#555555", lw=0.8, ls=":", zorder=1)
     _drift_row(drift, picture, minutes)
-    for t, reason in picture.markers:
+    for t, reason in grouped(picture.markers, (picture.end - picture.start) / 80):
         drift.annotate(
             reason,
             (minutes(t), 1),

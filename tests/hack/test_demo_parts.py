@@ -105,3 +105,8 @@ def test_the_picture_is_a_png_of_the_promised_size(tmp_path: Path) -> None:
 def test_spans_end_each_value_where_the_next_begins() -> None:
     assert timeline_png.spans([(0, "a"), (5, "b")], 9) == [(0, 5, "a"), (5, 9, "b")]
     assert timeline_png.spans([], 9) == []
+
+
+def test_close_markers_share_one_label() -> None:
+    marks = [(0.0, "A"), (1.0, "B"), (1.5, "C"), (10.0, "D")]
+    assert timeline_png.grouped(marks, 2.0) == [(0.0, "A, B, C"), (10.0, "D")]
