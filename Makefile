@@ -52,7 +52,7 @@ lint: $(STAMP)
 SRC_PATH := $(CURDIR)/contract:$(CURDIR)/operator:$(CURDIR)/trainer:$(CURDIR)
 DEMO_INSTALL := $(if $(filter command line,$(origin VENV)),,$(STAMP))
 
-demo: $(DEMO_INSTALL) binaries iproute2
+demo: $(DEMO_INSTALL) binaries promtool iproute2
 	PYTHONPATH=$(SRC_PATH)$(if $(PYTHONPATH),:$(PYTHONPATH)) $(PY) -m hack.demo $(DEMO_ARGS)
 
 test: setup lint

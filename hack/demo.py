@@ -11,9 +11,12 @@
    Deployment and a ModelDeployment, and let production batches arrive: first an iid batch (no
    drift), then a batch where bees appear. The operator detects drift, trains two candidates,
    gates the best, packages it and rolls the Deployment.
+4. A real Prometheus scrapes the operator and evaluates the chart's alert rules
+   (hack/demo_prometheus.py); the summary prints each alert's transitions and the drift score
+   series as Prometheus recorded them.
 
-Prints a timeline; ends with a summary (also written to <workdir>/summary.json); stops every
-process it started, on Ctrl-C too.
+Prints a timeline; ends with a summary (also written to <workdir>/summary.json) and a picture of
+the run (<workdir>/timeline.png, hack/timeline_png.py); stops every process it started, on Ctrl-C too.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hack import localcluster
+from hack import demo_prometheus, localcluster, timeline_png
+from hack.demo_timeline import DemoError, Timeline, say, unix
+from hack.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
 NAMESPACE = "demo"
@@ -40,114 +45,6 @@ MDEP = "cats-dogs"
 TAINT = "modelfreshness.io/simulated=true:NoSchedule"
 CHART = REPO / "charts" / "model-freshness-operator"
 RELEASE = "freshness"
-
-
-class DemoError(RuntimeError):
-    pass
-
-
-def say(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def _revision(resource_version: str | None) -> int:
-    """etcd revisions are integers; an API server that says otherwise sorts first."""
-    return int(resource_version) if resource_version and resource_version.isdigit() else 0
-
-
-class Timeline:
-    """What the demo has seen of the ModelDeployment's status; prints each new fact once."""
-
-    def __init__(self) -> None:
-        self.phases: list[str] = []
-        self.last_check: str | None = None
-        self.seen_runs: set[str] = set()
-        self.gate: dict[str, Any] | None = None
-        self.version: str | None = None
-        self.best_overrides: dict[str, Any] = {}
-        self.bees_sent = False
-        self.rolled_out = False
-        self.accuracy_before: float | None = None
-        self.accuracy_after: float | None = None
-        self.seen_events: set[str] = set()
-        self.reasons: list[str] = []
-
-    def phase(self, phase: str | None) -> None:
-        if phase and (not self.phases or self.phases[-1] != phase):
-            self.phases.append(phase)
-            say(f"phase -> {phase}")
-
-    def events(self, items: list[dict[str, Any]]) -> None:
-        """Print the ModelDeployment's new Events (one per transition) in the order they happened."""
-        # Timestamps have one-second resolution; the resourceVersion keeps the order they were posted in.
-        items = sorted(items, key=lambda e: _revision(e["metadata"].get("resourceVersion")))
-        for ev in items:
-            key = f"{ev['metadata']['uid']}:{ev.get('count', 1)}"
-            if key in self.seen_events:
-                continue
-            self.seen_events.add(key)
-            self.reasons.append(ev["reason"])
-            say(f"event {ev.get('type')} {ev['reason']}: {ev.get('message')}")
-
-    def new_check(self, drift: dict[str, Any]) -> bool:
-        check_time = drift.get("lastCheckTime")
-        if not check_time or check_time == self.last_check:
-            return False
-        self.last_check = check_time
-        acc = drift.get("accuracy") or {}
-        say(
-            f"drift check: detected={drift.get('detected')} score={drift.get('score')} "
-            f"(threshold {drift.get('threshold')}) share={drift.get('share')} samples={drift.get('samples')} "
-            f"accuracy={acc.get('current')} (reference {acc.get('reference')}) top={drift.get('topFeatures')}"
-        )
-        est, novelty = drift.get("estimatedAccuracy") or {}, drift.get("novelty") or {}
-        say(
-            f"  signals: distribution changed={drift.get('distributionDetected')} estimated accuracy="
-            f"{est.get('value')} [{est.get('low')}, {est.get('high')}] (held out {est.get('reference')}) "
-            f"novelty={novelty.get('share')} (reference {novelty.get('referenceRate')}, detected "
-            f"{novelty.get('detected')}); trigger {drift.get('trigger')}: {drift.get('reasons') or 'no retrain'}"
-        )
-        say(f"  HTML drift report: {drift.get('report')}")
-        return True
-
-    def candidate(self, candidate: dict[str, Any]) -> None:
-        for run in candidate.get("runs") or []:
-            key = f"{run.get('job')}:{run.get('state')}"
-            if key in self.seen_runs:
-                continue
-            self.seen_runs.add(key)
-            metrics = {k: v for k, v in (run.get("metrics") or {}).items() if k.startswith("val_acc")}
-            line = f"candidate {run.get('index')} {run.get('overrides')}: {run.get('state')}"
-            if metrics:
-                baseline = (run.get("baselineMetrics") or {}).get("val_acc")
-                line += f" {metrics}; serving model on the same data: val_acc={baseline}"
-            if run.get("reason"):
-                line += f" ({run.get('reason')}: {run.get('message')})"
-            say(line)
-        gate = candidate.get("gate")
-        if gate and gate != self.gate:
-            self.gate = gate
-            say(f"gate: {gate.get('reason')}: {gate.get('message')}")
-            if not gate.get("passed"):
-                raise DemoError("the best candidate did not pass the gate; the serving model stays")
-            best = candidate.get("best")
-            for run in candidate.get("runs") or []:
-                if run.get("index") == best:
-                    self.best_overrides = dict(run.get("overrides") or {})
-        if candidate.get("version") and candidate.get("version") != self.version:
-            self.version = candidate["version"]
-            say(f"chosen version {self.version}: packaging it, then rolling the Deployment")
-
-    def outcome(self, status: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "phases": self.phases,
-            "status": status,
-            "gate": self.gate or {},
-            "bestOverrides": self.best_overrides,
-            "accuracyBefore": self.accuracy_before,
-            "accuracyAfter": self.accuracy_after,
-            "events": self.reasons,
-        }
 
 
 class Demo:
@@ -158,6 +55,9 @@ class Demo:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.named: dict[str, subprocess.Popen[bytes]] = {}
         self.cluster: localcluster.ClusterInfo | None = None
+        self.prometheus: Prometheus | None = None
+        self.timeline = Timeline()
+        self.operator_started = time.time()
         self.venv_bin = Path(sys.executable).parent
 
     # ------------------------------------------------------------------ helpers
@@ -284,8 +184,20 @@ class Demo:
             FRESHNESS_TRAINER_IMAGE="registry.local/freshness-trainer:demo",
         )
         self.metrics_port = env["FRESHNESS_METRICS_PORT"]
+        self.operator_started = time.time()
         self.spawn("operator", [sys.executable, "-m", "freshness_operator"], env)
         say(f"operator started (log {self.work / 'operator.log'}, metrics :{self.metrics_port}/metrics)")
+        assert self.cluster
+        try:
+            self.prometheus = demo_prometheus.start(
+                self.work / "prometheus", self.cluster.bin_dir / "helm", CHART, f"127.0.0.1:{self.metrics_port}"
+            )
+        except (OSError, RuntimeError) as exc:  # not installed, refused its config, or never ready
+            raise DemoError(f"Prometheus did not start: {exc}") from exc
+        say(
+            f"Prometheus at {self.prometheus.url} scrapes the operator every {demo_prometheus.INTERVAL}s and "
+            f"evaluates the chart's alert rules ({demo_prometheus.DRIFT_ALERT} for: {demo_prometheus.DRIFT_FOR})"
+        )
 
     def make_project(self) -> None:
         """A bare copy of the project: the git server the training pods clone from and push
@@ -437,7 +349,7 @@ class Demo:
         """Print the timeline and drive the story from what status says, until the new model has
         served through one drift check of its own (its accuracy on the production batch)."""
         deadline = time.monotonic() + self.timeout
-        t = Timeline()
+        t = self.timeline
         while time.monotonic() < deadline:
             self.check_children_alive()
             status = self.mdep().get("status") or {}
@@ -484,6 +396,11 @@ class Demo:
         )
         gate = outcome["gate"]
         served = model_file.load(model["uri"])
+        assert self.prometheus
+        last_check = unix((status.get("drift") or {}).get("lastCheckTime"), time.time())
+        seen = demo_prometheus.observe(self.prometheus, NAMESPACE, MDEP, self.operator_started, last_check)
+        picture = self.timeline.picture(self.operator_started, time.time(), seen.alerts)
+        png = timeline_png.draw(picture, self.work / "timeline.png")
         summary = {
             "phases": outcome["phases"],
             "events": outcome["events"],
@@ -496,6 +413,10 @@ class Demo:
             "productionAccuracyBefore": outcome["accuracyBefore"],
             "productionAccuracyAfter": outcome["accuracyAfter"],
             "report": (status.get("drift") or {}).get("report"),
+            "checks": [vars(c) for c in picture.checks],
+            "milestones": [{"time": t, "event": e} for t, e in picture.markers],
+            **seen.json(),
+            "timelinePng": str(png),
         }
         (self.work / "summary.json").write_text(json.dumps(summary, indent=2))
         say("summary")
@@ -510,6 +431,8 @@ class Demo:
             f"  accuracy on the production batch with bees: {summary['productionAccuracyBefore']} (v1) "
             f"-> {summary['productionAccuracyAfter']} ({model.get('version')})"
         )
+        seen.print()
+        print(f"  timeline picture:      {png}")
         print(f"  drift reports:         {self.work / 'reports'}")
         print(f"  logs and data:         {self.work}")
         return summary
@@ -526,6 +449,8 @@ class Demo:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if self.prometheus:
+            self.prometheus.stop()
         if self.cluster:
             localcluster.down(self.cluster.state_dir, self.cluster)
         say("stopped every process the demo started")

@@ -25,11 +25,16 @@ from hack.localcluster import free_port
 
 @dataclass
 class Prometheus:
-    """``prometheus`` scraping ``targets`` (job name -> host:port list) with ``rule_groups`` loaded."""
+    """``prometheus`` scraping ``targets`` (job name -> host:port list) with ``rule_groups`` loaded.
+
+    ``labels`` (job name -> label set) are target labels, as Kubernetes service discovery would
+    attach them (e.g. a model server pod's ``namespace`` and ``pod``).
+    """
 
     workdir: Path
     targets: dict[str, list[str]]
     rule_groups: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
     interval: str = "1s"
     binary: str = "prometheus"
     port: int = field(default_factory=free_port)
@@ -49,7 +54,11 @@ class Prometheus:
             "rule_files": [str(self.workdir / "rules.yaml")],
             "scrape_configs": [
                 # honor_labels as the chart's ServiceMonitor: keep the ModelDeployment's namespace/name
-                {"job_name": job, "honor_labels": True, "static_configs": [{"targets": hosts}]}
+                {
+                    "job_name": job,
+                    "honor_labels": True,
+                    "static_configs": [{"targets": hosts, "labels": self.labels.get(job, {})}],
+                }
                 for job, hosts in self.targets.items()
             ],
         }
@@ -118,6 +127,10 @@ class Prometheus:
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         return list(self.api("query", query=expr)["result"])
+
+    def query_range(self, expr: str, start: float, end: float, step: float = 1) -> list[dict[str, Any]]:
+        """Series of ``expr`` at ``start``, ``start + step``, ... ``end`` (unix seconds), as Grafana asks."""
+        return list(self.api("query_range", query=expr, start=start, end=end, step=step)["result"])
 
     def alerts(self) -> list[dict[str, Any]]:
         return list(self.api("alerts")["alerts"])

@@ -3,7 +3,8 @@
 monitoring.coreos.com objects (ServiceMonitor, PrometheusRule) are left out: kubernetes-validate has
 schemas for built-in kinds only. Their content is checked elsewhere: the PrometheusRule's groups by
 `promtool check rules` (test_alerts.py), the ServiceMonitor's fields in test_chart_render.py, and the
-chart's crds/ file validates here as an apiextensions.k8s.io/v1 CustomResourceDefinition.
+chart's crds/ file validates here as an apiextensions.k8s.io/v1 CustomResourceDefinition. The
+"monitoring" variant enables the Grafana dashboard: its ConfigMap validates here too.
 """
 
 from __future__ import annotations
@@ -42,3 +43,5 @@ def test_strict_validation(helm: Helm, kubernetes_validate: Path, variant: str, 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     passed = proc.stdout.count(" passed for resource ")
     assert passed == len(built_in), proc.stdout
+    if VARIANTS[variant].get("grafanaDashboard", {}).get("enabled"):  # the dashboard ConfigMap is among them
+        assert [d for d in built_in if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]]

@@ -6,8 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from hack import timeline_png
+from tests.pngfile import png_size
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -58,3 +62,32 @@ def test_make_demo_from_a_fresh_clone(tmp_path: Path) -> None:
     assert after > before, f"accuracy on the three-class production batch did not improve: {before} -> {after}"
     assert summary["gate"]["value"] > summary["gate"]["baseline"], summary["gate"]
     assert "stopped every process the demo started" in proc.stdout
+    assert_prometheus_saw_the_loop(summary)
+    png = Path(summary["timelinePng"])
+    assert png == work / "timeline.png" and f"timeline picture:      {png}" in proc.stdout
+    assert png_size(png) == (timeline_png.WIDTH, timeline_png.HEIGHT)
+
+
+def assert_prometheus_saw_the_loop(summary: dict[str, Any]) -> None:
+    """The chart's drift alert, as the demo's Prometheus evaluated it over the run, follows the
+    verdicts: pending once the drifted check was scraped, firing after its 5 s `for`; resolved once
+    the new model's first check is clean, still firing if that check found drift too."""
+    drift = [(a["time"], a["state"]) for a in summary["alerts"]["ModelDriftDetected"]]
+    checks = summary["checks"]
+    last_clean = not checks[-1]["detected"]
+    want = ["inactive", "pending", "firing"] + (["inactive"] if last_clean else [])
+    assert [s for _, s in drift] == want, (drift, checks)
+    pending, firing = drift[1][0], drift[2][0]
+    assert firing - pending >= 4, drift  # for: 5s, evaluated every second
+    milestones: dict[str, float] = {}
+    for m in summary["milestones"]:
+        milestones.setdefault(m["event"], m["time"])  # the first of each
+    drifted = next(c for c in checks if c["detected"])
+    assert drifted["time"] - 2 <= pending, (drifted, drift)  # the Event and check times have 1 s resolution
+    assert milestones["DriftDetected"] - 2 <= pending
+    if last_clean:
+        assert drift[3][0] > milestones["RolledOut"] and checks[-1]["time"] - 2 <= drift[3][0], (milestones, drift)
+    # The drift score series Prometheus stored has the score of every check the status reported.
+    stored = [p["score"] for p in summary["driftScoreSeries"]]
+    for check in checks:
+        assert any(abs(v - check["score"]) < 1e-9 for v in stored), (check, stored)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from hack.prometheus import Prometheus
 from tests.chart.tools import require_tool
+from tests.conftest import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -33,3 +35,18 @@ def test_a_config_prometheus_refuses_fails_with_its_log(tmp_path: Path) -> None:
     bad = Prometheus(tmp_path, {"x": ["127.0.0.1:1"]}, [{"name": "g", "rules": [{"alert": "A", "expr": "sum by ("}]}])
     with pytest.raises(RuntimeError, match="prometheus exited"):
         bad.start(timeout=30)
+
+
+def test_targets_carry_their_labels_and_range_queries_answer(tmp_path: Path) -> None:
+    prom = Prometheus(tmp_path, {"self": []}, labels={"self": {"namespace": "team-a", "pod": "p-0"}})
+    prom.targets["self"] = [f"127.0.0.1:{prom.port}"]  # Prometheus scrapes its own /metrics
+    prom.start()
+    try:
+        start = time.time()
+        wait_for("a scrape of itself", lambda: prom.query('up{job="self"} == 1'), 30)
+        [up] = prom.query('up{job="self"}')
+        assert up["metric"]["namespace"] == "team-a" and up["metric"]["pod"] == "p-0"
+        [series] = prom.query_range('up{job="self"}', start - 5, time.time() + 1, 1)
+        assert series["values"] and all(v == "1" for _, v in series["values"])
+    finally:
+        prom.stop()

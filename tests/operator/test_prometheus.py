@@ -3,12 +3,18 @@
 The rules and the dashboard come from ``helm template`` of the chart (one source of truth), with
 one value changed for speed: ``prometheusRule.alerts.ModelDriftDetected.for`` is 5s instead of 15m.
 Prometheus (hack/prometheus.py) scrapes and evaluates every second. The loop is the operator's
-(a subprocess) on the real local control plane; the tests play the step containers (cluster_kit).
+(a subprocess) on the real local control plane; the tests play the step containers (cluster_kit),
+and once the kubelet's report of a drift pod that cannot start (so a step is stuck for a while).
+Prometheus also scrapes a real model server (``freshness-serve``, an untrained model) that the
+run sends v2 inference requests to, with the target labels a pod scrape in the run's namespace
+would have, so every dashboard panel has data to show.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import re
 import time
 import uuid
@@ -39,13 +45,12 @@ CHART_VALUES = {
     "prometheusRule": {"enabled": True, "alerts": {ALERT: {"for": "5s"}}},
     "grafanaDashboard": {"enabled": True},
 }
-# Dashboard series this run cannot produce; every other panel query must return data.
-MAY_BE_EMPTY = {
-    "modelfreshness_step_stuck": "no step pod gets stuck in this run",
-    "modelfreshness_serving_": "no model server runs in this test",
-}
-# What Grafana puts in place of its built-in interval variables (the run lasts about a minute).
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "15s", "$__range": "10m"}
+# Panels are range queries, as Grafana sends them: one point every STEP seconds over the run, with
+# Grafana's interval variables for that step and this Prometheus's 1 s scrape interval
+# ($__rate_interval = max($__interval + scrape interval, 4 x scrape interval)).
+STEP = 2
+GRAFANA_VARIABLES = {"$__rate_interval": "4s", "$__interval": f"{STEP}s"}
+SERVER_POD = "cats-dogs-7d9f8b6c5-x2x4q"
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +62,54 @@ def chart() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def prefix() -> str:
     return f"mfp{uuid.uuid4().hex[:4]}"
+
+
+@pytest.fixture(scope="module")
+def namespace(prefix: str) -> str:
+    """The run's namespace, named before Prometheus starts: its model server target carries it."""
+    return f"{prefix}-{uuid.uuid4().hex[:5]}"
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``freshness-serve`` on a free port with an untrained two-class model, capturing every input."""
+    from freshness_trainer.serve.local import LocalServer
+
+    from tests.trainer.serve_kit import save_model
+
+    tmp = tmp_path_factory.mktemp("model-server")
+    env = {
+        "MODEL_PATH": str(save_model(tmp / "model.pt")),
+        "MODEL_NAME": "cats-dogs",
+        "FRESHNESS_CAPTURE_URI": str(tmp / "capture"),
+        "FRESHNESS_CAPTURE_RATE": "1",
+        "FRESHNESS_TORCH_THREADS": "1",
+    }
+    with LocalServer(env, tmp / "server.log") as srv:
+        srv.wait_listening()
+        wait_for("the model server ready", lambda: srv.get("/v2/health/ready")[0] == 200, 120, srv.log)
+        yield srv
+
+
+def send_inference_requests(server: Any, count: int) -> None:
+    """``count`` v2 requests of two PNG images each, and one the server must refuse (bad_request)."""
+    from freshness_trainer import sampledata
+    from freshness_trainer.serve.local import post_json
+
+    from tests.trainer.serve_kit import encode
+
+    images = sampledata.render({"cats": 1, "dogs": 1}, half="production", seed=count).images
+    tensor = {
+        "name": "image",
+        "shape": [2],
+        "datatype": "BYTES",
+        "data": [base64.b64encode(encode(img, "PNG")).decode() for img in images],
+    }
+    for i in range(count):
+        status, body = post_json(f"{server.url}/v2/models/cats-dogs/infer", {"id": f"r{i}", "inputs": [tensor]})
+        assert status == 200, body
+    status, body = post_json(f"{server.url}/v2/models/cats-dogs/infer", {"inputs": [{**tensor, "shape": [3]}]})
+    assert status == 400, body
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +127,23 @@ def operator(cluster: Cluster, prefix: str, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="module")
 def prometheus(
-    operator: Operator, chart: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+    operator: Operator,
+    model_server: Any,
+    namespace: str,
+    chart: list[dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Prometheus]:
     require_tool("prometheus", "run `bash hack/install-promtool.sh` (Debian package prometheus)")
     groups = one(chart, "PrometheusRule")["spec"]["groups"]
-    targets = {"model-freshness-operator": [f"127.0.0.1:{operator.metrics_port}"]}
-    prom = Prometheus(tmp_path_factory.mktemp("prometheus"), targets, groups, interval="1s").start()
+    targets = {
+        "model-freshness-operator": [f"127.0.0.1:{operator.metrics_port}"],
+        "model-server": [f"127.0.0.1:{model_server.port}"],
+    }
+    # What Kubernetes service discovery attaches to a scraped serving pod (docs/install.md: scrape
+    # its pods' /metrics); the dashboard's serving panels select on `namespace`.
+    labels = {"model-server": {"namespace": namespace, "pod": SERVER_POD, "container": "server"}}
+    workdir = tmp_path_factory.mktemp("prometheus")
+    prom = Prometheus(workdir, targets, groups, labels=labels, interval="1s").start()
     try:
         yield prom
     finally:
@@ -116,16 +180,40 @@ class AlertWatch:
         kit.until(f"{ALERT} {state} (seen: {self.transitions})", lambda: self.poll() == state, timeout)
 
 
+def stuck_for_a_while(kit: Kit, prometheus: Prometheus, job: str) -> None:
+    """The kubelet's report of a step pod that cannot start (a missing Secret), until Prometheus
+    has scraped the stuck step a few times; ``kit.finish`` then ends the pod as usual."""
+    pod = kit.until(
+        f"a pod of {job} with an IP",
+        lambda: next(
+            (p["metadata"]["name"] for p in kit.items("pods", f"job-name={job}") if p["status"].get("podIP")), None
+        ),
+    )
+    waiting = {"reason": "CreateContainerConfigError", "message": 'secret "git-creds" not found'}
+    container = {"name": "main", "image": "x", "imageID": "", "ready": False, "restartCount": 0}
+    status = {"status": {"containerStatuses": [{**container, "state": {"waiting": waiting}}]}}
+    kit.kubectl("patch", "pod", pod, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    selector = f'modelfreshness_step_stuck{{namespace="{kit.ns}", reason="CreateContainerConfigError"}}'
+    # Long enough for a dashboard point STEP seconds apart to fall inside: four scrapes of it.
+    stuck = f"count_over_time({selector}[1m]) >= {STEP + 2}"
+    kit.until("Prometheus scraped the stuck step four times", lambda: prometheus.query(stuck), timeout=60)
+
+
 @pytest.fixture(scope="module")
-def run(cluster: Cluster, operator: Operator, prometheus: Prometheus, prefix: str) -> Iterator[Run]:
-    """One loop: no drift, drift (alert pending -> firing), retrain, rollout, no drift (resolved)."""
-    ns = restricted_namespace(cluster, f"{prefix}-{uuid.uuid4().hex[:5]}")
+def run(
+    cluster: Cluster, operator: Operator, prometheus: Prometheus, model_server: Any, namespace: str
+) -> Iterator[Run]:
+    """One loop: a stuck drift pod, no drift, drift (alert pending -> firing), retrain, rollout, no
+    drift (resolved); the model server answers requests before the drift and after the rollout."""
+    ns = restricted_namespace(cluster, namespace)
     kit = Kit(cluster, ns, operator)
     kit.apply(serving_deployment("cats-dogs", "registry.example/cats-dogs:0.1"))
     kit.apply(mdep("cats", drift={"interval": "3s"}))
     start = time.time()
-    kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(False, 0.05))
+    stuck_for_a_while(kit, prometheus, kit.wait_job("cats", "drift", "cats-drift-1"))
+    kit.finish("cats-drift-1", drift_doc(False, 0.05))
     kit.wait_phase("cats", "Monitoring")
+    send_inference_requests(model_server, 4)
     watch = AlertWatch(prometheus, ns, time.monotonic())
     assert watch.poll() == "inactive"
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), drift_doc(True, 0.62))
@@ -135,6 +223,7 @@ def run(cluster: Cluster, operator: Operator, prometheus: Prometheus, prefix: st
     kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-aaaaaaaa"))
     kit.until("the rollout", lambda: kit.status("cats").get("model", {}).get("version") == "v1-aaaaaaaa")
     assert watch.poll() == "firing"  # the verdict still says drift until the next check
+    send_inference_requests(model_server, 4)
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-3"), drift_doc(False, 0.04))
     watch.until(kit, "inactive", timeout=30)
     print(f"\n{ALERT} transitions (s since the drifted check finished): {watch.transitions}")
@@ -181,7 +270,8 @@ def test_every_dashboard_query_runs_and_returns_what_the_run_produced(
     run: Run, prometheus: Prometheus, chart: list[dict[str, Any]]
 ) -> None:
     board = dashboard(chart)
-    variables = {**GRAFANA_VARIABLES, "$namespace": run.kit.ns, "$name": "cats"}
+    start, end = math.floor(run.start), math.ceil(time.time())
+    variables = {**GRAFANA_VARIABLES, "$__range": f"{end - start}s", "$namespace": run.kit.ns, "$name": "cats"}
     # The template variables' own queries (label_values) list this ModelDeployment.
     for var in board["templating"]["list"]:
         if var["type"] != "query":
@@ -196,11 +286,12 @@ def test_every_dashboard_query_runs_and_returns_what_the_run_produced(
         for target in panel["targets"]:
             expr = substitute(target["expr"], variables)
             try:
-                result = prometheus.query(expr)
+                result = prometheus.query_range(expr, start, end, STEP)
             except ValueError as e:
                 pytest.fail(f"panel {panel['title']!r}: {e}")
             checked += 1
-            if not result and not any(metric in expr for metric in MAY_BE_EMPTY):
-                empty.append(f"{panel['title']!r}: {expr}")
-    assert not empty, "queries without data for metrics this run produced:\n" + "\n".join(empty)
+            # Data: at least one number (a quantile of no observations is NaN: nothing to draw).
+            if not any(not math.isnan(float(v)) for series in result for _, v in series["values"]):
+                empty.append(f"{panel['title']!r}: {expr} -> {result}")
+    assert not empty, "queries without data over the run:\n" + "\n".join(empty)
     assert checked >= len(board["panels"])
