@@ -199,6 +199,22 @@ def stuck_for_a_while(kit: Kit, prometheus: Prometheus, job: str) -> None:
     kit.until("Prometheus scraped the stuck step four times", lambda: prometheus.query(stuck), timeout=60)
 
 
+def with_signals(doc: dict[str, Any], harmful: bool) -> dict[str, Any]:
+    """The label-free signals a real drift step reports (the dashboard draws them): a drop in the
+    estimated accuracy and a novelty share that starts a retrain under the default trigger, or none."""
+    estimate = 0.71 if harmful else 0.94
+    low, high = round(estimate - 0.03, 2), round(estimate + 0.03, 2)
+    doc["drift"]["estimatedAccuracy"] = {"value": estimate, "low": low, "high": high, "reference": 0.95}
+    doc["drift"]["novelty"] = {
+        "share": 0.3 if harmful else 0.01,
+        "referenceRate": 0.01,
+        "pValue": 1e-9 if harmful else 0.6,
+        "detected": harmful,
+    }
+    doc["drift"]["referenceKind"] = "heldOut"
+    return doc
+
+
 @pytest.fixture(scope="module")
 def run(
     cluster: Cluster, operator: Operator, prometheus: Prometheus, model_server: Any, namespace: str
@@ -211,12 +227,12 @@ def run(
     kit.apply(mdep("cats", drift={"interval": "3s"}))
     start = time.time()
     stuck_for_a_while(kit, prometheus, kit.wait_job("cats", "drift", "cats-drift-1"))
-    kit.finish("cats-drift-1", drift_doc(False, 0.05))
+    kit.finish("cats-drift-1", with_signals(drift_doc(False, 0.05), harmful=False))
     kit.wait_phase("cats", "Monitoring")
     send_inference_requests(model_server, 4)
     watch = AlertWatch(prometheus, ns, time.monotonic())
     assert watch.poll() == "inactive"
-    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), drift_doc(True, 0.62))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-2"), with_signals(drift_doc(True, 0.62), harmful=True))
     watch.until(kit, "pending", timeout=30)
     watch.until(kit, "firing", timeout=30)  # the retrain is held until the alert fired
     kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.91, rev="aaaaaaaa11"))
@@ -224,7 +240,7 @@ def run(
     kit.until("the rollout", lambda: kit.status("cats").get("model", {}).get("version") == "v1-aaaaaaaa")
     assert watch.poll() == "firing"  # the verdict still says drift until the next check
     send_inference_requests(model_server, 4)
-    kit.finish(kit.wait_job("cats", "drift", "cats-drift-3"), drift_doc(False, 0.04))
+    kit.finish(kit.wait_job("cats", "drift", "cats-drift-3"), with_signals(drift_doc(False, 0.04), harmful=False))
     watch.until(kit, "inactive", timeout=30)
     print(f"\n{ALERT} transitions (s since the drifted check finished): {watch.transitions}")
     try:
