@@ -37,6 +37,21 @@ class Row:
     check: Callable[[Sim], object] | None = None
 
 
+def assert_row(make: Callable[[], Sim], row: Row) -> None:
+    """Drive a fresh world through the row, then check its phase, effects, events and own check."""
+    sim = make()
+    row.drive(sim)
+    assert sim.phase is row.phase, f"phase {sim.phase}, conditions {sim.status.conditions}"
+    effects = [type(a).__name__ for a in sim.last.actions if isinstance(a, EFFECTS)]
+    assert effects == row.effects
+    missing = [e for e in row.events if e not in sim.events()]
+    assert not missing, f"events {sim.events()} lack {missing}"
+    if row.check is not None:
+        result = row.check(sim)
+        checks = result if isinstance(result, tuple) else (result,)
+        assert all(checks), f"checks {checks}"
+
+
 def sim_with(**spec: object) -> Callable[[], Sim]:
     return lambda: Sim(spec=make_spec(**spec))
 
@@ -1390,18 +1405,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
 
 @pytest.mark.parametrize("row_name", list(TABLE))
 def test_transition(row_name: str) -> None:
-    make, row = TABLE[row_name]
-    sim = make()
-    row.drive(sim)
-    assert sim.phase is row.phase, f"phase {sim.phase}, conditions {sim.status.conditions}"
-    effects = [type(a).__name__ for a in sim.last.actions if isinstance(a, EFFECTS)]
-    assert effects == row.effects
-    missing = [e for e in row.events if e not in sim.events()]
-    assert not missing, f"events {sim.events()} lack {missing}"
-    if row.check is not None:
-        result = row.check(sim)
-        checks = result if isinstance(result, tuple) else (result,)
-        assert all(checks), f"checks {checks}"
+    assert_row(*TABLE[row_name])
 
 
 def test_every_phase_has_a_row() -> None:

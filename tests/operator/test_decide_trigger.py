@@ -12,7 +12,7 @@ from freshness_operator.core.spec import SpecError, parse_spec
 from freshness_operator.core.status import Phase
 
 from tests.operator.sim import BASE_SPEC, Sim, merge, some
-from tests.operator.test_decide import EFFECTS, Row, sim_with
+from tests.operator.test_decide import Row, assert_row, sim_with
 
 TRAIN = ["CreateTrainJob", "CreateTrainJob"]  # the base spec runs two candidates at once
 
@@ -145,18 +145,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
 
 @pytest.mark.parametrize("row_name", list(TABLE))
 def test_trigger_transition(row_name: str) -> None:
-    make, row = TABLE[row_name]
-    sim = make()
-    row.drive(sim)
-    assert sim.phase is row.phase, f"phase {sim.phase}, conditions {sim.status.conditions}"
-    effects = [type(a).__name__ for a in sim.last.actions if isinstance(a, EFFECTS)]
-    assert effects == row.effects
-    missing = [e for e in row.events if e not in sim.events()]
-    assert not missing, f"events {sim.events()} lack {missing}"
-    if row.check is not None:
-        result = row.check(sim)
-        checks = result if isinstance(result, tuple) else (result,)
-        assert all(checks), f"checks {checks}"
+    assert_row(*TABLE[row_name])
 
 
 def test_a_bad_trigger_is_refused_by_name() -> None:
