@@ -35,10 +35,10 @@ promtool:
 	@bash hack/install-promtool.sh
 
 chromium:
-	@bash hack/install-chromium.sh
+	@bash hack/apt-install.sh chromium chromium
 
 iproute2:
-	@bash hack/install-iproute2.sh
+	@bash hack/apt-install.sh ip iproute2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

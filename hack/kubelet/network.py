@@ -32,7 +32,7 @@ def _ip(*args: str) -> None:
 def available() -> str | None:
     """Why pod networking cannot work here, or None."""
     if shutil.which("ip") is None:
-        return "iproute2 is missing (bash hack/install-iproute2.sh)"
+        return "iproute2 is missing (bash hack/apt-install.sh ip iproute2)"
     return None
 
 

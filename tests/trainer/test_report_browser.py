@@ -25,7 +25,7 @@ DETECTED_BACKGROUND = (0xFD, 0xEC, 0xEA)  # .verdict.detected in freshness_train
 def chromium() -> str:
     found = shutil.which("chromium")
     if found is None:
-        pytest.fail("chromium not found: `make setup` installs it (bash hack/install-chromium.sh)")
+        pytest.fail("chromium not found: `make setup` installs it (bash hack/apt-install.sh chromium chromium)")
     return found
 
 
