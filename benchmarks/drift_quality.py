@@ -94,7 +94,7 @@ class Pool:
     embeddings: np.ndarray
     correct: np.ndarray
     distance: np.ndarray
-    """To the nearest reference image (``drift_rules.Impact.distances``)."""
+    """Novelty scores: distance to the nearest reference image, feature norm (``drift_rules.Impact.distances``)."""
 
     @staticmethod
     def of(table: pd.DataFrame, embeddings: np.ndarray, correct: np.ndarray, distance: np.ndarray) -> Pool:
@@ -187,12 +187,12 @@ def check(ctx: Context, batch: Pool) -> Check:
     pvalues = ctx.tests.pvalues(table)
     distribution = drift.decide(pvalues).detected
     share, evidently = ctx.tests.evidently(table, pvalues)
-    estimate = ctx.impact.estimate(table["confidence"].to_numpy())
-    novelty = ctx.impact.novelty(batch.distance)
+    novelty, flags = ctx.impact.novelty(batch.distance)
+    estimate = ctx.impact.estimate(table["confidence"].to_numpy(), novelty, flags)
     decision = trigger.decide("impact", distribution_detected=distribution, accuracy_drop=ACCURACY_DROP,
                               reference_accuracy=ctx.impact.reference_accuracy, estimated_accuracy=estimate.value,
-                              novelty_detected=novelty[2])
-    return Check(distribution, evidently, decision.retrain, estimate.value, novelty[2],
+                              novelty_detected=novelty.detected)
+    return Check(distribution, evidently, decision.retrain, estimate.value, novelty.detected,
                  float(batch.correct.mean()), share)
 
 
@@ -207,11 +207,11 @@ def agrees_with_the_slow_path(ctx: Context, batch: Pool, c: Check) -> bool:
     # checks.signals reads the tables only; the image set stands in for the decoded window.
     window = data.ImageSet(torch.zeros((len(batch.correct), 3, 1, 1), dtype=torch.uint8), None, list(ctx.ckpt.classes))
     found = checks.signals(ctx.ckpt, checks.Tables(ctx.reference, current, None, window, None))
-    nov_share, nov_p, nov_detected = ctx.impact.novelty(batch.distance)
-    same_signals = (found.estimate is not None and abs(found.estimate.value - c.estimate) < 1e-12
+    nov = ctx.impact.novelty(batch.distance)[0]
+    same_signals = (found.estimate is not None and abs(found.estimate.value - c.estimate) < 1e-9
                     and found.reference_accuracy == ctx.impact.reference_accuracy
-                    and abs(found.novelty.share - nov_share) < 1e-12 and abs(found.novelty.p_value - nov_p) < 1e-9
-                    and found.novelty.detected == nov_detected == c.novelty)
+                    and abs(found.novelty.share - nov.share) < 1e-12 and abs(found.novelty.p_value - nov.p_value) < 1e-9
+                    and found.novelty.detected == nov.detected == c.novelty)
     return same_p and same_signals and dataset == c.evidently and abs(share - c.evidently_share) < 1e-9
 
 

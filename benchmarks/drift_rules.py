@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from freshness_trainer import drift, impact
 from freshness_trainer.features import CATEGORICAL
-from scipy.stats import betabinom, ks_2samp, norm
+from scipy.stats import ks_2samp, norm
 
 DRIFT_SHARE = 0.5  # DataDriftPreset()'s default
 ALPHA = 0.05  # Evidently's default per-column threshold
@@ -113,48 +113,33 @@ def evidently_preset(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[fl
     raise RuntimeError("Evidently's DataDriftPreset reported no DriftedColumnsCount")
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.asarray(x / np.where(norm > 0, norm, 1.0), dtype=np.float64)
-
-
 class Impact:
     """``checks.signals``' two label-free signals for many batches against one reference, fast.
 
-    The estimate is ``impact.estimate_accuracy`` itself (a mean over the batch). The novelty test
-    (``impact.novelty``, k = 1) is split: each pool image's cosine distance to its nearest reference
-    image is computed once (``distances``), the threshold and the reference rate once from
-    ``impact.novelty`` itself, and a batch's count beyond the threshold gets the same one-sided
-    beta-binomial p-value. The benchmark compares both with ``checks.signals`` on sample batches.
+    The per-image novelty scores (``impact.novelty_scores``: distance to the nearest reference image,
+    feature norm) are computed once per pool image (``distances``); a batch's test is
+    ``impact.novelty_test`` on its rows and its estimate ``impact.estimate_accuracy`` with the
+    novelty flags, as ``checks.signals`` does. The benchmark compares both with ``checks.signals``
+    on sample batches.
     """
 
     def __init__(self, calibration: impact.Calibration, reference_accuracy: float | None,
                  reference_embeddings: np.ndarray) -> None:
-        defaults = inspect.signature(impact.novelty).parameters
-        if defaults["k"].default != 1 or len(reference_embeddings) > defaults["max_reference"].default:
-            raise ValueError("Impact reproduces impact.novelty for k = 1 and an unsampled reference only")
+        if len(reference_embeddings) > inspect.signature(impact.novelty).parameters["max_reference"].default:
+            raise ValueError("Impact reproduces impact.novelty for an unsampled reference only")
         self.calibration = calibration
         self.reference_accuracy = reference_accuracy
-        self.alpha = float(defaults["alpha"].default)
-        self._ref = _unit(np.asarray(reference_embeddings, dtype=np.float64))
-        probe = impact.novelty(reference_embeddings, reference_embeddings[:1])
-        self.threshold = probe.threshold
-        n = probe.reference_samples
-        self._beta = (n + 1 - round((n + 1) * (1 - probe.reference_rate)), round((n + 1) * (1 - probe.reference_rate)))
+        self._ref = np.asarray(reference_embeddings, dtype=np.float64)
+        self._ref_scores = impact.novelty_scores(self._ref, self._ref[:0])[0]
 
-    def distances(self, embeddings: np.ndarray, chunk: int = 1024) -> np.ndarray:
-        """Cosine distance of each row to its nearest reference row (``impact.novelty``'s score)."""
-        q = _unit(np.asarray(embeddings, dtype=np.float64))
-        out = np.empty(len(q))
-        for start in range(0, len(q), chunk):
-            out[start:start + chunk] = (1.0 - q[start:start + chunk] @ self._ref.T).min(axis=1)
-        return np.maximum(out, 0.0)
+    def distances(self, embeddings: np.ndarray) -> np.ndarray:
+        """Per image: ``impact.novelty_scores``' window columns (distance, feature norm)."""
+        return impact.novelty_scores(self._ref, np.asarray(embeddings, dtype=np.float64))[1]
 
-    def novelty(self, distances: np.ndarray) -> tuple[float, float, bool]:
-        """(share beyond the threshold, p-value, detected) of a batch's ``distances``."""
-        m, above = len(distances), int(np.sum(distances > self.threshold))
-        p = float(betabinom.sf(above - 1, m, *self._beta))
-        return above / m, p, p < self.alpha
+    def novelty(self, scores: np.ndarray) -> tuple[impact.Novelty, np.ndarray]:
+        """The novelty test of a batch from its rows of ``distances``, and its per-image flags."""
+        return impact.novelty_test(self._ref_scores, scores)
 
-    def estimate(self, confidence: np.ndarray) -> impact.Estimate:
-        return impact.estimate_accuracy(self.calibration, confidence)
+    def estimate(self, confidence: np.ndarray, novelty: impact.Novelty, flags: np.ndarray) -> impact.Estimate:
+        return impact.estimate_accuracy(self.calibration, confidence, flags if novelty.detected else None,
+                                        novelty.reference_rate)

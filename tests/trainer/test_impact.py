@@ -90,7 +90,7 @@ def test_novelty_false_positive_rate_on_iid_is_within_bounds(reference_size: int
     detections on i.i.d. windows is at most alpha, within a 95% binomial interval."""
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(4, 32)) * 2
-    trials, hits, alpha = 200, 0, 0.01
+    trials, hits, alpha = 200, 0, impact.ALPHA
     for _ in range(trials):
         ref = clusters(rng, reference_size, centres)
         hits += impact.novelty(ref, clusters(rng, 200, centres), alpha=alpha).detected
@@ -108,9 +108,38 @@ def test_novelty_flags_a_far_cluster_and_reports_its_share() -> None:
     window = np.vstack([clusters(rng, 350, centres), new])
     n = impact.novelty(ref, window)
     assert n.detected and n.p_value < 1e-6 and n.share >= 0.2, n
-    assert n.reference_rate == pytest.approx(1 / 61) and n.samples == 500 and n.reference_samples == 60
+    assert n.reference_rate == pytest.approx(2 / 61) and n.samples == 500 and n.reference_samples == 60
     same = impact.novelty(ref, clusters(rng, 500, centres))
     assert not same.detected and same.share < n.share
+
+
+def test_the_norm_test_flags_images_in_known_directions_but_far_stronger() -> None:
+    """Line drawings excite the known features more strongly: same direction (distance ~0), larger
+    norm. The distance test alone misses them; the feature-norm test does not."""
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(4, 32)) * 2
+    ref = clusters(rng, 60, centres)
+    window = np.vstack([clusters(rng, 400, centres), 3.0 * ref[rng.integers(0, 60, 100)]])
+    n = impact.novelty(ref, window)
+    assert n.distance_p > impact.ALPHA / 2 and n.norm_p < 1e-4 and n.detected and n.share >= 0.2, n
+
+
+def test_a_detected_novel_share_counts_as_errors_in_the_estimate() -> None:
+    cal = impact.Calibration()
+    conf = np.full(500, 0.95)
+    novel = np.arange(500) < 100
+    plain = impact.estimate_accuracy(cal, conf)
+    counted = impact.estimate_accuracy(cal, conf, novel, novel_rate=0.02)
+    assert plain.value == pytest.approx(0.95)
+    assert counted.value == pytest.approx(0.95 * 400 / 500 / 0.98)
+    assert counted.low < counted.value < counted.high < plain.value
+    # A share no larger than the reference implies changes nothing: the estimate never rises above CBPE.
+    few = impact.estimate_accuracy(cal, conf, np.arange(500) < 5, novel_rate=0.02)
+    assert few.value == pytest.approx(plain.value)
+    with pytest.raises(ValueError, match="novel: 3 flags for 500 confidences"):
+        impact.estimate_accuracy(cal, conf, [True, False, True])
+    with pytest.raises(ValueError, match=r"novel_rate: 1\.0 is not in"):
+        impact.estimate_accuracy(cal, conf, novel, novel_rate=1.0)
 
 
 def test_novelty_inputs_are_checked_by_name() -> None:

@@ -125,10 +125,12 @@ def signals(ckpt: model.Checkpoint, t: Tables) -> Impact:
     """The accuracy estimate and the novelty signal of one check. Pure given the tables."""
     cal = impact.Calibration.from_json(ckpt.calibration) if ckpt.calibration is not None else None
     confidence = t.current.table["confidence"].to_numpy()
-    estimate = impact.estimate_accuracy(cal, confidence) if cal is not None else None
-    return Impact(estimate, ckpt.metrics.get("val_acc"),
-                  impact.novelty(t.reference.embeddings, t.current.embeddings),
-                  "folder" if t.ref is not None else "heldOut")
+    novelty, novel = impact.novelty_flags(t.reference.embeddings, t.current.embeddings)
+    estimate = None
+    if cal is not None:  # images the novelty test found count as errors (impact.estimate_accuracy)
+        estimate = impact.estimate_accuracy(cal, confidence, novel if novelty.detected else None,
+                                            novelty.reference_rate)
+    return Impact(estimate, ckpt.metrics.get("val_acc"), novelty, "folder" if t.ref is not None else "heldOut")
 
 
 def _accuracy(ckpt: model.Checkpoint, t: Tables, settings: engine.Settings) -> drift.Accuracy | None:

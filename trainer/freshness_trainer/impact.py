@@ -12,18 +12,27 @@ Three signals of a drift check (``freshness_contract.trigger`` decides which sta
   divergent fit, and the mean calibrated confidence on the split equals its accuracy). Valid for covariate
   shift: a change of the inputs under which confidence stays calibrated;
 * **novelty**: calibration cannot see classes the model has never seen (it is confidently wrong on
-  them). ``novelty`` measures the share of the window whose nearest neighbour in the model's
-  embedding space (cosine distance, rows L2-normalised) is farther than a high percentile of the
-  reference's own leave-one-out nearest-neighbour distances, and tests it against the rate the
-  reference itself implies.
+  them). ``novelty`` runs two tail tests against the reference and reports the window's share
+  beyond either threshold: the **distance** test (each image's cosine distance to its nearest
+  reference neighbour in the model's embedding space, rows L2-normalised, beyond a high percentile
+  of the reference's own leave-one-out distances) and the **feature-norm** test (the L2 norm of the
+  raw embedding beyond a high percentile of the reference's norms: images unlike anything seen in
+  training often excite the last hidden layer more strongly, which normalising the rows hides;
+  line drawings in the drift-quality benchmark are found this way and not by distance). Each test
+  runs at ``alpha / 2`` and the reported p-value is the Bonferroni one, ``min(1, 2·min(p))``.
 
-The novelty test is exact under "window and reference are i.i.d. from one distribution": the
+When novelty is detected, ``estimate_accuracy`` is given the novel images and counts them as errors
+(the calibration does not cover them; counting them wrong is the pessimistic choice) after
+correcting for the share the reference itself implies; otherwise the estimate is plain CBPE.
+
+Each tail test is exact under "window and reference are i.i.d. from one distribution": the
 threshold is the r-th smallest of n reference scores (``r = ceil(q·(n+1))``, the conformal
 quantile), so the chance U that a new image exceeds it is Beta(n+1-r, r) distributed and the count
 of m window images above it is beta-binomial(m, n+1-r, r). Its p-value therefore accounts for the
 uncertainty of a small reference (a validation split of 60 images gives a wide null; thousands give
-a sharp one); ``reference_rate`` is E[U] = (n+1-r)/(n+1). Window images are compared with all n
-reference images, reference images with n-1 others, so the test errs on the conservative side.
+a sharp one); ``reference_rate`` is E[U] = (n+1-r)/(n+1), summed over the two tests (a bound on the
+union's rate). Window images are compared with all n reference images, reference images with n-1
+others, so the distance test errs on the conservative side; the norm needs no neighbours.
 
 Everything here is a pure function of numpy arrays (scipy for the beta-binomial tail).
 """
@@ -48,6 +57,8 @@ INTERCEPT_PRIOR_SD = 10.0
 """Of the intercept ``b`` around 0: nearly flat, so the mean calibrated confidence on the fitting
 data equals its accuracy (the intercept's score equation), as a reference accuracy must; finite
 only to keep an error-free validation split from diverging."""
+ALPHA = 0.02
+"""Of the novelty test: its false-positive rate on i.i.d. windows is at most this (two tests at half each)."""
 Z95 = 1.959963984540054
 _EPS = 1e-6
 
@@ -105,7 +116,7 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Novelty:
-    """Share of the window beyond the reference's distance threshold, and its test."""
+    """Share of the window beyond either threshold (distance, feature norm), and the combined test."""
 
     share: float
     reference_rate: float
@@ -114,6 +125,9 @@ class Novelty:
     threshold: float = 0.0  # the cosine-distance threshold
     samples: int = 0
     reference_samples: int = 0
+    norm_threshold: float = 0.0
+    distance_p: float = 1.0
+    norm_p: float = 1.0
 
 
 def _pair(confidence: ArrayLike, correct: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -150,21 +164,36 @@ def fit_calibration(confidence: ArrayLike, correct: ArrayLike, prior_sd: float =
                                                    (float(cov[1, 0]), float(cov[1, 1]))), int(c.size))
 
 
-def estimate_accuracy(cal: Calibration, confidence: ArrayLike) -> Estimate:
+def estimate_accuracy(cal: Calibration, confidence: ArrayLike, novel: ArrayLike | None = None,
+                      novel_rate: float = 0.0) -> Estimate:
     """CBPE: mean calibrated confidence over the window, with a 95% normal interval.
 
     Variance = Poisson-binomial variance of the realised accuracy, Σ p(1-p)/n², plus the delta-method
-    variance of the mean through the calibration's (a, b) posterior covariance.
+    variance of the mean through the calibration's (a, b) posterior covariance. ``novel`` (a boolean
+    per image, from a detected ``novelty_test``): those images count as errors and the others'
+    probabilities are divided by ``1 - novel_rate`` (the share the reference itself implies), the
+    estimate never rising above plain CBPE.
     """
     c = np.asarray(confidence, dtype=np.float64).ravel()
     if c.size == 0:
         raise ValueError("confidence: the window is empty")
+    if not 0 <= novel_rate < 1:
+        raise ValueError(f"novel_rate: {novel_rate} is not in [0, 1)")
     z = _logit(c)
     p = _sigmoid(cal.a * z + cal.b)
-    value = float(p.mean())
-    dp = p * (1 - p)
+    scale = np.ones_like(p)
+    if novel is not None:
+        flags = np.asarray(novel, dtype=bool).ravel()
+        if flags.shape != c.shape:
+            raise ValueError(f"novel: {flags.size} flags for {c.size} confidences")
+        kept = np.where(flags, 0.0, 1.0 / (1.0 - novel_rate))
+        if float(np.mean(np.minimum(p * kept, 1.0))) < float(p.mean()):
+            scale = kept
+    q = np.minimum(p * scale, 1.0)
+    value = float(q.mean())
+    dp = p * (1 - p) * np.where(q < 1.0, scale, 0.0)
     grad = np.array([float(np.mean(dp * z)), float(np.mean(dp))])
-    var = float(np.sum(dp)) / c.size**2 + float(grad @ np.asarray(cal.cov) @ grad)
+    var = float(np.sum(q * (1 - q))) / c.size**2 + float(grad @ np.asarray(cal.cov) @ grad)
     half = Z95 * math.sqrt(max(var, 0.0))
     return Estimate(value, max(0.0, value - half), min(1.0, value + half))
 
@@ -212,33 +241,66 @@ def _subsample(x: NDArray[np.float64], max_rows: int) -> NDArray[np.float64]:
     return x[np.linspace(0, len(x) - 1, max_rows).round().astype(np.int64)]
 
 
-def novelty(reference_emb: ArrayLike, production_emb: ArrayLike, percentile: float = 99.0, *, k: int = 1,
-            alpha: float = 0.01, max_reference: int = 5000) -> Novelty:
-    """The novelty share of a window and its one-sided beta-binomial test (module docstring).
+def novelty_scores(reference_emb: ArrayLike, production_emb: ArrayLike, *, k: int = 1,
+                   max_reference: int = 5000) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per image (reference, window): column 0 the k-th nearest-neighbour cosine distance to the
+    reference (leave-one-out for reference rows), column 1 the L2 norm of the raw embedding.
 
-    ``reference_emb`` (n x d): held-out images' embeddings; at most ``max_reference`` rows are used
-    (evenly spaced, deterministic) to bound the O(n²) leave-one-out pass. ``detected``: p < ``alpha``.
-    """
+    At most ``max_reference`` reference rows are used (evenly spaced, deterministic) to bound the
+    O(n²) leave-one-out pass."""
+    raw_ref = np.asarray(reference_emb, dtype=np.float64)
+    ref = _unit(raw_ref, "reference_emb")
+    cur = _unit(production_emb, "production_emb")
+    raw_ref = _subsample(raw_ref, max_reference)
+    ref = _subsample(ref, max_reference)
+    if len(ref) < k + 1:
+        raise ValueError(f"reference_emb: {len(ref)} rows; at least k + 1 = {k + 1} are needed")
+    if len(cur) and cur.shape[1] != ref.shape[1]:
+        raise ValueError(f"production_emb: {cur.shape[1]} columns but the reference has {ref.shape[1]}")
+    raw_cur = np.asarray(production_emb, dtype=np.float64)
+    ref_scores = np.stack([_kth_distance(ref, ref, k, self_offset=0), np.linalg.norm(raw_ref, axis=1)], axis=1)
+    cur_dist = _kth_distance(cur, ref, k) if len(cur) else np.zeros(0)
+    cur_scores = np.stack([cur_dist, np.linalg.norm(raw_cur, axis=1)], axis=1)
+    return ref_scores, cur_scores
+
+
+def novelty_test(reference_scores: NDArray[np.float64], window_scores: NDArray[np.float64],
+                 percentile: float = 99.0, alpha: float = ALPHA) -> tuple[Novelty, NDArray[np.bool_]]:
+    """The two tail tests of ``novelty_scores``' columns (module docstring): (the result, which window
+    images lie beyond either threshold). ``detected``: the Bonferroni p-value < ``alpha``."""
     if not 0 < percentile < 100:
         raise ValueError(f"percentile: {percentile} is not in (0, 100)")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha: {alpha} is not in (0, 1)")
-    ref = _subsample(_unit(reference_emb, "reference_emb"), max_reference)
-    cur = _unit(production_emb, "production_emb")
-    n, m = len(ref), len(cur)
-    if n < k + 1:
-        raise ValueError(f"reference_emb: {n} rows; at least k + 1 = {k + 1} are needed")
-    if m and cur.shape[1] != ref.shape[1]:
-        raise ValueError(f"production_emb: {cur.shape[1]} columns but the reference has {ref.shape[1]}")
-    loo = np.sort(_kth_distance(ref, ref, k, self_offset=0))
+    n, m = len(reference_scores), len(window_scores)
     r = min(n, math.ceil(percentile / 100 * (n + 1)))
-    threshold = float(loo[r - 1])
-    rate = (n + 1 - r) / (n + 1)
+    thresholds = np.sort(reference_scores, axis=0)[r - 1]
+    rate = 2 * (n + 1 - r) / (n + 1)
+    beyond = window_scores > thresholds
     if m == 0:
-        return Novelty(0.0, rate, 1.0, False, threshold, 0, n)
-    above = int(np.sum(_kth_distance(cur, ref, k) > threshold))
-    p_value = float(betabinom.sf(above - 1, m, n + 1 - r, r))
-    return Novelty(above / m, rate, p_value, p_value < alpha, threshold, m, n)
+        return Novelty(0.0, rate, 1.0, False, float(thresholds[0]), 0, n, float(thresholds[1])), beyond.any(axis=1)
+    p = [float(betabinom.sf(int(beyond[:, j].sum()) - 1, m, n + 1 - r, r)) for j in range(2)]
+    p_value = min(1.0, 2 * min(p))
+    flags = beyond.any(axis=1)
+    return Novelty(float(flags.mean()), rate, p_value, p_value < alpha, float(thresholds[0]), m, n,
+                   float(thresholds[1]), p[0], p[1]), flags
+
+
+def novelty(reference_emb: ArrayLike, production_emb: ArrayLike, percentile: float = 99.0, *, k: int = 1,
+            alpha: float = ALPHA, max_reference: int = 5000) -> Novelty:
+    """The novelty share of a window and its test (``novelty_scores`` then ``novelty_test``).
+
+    ``reference_emb`` (n x d): held-out images' embeddings. ``detected``: p < ``alpha``.
+    """
+    return novelty_flags(reference_emb, production_emb, percentile, k=k, alpha=alpha,
+                         max_reference=max_reference)[0]
+
+
+def novelty_flags(reference_emb: ArrayLike, production_emb: ArrayLike, percentile: float = 99.0, *, k: int = 1,
+                  alpha: float = ALPHA, max_reference: int = 5000) -> tuple[Novelty, NDArray[np.bool_]]:
+    """``novelty`` with the per-image flags (for ``estimate_accuracy``'s ``novel``)."""
+    ref, cur = novelty_scores(reference_emb, production_emb, k=k, max_reference=max_reference)
+    return novelty_test(ref, cur, percentile, alpha)
 
 
 def trigger(policy: str, distribution_detected: bool, estimate: Estimate | None, reference_accuracy: float | None,
