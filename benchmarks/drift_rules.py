@@ -141,5 +141,4 @@ class Impact:
         return impact.novelty_test(self._ref_scores, scores)
 
     def estimate(self, confidence: np.ndarray, novelty: impact.Novelty, flags: np.ndarray) -> impact.Estimate:
-        return impact.estimate_accuracy(self.calibration, confidence, flags if novelty.detected else None,
-                                        novelty.reference_rate)
+        return impact.window_estimate(self.calibration, confidence, novelty, flags)

@@ -4,7 +4,7 @@ no drift against its held-out reference, where its training images would.
 
 The model is the ``base`` experiment of the project fixture (``dvc exp run``, default params: the
 model a retrain rolls out). The drift step's decision is applied as ``checks.run`` applies it (the
-feature tables, ``drift.decide``, ``impact.estimate_accuracy`` and ``impact.novelty``, the trigger
+feature tables, ``drift.decide``, ``impact.novelty_flags`` and ``impact.window_estimate``, the trigger
 policy) to many fresh batches; the per-feature p-values come from scipy, which equal Evidently's
 (tests/trainer/test_drift_quality.py), because a full Evidently run per check would take minutes.
 A trainer-level test, not a cluster test: the operator's side (reference = the serving model's own
@@ -103,8 +103,8 @@ def _check(trained: Fixture, rows: np.ndarray, cal: impact.Calibration, referenc
     """One drift check of a batch: (distribution detected, novelty detected, retrain under impact, estimate)."""
     cur = trained.iid.table.iloc[rows].reset_index(drop=True)
     verdict = drift.decide(drift.feature_pvalues(reference, cur))
-    est = impact.estimate_accuracy(cal, cur["confidence"].to_numpy())
-    nov = impact.novelty(trained.heldout.embeddings, trained.iid.embeddings[rows])
+    nov, novel = impact.novelty_flags(trained.heldout.embeddings, trained.iid.embeddings[rows])
+    est = impact.window_estimate(cal, cur["confidence"].to_numpy(), nov, novel)
     decision = impact.trigger("impact", verdict.detected, est, trained.ckpt.metrics["val_acc"], 0.05, nov)
     return verdict.detected, nov.detected, decision.retrain, est
 

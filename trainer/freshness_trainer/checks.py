@@ -126,10 +126,7 @@ def signals(ckpt: model.Checkpoint, t: Tables) -> Impact:
     cal = impact.Calibration.from_json(ckpt.calibration) if ckpt.calibration is not None else None
     confidence = t.current.table["confidence"].to_numpy()
     novelty, novel = impact.novelty_flags(t.reference.embeddings, t.current.embeddings)
-    estimate = None
-    if cal is not None:  # images the novelty test found count as errors (impact.estimate_accuracy)
-        estimate = impact.estimate_accuracy(cal, confidence, novel if novelty.detected else None,
-                                            novelty.reference_rate)
+    estimate = impact.window_estimate(cal, confidence, novelty, novel) if cal is not None else None
     return Impact(estimate, ckpt.metrics.get("val_acc"), novelty, "folder" if t.ref is not None else "heldOut")
 
 

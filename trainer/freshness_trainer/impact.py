@@ -198,6 +198,12 @@ def estimate_accuracy(cal: Calibration, confidence: ArrayLike, novel: ArrayLike 
     return Estimate(value, max(0.0, value - half), min(1.0, value + half))
 
 
+def window_estimate(cal: Calibration, confidence: ArrayLike, found: Novelty, novel: ArrayLike) -> Estimate:
+    """The estimate a drift check reports: ``estimate_accuracy`` with the images ``novelty_flags``
+    found counted as errors when (and only when) the novelty test detected them."""
+    return estimate_accuracy(cal, confidence, novel if found.detected else None, found.reference_rate)
+
+
 def expected_calibration_error(probability: ArrayLike, correct: ArrayLike, bins: int = 10) -> float:
     """ECE: Σ_b (n_b/n)·|mean correct - mean probability| over equal-width probability bins."""
     p, y = _pair(probability, correct)
