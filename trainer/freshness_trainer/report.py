@@ -208,14 +208,16 @@ def _signals(found: Impact | None, v: Verdict) -> str:
         against = f" against {ref:.1%} on the held-out split: a drop of {(ref - est.value) * 100:.1f} points" if (
             ref is not None) else ""
         text = (f"{est.value:.1%} (95% interval {est.low:.1%} to {est.high:.1%}){against}. From the calibrated "
-                "confidence, no labels; blind to classes the model has never seen (see novelty)")
+                "confidence, no labels, novel images counted as errors when novelty is detected; blind to "
+                "classes the model has never seen that look like known ones")
     rows.append(f'<tr class="signal" data-signal="estimated-accuracy"><th>Estimated accuracy</th><td>{text}</td></tr>')
     n = found.novelty
     rows.append(
         f'<tr class="signal" data-signal="novelty" data-detected="{str(n.detected).lower()}"><th>Novelty</th>'
         f"<td>{'detected' if n.detected else 'not detected'}: {n.share:.1%} of production images are farther "
-        f"from every reference image than the reference's own 99th percentile (expected {n.reference_rate:.1%}; "
-        f"p = {n.p_value:.3g}). Images unlike anything the model was validated on, e.g. a new class</td></tr>")
+        f"from every reference image, or excite the model's last hidden layer more strongly, than the "
+        f"reference's own 99th percentile (expected {n.reference_rate:.1%}; p = {n.p_value:.3g}). Images unlike "
+        f"anything the model was validated on, e.g. a new class or another domain</td></tr>")
     kind = "the model's held-out validation split" if found.reference_kind == "heldOut" else "the reference folder"
     return (f'<section id="signals"><h2>Signals</h2><table>{"".join(rows)}</table>'
             f'<p class="note">Reference: {kind}.</p></section>')
