@@ -241,25 +241,43 @@ def _object_of(owner: builders.Owner, spec: Spec, action: act.Action) -> tuple[s
 
 
 async def _send(deps: Deps, owner: builders.Owner, spec: Spec, action: act.Action, where: str) -> None:
-    kube = deps.kube
-    image = spec.training.image or deps.settings.trainer_image
-    manifest = None
-    if isinstance(action, act.CreateDriftJob):
-        manifest = builders.drift_job(owner, spec, action, image)
-    elif isinstance(action, act.CreateTrainJob):
-        manifest = builders.train_job(owner, spec, action, image)
-    elif isinstance(action, act.CreatePackageJob):
-        manifest = builders.package_job(owner, spec, action, image)
-    elif isinstance(action, act.DeleteJob):
-        log.info("%s: deleting old Job %s", where, action.name)
-        await kube.delete_job(owner.namespace, action.name)
-        deps.cache.deleted_job(owner.namespace, owner.name, action.name)
-    elif isinstance(action, act.PatchImage):
-        log.info("%s: %s image %s", where, "restoring" if action.rollback else "rolling out", action.image)
-        patch = builders.image_patch(spec.serving.container, action.image)
-        deps.cache.wrote_deployment(await kube.patch_deployment(owner.namespace, spec.serving.deployment, patch))
-    if manifest is not None:
-        created = await kube.create_job(manifest)
+    await act.dispatch(action, _Sender(deps, owner, spec, where))
+
+
+@dataclass(frozen=True)
+class _Sender:
+    """The API side of ``act.dispatch``: Jobs and the Deployment patch. Events and counters are
+    sent after the status write (``_commit``), so here they do nothing."""
+
+    deps: Deps
+    owner: builders.Owner
+    spec: Spec
+    where: str
+
+    async def create_job(self, action: act.CreateJob) -> None:
+        image = self.spec.training.image or self.deps.settings.trainer_image
+        manifest = builders.job(self.owner, self.spec, action, image)
+        created = await self.deps.kube.create_job(manifest)
         if created is not None:
-            deps.cache.created_job(created)
-        log.info("%s: Job %s %s", where, manifest["metadata"]["name"], "created" if created else "exists already")
+            self.deps.cache.created_job(created)
+        log.info("%s: Job %s %s", self.where, manifest["metadata"]["name"], "created" if created else "exists already")
+
+    async def delete_job(self, action: act.DeleteJob) -> None:
+        log.info("%s: deleting old Job %s", self.where, action.name)
+        await self.deps.kube.delete_job(self.owner.namespace, action.name)
+        self.deps.cache.deleted_job(self.owner.namespace, self.owner.name, action.name)
+
+    async def patch_image(self, action: act.PatchImage) -> None:
+        log.info("%s: %s image %s", self.where, "restoring" if action.rollback else "rolling out", action.image)
+        patch = builders.image_patch(self.spec.serving.container, action.image)
+        written = await self.deps.kube.patch_deployment(self.owner.namespace, self.spec.serving.deployment, patch)
+        self.deps.cache.wrote_deployment(written)
+
+    async def emit(self, action: act.Emit) -> None:
+        pass
+
+    async def count(self, action: act.Count) -> None:
+        pass
+
+    async def observe_duration(self, action: act.ObserveDuration) -> None:
+        pass

@@ -179,7 +179,7 @@ def test_every_counter_series_exists_at_zero_when_a_modeldeployment_is_first_see
 def test_counter_series_are_zeroed_before_the_first_increment() -> None:
     # The first reconcile records its counts before it sets the gauges: the zeros must not wait.
     m = Metrics()
-    m.record("ml", "cats", [act.Count("drift_checks", "failed")])
+    m.record("ml", "cats", [act.Count(act.Metric.DRIFT_CHECKS, "failed")])
     failed = 'modelfreshness_drift_checks_total{name="cats",namespace="ml",result="failed"}'
     zeros = [f"{s} 0.0" for s in counter_series("ml", "cats") if s != failed]
     assert len(zeros) == 7 and missing(scrape(m), [f"{failed} 1.0", *zeros]) == []

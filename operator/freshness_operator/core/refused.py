@@ -12,7 +12,7 @@ from __future__ import annotations
 from freshness_operator.core import actions as act
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import Refusal
-from freshness_operator.core.status import Outcome, RunState, StepError
+from freshness_operator.core.status import CandidateState, Outcome, StepError
 
 
 def apply(ctx: Context) -> None:
@@ -43,25 +43,25 @@ def _drift(ctx: Context, r: Refusal) -> None:
     d.job, d.job_model = None, None
     d.last_error = StepError("JobRefused", r.describe(), ctx.now)
     d.summary = "failing: JobRefused"
-    ctx.count("drift_checks", "failed")
+    ctx.count(act.Metric.DRIFT_CHECKS, "failed")
     ctx.emit("DriftCheckFailed", f"{r.target}: JobRefused: {r.describe()}", warning=True)
     if d.next_check_time is not None:
         ctx.wake_at(d.next_check_time)  # the next check comes when due, not in a tight loop
 
 
 def _retrain(ctx: Context, r: Refusal) -> None:
-    c = ctx.status.candidate
+    c = ctx.status.retrain
     if c is None:
         return
     message = r.describe()
     ctx.recheck()  # the steps after the failed one (the gate, an outcome) come in the next decision
-    run = next((run for run in c.runs if run.job == r.target), None)
+    run = next((run for run in c.candidates if run.job == r.target), None)
     if r.action == "CreateTrainJob" and run is not None:
-        run.state, run.reason, run.message = RunState.FAILED, "JobRefused", message
+        run.state, run.reason, run.message = CandidateState.FAILED, "JobRefused", message
         run.finished_at = ctx.now
         ctx.emit("CandidateFailed", f"candidate {run.index} ({run.job}): JobRefused: {message}", warning=True)
     elif r.action == "CreatePackageJob":
-        ctx.emit("PackagingFailed", f"retrain {c.retrain}: JobRefused: {message}", warning=True)
+        ctx.emit("PackagingFailed", f"retrain {c.sequence}: JobRefused: {message}", warning=True)
         ctx.finish(c, Outcome.PACKAGING_FAILED, "JobRefused", message, "failed")
     elif c.outcome is Outcome.ROLLED_BACK:  # the rollback's patch: the failed image still serves
         c.outcome, c.reason = Outcome.ROLLOUT_FAILED, "RollbackRefused"
@@ -69,6 +69,6 @@ def _retrain(ctx: Context, r: Refusal) -> None:
         ctx.emit("RollbackFailed", c.message, warning=True)
     else:
         c.reason = "PatchRefused"
-        ctx.count("rollouts", "failed")
-        ctx.emit("RolloutFailed", f"retrain {c.retrain}: PatchRefused: {c.target_image}: {message}", warning=True)
+        ctx.count(act.Metric.ROLLOUTS, "failed")
+        ctx.emit("RolloutFailed", f"retrain {c.sequence}: PatchRefused: {c.target_image}: {message}", warning=True)
         ctx.finish(c, Outcome.ROLLOUT_FAILED, "PatchRefused", f"{c.target_image} was refused: {message}", "failed")
