@@ -17,19 +17,11 @@ from freshness_contract.argv import COMMAND, DriftArgs, PackageArgs, TrainArgs
 
 from freshness_operator import GROUP, KIND, VERSION, labels
 from freshness_operator.core.actions import CreateDriftJob, CreateJob, CreatePackageJob, CreateTrainJob
+from freshness_operator.core.owner import Owner
 from freshness_operator.core.spec import Spec
 
 NONROOT_UID = 65532  # no privileges needed: the image's files only have to be world-readable
 _WORK = "/work"
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The ModelDeployment the children belong to."""
-
-    name: str
-    namespace: str
-    uid: str
 
 
 def format_override(key: str, value: Any) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 from freshness_operator import GROUP, KIND, PLURAL, VERSION
-from freshness_operator.core.serde import key
+from freshness_operator.core import serde
 from freshness_operator.core.status import Status
 
 from tests.operator.sim import BASE_SPEC, merge
@@ -77,7 +77,7 @@ def dataclass_paths(cls: type, prefix: str = "") -> list[str]:
     out = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        path, tp = f"{prefix}.{key(f)}", hints[f.name]
+        path, tp = f"{prefix}.{serde.key(f)}", hints[f.name]
         out.append(path)
         optional = typing.get_origin(tp) in (typing.Union, types.UnionType)
         inner = next(a for a in typing.get_args(tp) if a is not type(None)) if optional else tp
