@@ -9,7 +9,7 @@ from freshness_operator.core.status import Candidate, CandidateState, Gate, Outc
 
 # Metrics round-trip through JSON; an improvement equal to minImprovement must not fail on 1e-17.
 EPSILON = 1e-9
-# The trainer's verdict on whether a model learned at all (freshness_trainer.evaluation.learned):
+# The trainer's verdict on whether a model learned at all (freshness_trainer.scores.learned):
 # 1 when every class is sometimes predicted right and accuracy is clearly above chance, else 0.
 LEARNED = "learned"
 # Per-class accuracies in the trainer's metrics: val_acc_<class>.
