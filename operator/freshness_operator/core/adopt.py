@@ -36,9 +36,9 @@ def _adopt_drift(ctx: Context) -> None:
 
 def _adopt_retrain(ctx: Context, behind: bool) -> None:
     jobs = [j for j in ctx.observed.jobs if j.kind in (JobKind.TRAIN, JobKind.PACKAGE)]
-    c, retrains = ctx.status.retrain, ctx.status.retrains
+    retrain, retrains = ctx.status.retrain, ctx.status.retrains
     number = max((j.sequence for j in jobs), default=0)
-    if number == 0 or (c is not None and c.sequence >= number):
+    if number == 0 or (retrain is not None and retrain.sequence >= number):
         return
     retrains.last_sequence = max(retrains.last_sequence, number)
     mine = [j for j in jobs if j.sequence == number]

@@ -71,11 +71,11 @@ class Context:
             self.status.conditions, type_, status, reason, message, now=self.now, generation=self.generation
         )
 
-    def finish(self, c: RetrainStatus, outcome: Outcome, reason: str, message: str, result: str) -> None:
+    def finish(self, retrain: RetrainStatus, outcome: Outcome, reason: str, message: str, result: str) -> None:
         """Close the retrain with ``outcome``; ``result`` labels modelfreshness_retrains_total."""
-        c.stage, c.outcome, c.reason, c.message = RetrainStage.DONE, outcome, reason, message
-        c.finished_at = self.now
-        c.after_check = self.status.drift.sequence
+        retrain.stage, retrain.outcome, retrain.reason, retrain.message = RetrainStage.DONE, outcome, reason, message
+        retrain.finished_at = self.now
+        retrain.after_check = self.status.drift.sequence
         self.count(act.Metric.RETRAINS, result)
 
     def push_history(self, old: ModelStatus | None, *, replaced_by: str | None, reason: str) -> None:

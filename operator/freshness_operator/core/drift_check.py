@@ -188,12 +188,12 @@ def _record_verdict(ctx: Context, r: DriftResult, finished: datetime) -> None:
 def start_if_due(ctx: Context) -> None:
     """Step 6: start the next check when due, unless one is running or a retrain is in flight."""
     d = ctx.status.drift
-    c = ctx.status.retrain
+    retrain = ctx.status.retrain
     requested = ctx.observed.check_now
     asked = requested is not None and requested != d.check_requested
     due = next_check(ctx.spec.drift, d.started_at) if d.started_at is not None and not asked else ctx.now
     d.next_check_time = due
-    if d.job is not None or (c is not None and c.in_flight) or not ctx.may_act:
+    if d.job is not None or (retrain is not None and retrain.in_flight) or not ctx.may_act:
         return
     if serving.problem(ctx) is not None:
         return  # ServingFound and Ready say why; the Deployment's watch event brings the next look

@@ -18,39 +18,39 @@ PER_CLASS_PREFIX = "val_acc_"
 
 def judge(ctx: Context) -> None:
     """Step 4b: once every candidate has finished, gate the best: packaging next, or an outcome."""
-    c = ctx.status.retrain
-    if c is None or c.stage is not RetrainStage.TRAINING:
+    retrain = ctx.status.retrain
+    if retrain is None or retrain.stage is not RetrainStage.TRAINING:
         return
-    if any(r.state in (CandidateState.PENDING, CandidateState.RUNNING) for r in c.candidates):
+    if any(r.state in (CandidateState.PENDING, CandidateState.RUNNING) for r in retrain.candidates):
         return
     metric = ctx.spec.promotion.metric
-    best = best_candidate(c.candidates, metric)
+    best = best_candidate(retrain.candidates, metric)
     if best is None:
-        failed = [r for r in c.candidates if r.state is CandidateState.FAILED]
-        if len(failed) == len(c.candidates):
-            reason, message = failed[0].reason or "TrainingFailed", f"all {len(c.candidates)} candidate(s) failed; "
-            message += f"candidate {failed[0].index}: {failed[0].message}"
+        failed = [r for r in retrain.candidates if r.state is CandidateState.FAILED]
+        if len(failed) == len(retrain.candidates):
+            reason = failed[0].reason or "TrainingFailed"
+            message = f"all {len(failed)} candidate(s) failed; candidate {failed[0].index}: {failed[0].message}"
         else:
             reason, message = "MetricMissing", f"no candidate reported the promotion metric {metric}"
-        ctx.emit("TrainingFailed", f"retrain {c.sequence}: {reason}: {message}", warning=True)
-        ctx.finish(c, Outcome.TRAINING_FAILED, reason, message, "failed")
+        ctx.emit("TrainingFailed", f"retrain {retrain.sequence}: {reason}: {message}", warning=True)
+        ctx.finish(retrain, Outcome.TRAINING_FAILED, reason, message, "failed")
         return
-    c.best = best.index
+    retrain.best = best.index
     model = ctx.status.model
-    c.gate = evaluate(best, ctx.spec.promotion, model.metrics if model else None)
-    if not c.gate.passed:
-        ctx.emit("CandidateRejected", f"retrain {c.sequence}: {c.gate.reason}: {c.gate.message}")
-        ctx.finish(c, Outcome.REJECTED, c.gate.reason, c.gate.message, "rejected")
+    retrain.gate = evaluate(best, ctx.spec.promotion, model.metrics if model else None)
+    if not retrain.gate.passed:
+        ctx.emit("CandidateRejected", f"retrain {retrain.sequence}: {retrain.gate.reason}: {retrain.gate.message}")
+        ctx.finish(retrain, Outcome.REJECTED, retrain.gate.reason, retrain.gate.message, "rejected")
         return
-    ctx.emit("CandidateAccepted", f"retrain {c.sequence}: {c.gate.message}")
-    c.version = names.version(c.sequence, best.rev)
-    c.package_job = names.package_job(ctx.name, c.sequence)
-    c.stage = RetrainStage.PACKAGING
+    ctx.emit("CandidateAccepted", f"retrain {retrain.sequence}: {retrain.gate.message}")
+    retrain.version = names.version(retrain.sequence, best.rev)
+    retrain.package_job = names.package_job(ctx.name, retrain.sequence)
+    retrain.stage = RetrainStage.PACKAGING
 
 
-def best_candidate(runs: list[Candidate], metric: str) -> Candidate | None:
+def best_candidate(candidates: list[Candidate], metric: str) -> Candidate | None:
     """The succeeded run with the highest ``metric`` (ties: the lowest index)."""
-    scored = [r for r in runs if r.state is CandidateState.SUCCEEDED and metric in (r.metrics or {})]
+    scored = [r for r in candidates if r.state is CandidateState.SUCCEEDED and metric in (r.metrics or {})]
     if not scored:
         return None
     return max(scored, key=lambda r: ((r.metrics or {})[metric], -r.index))
@@ -98,7 +98,7 @@ def evaluate(best: Candidate, promotion: Promotion, serving_metrics: dict[str, f
 def did_not_learn(index: int, metrics: dict[str, float], metric: str, value: float) -> str:
     """Why the trainer judged candidate ``index`` at chance: its never-right classes and the chance level."""
     per_class = {k[len(PER_CLASS_PREFIX) :]: v for k, v in sorted(metrics.items()) if k.startswith(PER_CLASS_PREFIX)}
-    never = [c for c, v in per_class.items() if v <= EPSILON]
+    never = [cls for cls, v in per_class.items() if v <= EPSILON]
     why = [f"{metric} {value:.4f}"]
     if per_class:
         why.append(f"chance {1 / len(per_class):.4f} for {len(per_class)} classes")

@@ -22,40 +22,40 @@ def advance(ctx: Context) -> None:
         _advance(ctx, r)
 
 
-def _advance(ctx: Context, c: RetrainStatus) -> None:
-    job = ctx.observed.job(c.package_job)
-    best = c.best_candidate()
+def _advance(ctx: Context, retrain: RetrainStatus) -> None:
+    job = ctx.observed.job(retrain.package_job)
+    best = retrain.best_candidate()
     if job is None:
-        if c.package_started_at is not None:
-            _failed(ctx, c, "JobNotFound", f"package Job {c.package_job} disappeared before it finished")
-        elif ctx.may_act and best is not None and best.model and c.package_job:
-            tag = f"{ctx.spec.serving.image}:{c.version}"
-            ctx.actions.append(CreatePackageJob(c.package_job, c.sequence, best.model, tag))
-            c.package_started_at = ctx.now
-            ctx.emit("PackagingStarted", f"retrain {c.sequence}: building {tag} from {best.model}")
+        if retrain.package_started_at is not None:
+            _failed(ctx, retrain, "JobNotFound", f"package Job {retrain.package_job} disappeared before it finished")
+        elif ctx.may_act and best is not None and best.model and retrain.package_job:
+            tag = f"{ctx.spec.serving.image}:{retrain.version}"
+            ctx.actions.append(CreatePackageJob(retrain.package_job, retrain.sequence, best.model, tag))
+            retrain.package_started_at = ctx.now
+            ctx.emit("PackagingStarted", f"retrain {retrain.sequence}: building {tag} from {best.model}")
         return
     if job.state is JobState.RUNNING:
-        c.package_started_at = c.package_started_at or job.started_at or ctx.now
+        retrain.package_started_at = retrain.package_started_at or job.started_at or ctx.now
         return
     ctx.duration(JobKind.PACKAGE, job.started_at, job.finished_at)
     outcome = job.outcome or StepOutcome(False, "MissingResult", "the Job finished without a result")
     if not outcome.ok:
-        _failed(ctx, c, outcome.reason, outcome.message)
+        _failed(ctx, retrain, outcome.reason, outcome.message)
         return
     result = outcome.result
     if not isinstance(result, PackageResult):
-        _failed(ctx, c, "MalformedResult", "result field package: required when ok is true")
+        _failed(ctx, retrain, "MalformedResult", "result field package: required when ok is true")
         return
     # Only the image this retrain asked for, pinned by digest, ever reaches the Deployment.
-    problem = image.problem(ctx.spec.serving.image, c.version, result.image, result.digest)
+    problem = image.problem(ctx.spec.serving.image, retrain.version, result.image, result.digest)
     if problem is not None:
-        _failed(ctx, c, "MalformedResult", f"result field package.image: {problem}")
+        _failed(ctx, retrain, "MalformedResult", f"result field package.image: {problem}")
         return
-    c.image, c.digest, c.target_image = result.reference, result.digest, result.image
-    c.stage = RetrainStage.ROLLING_OUT
-    ctx.emit("Packaged", f"retrain {c.sequence}: {c.target_image}")
+    retrain.image, retrain.digest, retrain.target_image = result.reference, result.digest, result.image
+    retrain.stage = RetrainStage.ROLLING_OUT
+    ctx.emit("Packaged", f"retrain {retrain.sequence}: {retrain.target_image}")
 
 
-def _failed(ctx: Context, c: RetrainStatus, reason: str, message: str) -> None:
-    ctx.emit("PackagingFailed", f"retrain {c.sequence}: {reason}: {message}", warning=True)
-    ctx.finish(c, Outcome.PACKAGING_FAILED, reason, message, "failed")
+def _failed(ctx: Context, retrain: RetrainStatus, reason: str, message: str) -> None:
+    ctx.emit("PackagingFailed", f"retrain {retrain.sequence}: {reason}: {message}", warning=True)
+    ctx.finish(retrain, Outcome.PACKAGING_FAILED, reason, message, "failed")

@@ -26,12 +26,13 @@ def hint(job: JobObservation, reason: str) -> str:
 
 def _running(ctx: Context) -> list[str]:
     """The step Jobs the status has in flight (the same names on every reconcile: no extra writes)."""
-    d, c = ctx.status.drift, ctx.status.retrain
+    d, retrain = ctx.status.drift, ctx.status.retrain
     names = [d.job] if d.job else []
-    if c is not None and c.stage is RetrainStage.TRAINING:
-        names += [r.job for r in c.candidates if r.state is CandidateState.RUNNING]
-    if c is not None and c.stage is RetrainStage.PACKAGING and c.package_started_at and c.package_job:
-        names.append(c.package_job)
+    if retrain is not None and retrain.stage is RetrainStage.TRAINING:
+        names += [r.job for r in retrain.candidates if r.state is CandidateState.RUNNING]
+    packaging = retrain is not None and retrain.stage is RetrainStage.PACKAGING and retrain.package_started_at
+    if packaging and retrain is not None and retrain.package_job:
+        names.append(retrain.package_job)
     return names
 
 

@@ -14,13 +14,13 @@ def prune_jobs(ctx: Context) -> None:
     """Step 7: delete finished Jobs older than KEEP_CHECKS checks or KEEP_RETRAINS retrains."""
     if not ctx.may_act:
         return
-    d, c = ctx.status.drift, ctx.status.retrain
+    d, retrain = ctx.status.drift, ctx.status.retrain
     for job in ctx.observed.jobs:
         if job.state is JobState.RUNNING or job.name == d.job:
             continue
         if job.kind is JobKind.DRIFT:
             old = job.sequence <= d.sequence - KEEP_CHECKS
         else:
-            old = c is not None and job.sequence <= c.sequence - KEEP_RETRAINS
+            old = retrain is not None and job.sequence <= retrain.sequence - KEEP_RETRAINS
         if old:
             ctx.actions.append(DeleteJob(job.name))

@@ -50,25 +50,26 @@ def _drift(ctx: Context, r: Refusal) -> None:
 
 
 def _retrain(ctx: Context, r: Refusal) -> None:
-    c = ctx.status.retrain
-    if c is None:
+    retrain = ctx.status.retrain
+    if retrain is None:
         return
     message = r.describe()
     ctx.recheck()  # the steps after the failed one (the gate, an outcome) come in the next decision
-    run = next((run for run in c.candidates if run.job == r.target), None)
+    run = next((run for run in retrain.candidates if run.job == r.target), None)
     if r.action == "CreateTrainJob" and run is not None:
         run.state, run.reason, run.message = CandidateState.FAILED, "JobRefused", message
         run.finished_at = ctx.now
         ctx.emit("CandidateFailed", f"candidate {run.index} ({run.job}): JobRefused: {message}", warning=True)
     elif r.action == "CreatePackageJob":
-        ctx.emit("PackagingFailed", f"retrain {c.sequence}: JobRefused: {message}", warning=True)
-        ctx.finish(c, Outcome.PACKAGING_FAILED, "JobRefused", message, "failed")
-    elif c.outcome is Outcome.ROLLED_BACK:  # the rollback's patch: the failed image still serves
-        c.outcome, c.reason = Outcome.ROLLOUT_FAILED, "RollbackRefused"
-        c.message = f"restoring {c.previous_image} was refused: {message}"
-        ctx.emit("RollbackFailed", c.message, warning=True)
+        ctx.emit("PackagingFailed", f"retrain {retrain.sequence}: JobRefused: {message}", warning=True)
+        ctx.finish(retrain, Outcome.PACKAGING_FAILED, "JobRefused", message, "failed")
+    elif retrain.outcome is Outcome.ROLLED_BACK:  # the rollback's patch: the failed image still serves
+        retrain.outcome, retrain.reason = Outcome.ROLLOUT_FAILED, "RollbackRefused"
+        retrain.message = f"restoring {retrain.previous_image} was refused: {message}"
+        ctx.emit("RollbackFailed", retrain.message, warning=True)
     else:
-        c.reason = "PatchRefused"
+        retrain.reason = "PatchRefused"
         ctx.count(act.Metric.ROLLOUTS, "failed")
-        ctx.emit("RolloutFailed", f"retrain {c.sequence}: PatchRefused: {c.target_image}: {message}", warning=True)
-        ctx.finish(c, Outcome.ROLLOUT_FAILED, "PatchRefused", f"{c.target_image} was refused: {message}", "failed")
+        image = retrain.target_image
+        ctx.emit("RolloutFailed", f"retrain {retrain.sequence}: PatchRefused: {image}: {message}", warning=True)
+        ctx.finish(retrain, Outcome.ROLLOUT_FAILED, "PatchRefused", f"{image} was refused: {message}", "failed")

@@ -21,11 +21,11 @@ Hold = tuple[str, str, datetime | None]  # reason, message, when it ends (None: 
 def start_retrain_if_allowed(ctx: Context) -> None:
     """Step 5: a confirmed drift verdict starts a retrain unless something holds it (see above)."""
     st = ctx.status
-    d, c = st.drift, st.retrain
-    if c is not None and c.in_flight:
-        ctx.condition("Suppressed", "False", "RetrainInFlight", f"retrain {c.sequence} is in flight")
+    d, retrain = st.drift, st.retrain
+    if retrain is not None and retrain.in_flight:
+        ctx.condition("Suppressed", "False", "RetrainInFlight", f"retrain {retrain.sequence} is in flight")
         return
-    acted_on = c is not None and c.trigger_check >= d.verdict_check
+    acted_on = retrain is not None and retrain.trigger_check >= d.verdict_check
     if not d.detected or acted_on:
         ctx.condition("Suppressed", "False", "NothingToSuppress", "no drift verdict waits for a retrain")
         return

@@ -26,10 +26,10 @@ def start(ctx: Context) -> None:
         for i, cand in enumerate(spec.training.candidates)
     ]
     trigger = f"drift check {d.verdict_check}: share {d.share or 0:.2f}, score {d.score or 0:.3f}"
-    c = RetrainStatus(
+    retrain = RetrainStatus(
         sequence=number, started_at=ctx.now, trigger=trigger, trigger_check=d.verdict_check, candidates=candidates
     )
-    st.retrain = c
+    st.retrain = retrain
     st.retrains.last_started = ctx.now
     st.retrains.recent.append(ctx.now)
     st.retrains.last_sequence = number
@@ -39,7 +39,7 @@ def start(ctx: Context) -> None:
         "TrainingStarted",
         f"retrain {number}: {len(candidates)} candidate(s), maxParallel {spec.training.max_parallel}; {trigger}",
     )
-    _advance(ctx, c)
+    _advance(ctx, retrain)
 
 
 def advance(ctx: Context) -> None:
@@ -49,8 +49,8 @@ def advance(ctx: Context) -> None:
         _advance(ctx, r)
 
 
-def _advance(ctx: Context, c: RetrainStatus) -> None:
-    for run in c.candidates:
+def _advance(ctx: Context, retrain: RetrainStatus) -> None:
+    for run in retrain.candidates:
         if run.state in (CandidateState.SUCCEEDED, CandidateState.FAILED):
             continue
         job = ctx.observed.job(run.job)
@@ -62,19 +62,19 @@ def _advance(ctx: Context, c: RetrainStatus) -> None:
             run.started_at = run.started_at or job.started_at or ctx.now
         else:
             _record_candidate(ctx, run, job)
-    _start_pending_candidates(ctx, c)
+    _start_pending_candidates(ctx, retrain)
 
 
-def _start_pending_candidates(ctx: Context, c: RetrainStatus) -> None:
+def _start_pending_candidates(ctx: Context, retrain: RetrainStatus) -> None:
     if not ctx.may_act:
         return
-    running = sum(r.state is CandidateState.RUNNING for r in c.candidates)
+    running = sum(r.state is CandidateState.RUNNING for r in retrain.candidates)
     baseline = (ctx.status.model.uri if ctx.status.model else None) or ctx.spec.serving.model_uri
-    for run in c.candidates:
+    for run in retrain.candidates:
         if running >= ctx.spec.training.max_parallel:
             break
         if run.state is CandidateState.PENDING:
-            ctx.actions.append(CreateTrainJob(run.job, c.sequence, run.index, run.overrides, baseline))
+            ctx.actions.append(CreateTrainJob(run.job, retrain.sequence, run.index, run.overrides, baseline))
             run.state, run.started_at = CandidateState.RUNNING, ctx.now
             running += 1
 
