@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from freshness_operator.core import actions as act
@@ -81,18 +81,8 @@ class Context:
     def push_history(self, old: ModelStatus | None, *, replaced_by: str | None, reason: str) -> None:
         if old is None or old.image is None:
             return
-        entry = HistoryEntry(
-            version=old.version,
-            image=old.image,
-            uri=old.uri,
-            experiment=old.experiment,
-            rev=old.rev,
-            metrics=old.metrics,
-            deployed_at=old.deployed_at,
-            replaced_at=self.now,
-            replaced_by=replaced_by,
-            reason=reason,
-        )
+        served = {f.name: getattr(old, f.name) for f in fields(ModelStatus)}
+        entry = HistoryEntry(**served, replaced_at=self.now, replaced_by=replaced_by, reason=reason)
         self.status.history = [entry, *self.status.history][:HISTORY_LIMIT]
 
     def decision(self) -> Decision:

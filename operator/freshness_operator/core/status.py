@@ -239,14 +239,9 @@ class Retrains:
 
 
 @dataclass
-class HistoryEntry:
-    version: str | None = None
-    image: str | None = None
-    uri: str | None = None
-    experiment: str | None = None
-    rev: str | None = None
-    metrics: dict[str, float] | None = None
-    deployed_at: datetime | None = None
+class HistoryEntry(ModelStatus):
+    """A model that served before: its ``ModelStatus`` fields, then when, by what and why it was replaced."""
+
     replaced_at: datetime | None = None
     replaced_by: str | None = None
     reason: str | None = None
