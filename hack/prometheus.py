@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from hack.localcluster import free_port
+from testkit.net import free_port
 
 
 @dataclass

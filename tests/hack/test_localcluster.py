@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,23 +39,15 @@ def test_missing_binary_is_named(tmp_path: Path) -> None:
         localcluster.up(tmp_path / "state", bin_dir=bin_dir)
 
 
-def test_started_processes_are_stopped_when_a_later_component_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_started_processes_are_stopped_when_a_later_component_fails(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # An "etcd" that stays up and answers nothing: start-up times out on it, and it must be killed.
     _fake_bin(bin_dir, "etcd", "exec sleep 300")
-    original = localcluster._wait
-
-    def short_wait(name: str, log: Path, pid: int, check: Callable[[], bool], timeout: float) -> None:
-        original(name, log, pid, check, 1.0)
-
-    monkeypatch.setattr(localcluster, "_wait", short_wait)
-    with pytest.raises(localcluster.ClusterError, match="etcd did not become healthy"):
-        localcluster.up(tmp_path / "state", bin_dir=bin_dir)
+    with pytest.raises(localcluster.ClusterError, match="etcd did not become healthy within 1s"):
+        localcluster.up(tmp_path / "state", bin_dir=bin_dir, timeouts=localcluster.Timeouts(etcd=1.0))
     sleepers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == "sleep 300 "]
-    assert not [p for p in sleepers if localcluster._alive(p)], "the launcher left a process running"
+    assert not [p for p in sleepers if localcluster.alive(p)], "the launcher left a process running"
 
 
 def _cmdline(proc_dir: Path) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import freshness_contract as contract
 
-from hack.localcluster import free_port
+from testkit.net import free_port
 from tests.conftest import Cluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
