@@ -7,7 +7,7 @@
 Two ``python -m freshness_operator`` processes with ``FRESHNESS_LEADER_ELECTION=true`` on one
 namespace of a fresh local control plane (or ``--kubeconfig``), as the chart runs two replicas.
 Each round is one loop of a new ModelDeployment (its own serving Deployment, 1 kwok replica): the
-completer (benchmarks/common.py) plays the steps at once (drift found, a better candidate, the
+completer (benchmarks/common/completer.py) plays the steps at once (drift found, a better candidate, the
 image asked for). The leader is killed with SIGKILL on the watch event of one of its own writes,
 in turn: the drift Job created, the train Job created, the package Job created, the image
 patched. The killed process is then started again as a new pod would be (a new identity): it

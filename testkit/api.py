@@ -182,6 +182,22 @@ class Watch:
         return rv
 
 
+class Watches:
+    """Several watches, started and stopped together (a benchmark's tracker of Jobs, Deployments, ...)."""
+
+    def __init__(self, *watches: Watch) -> None:
+        self.watches = list(watches)
+
+    def start(self) -> Watches:
+        for w in self.watches:
+            w.start()
+        return self
+
+    def stop(self) -> None:
+        for w in self.watches:
+            w.stop()
+
+
 def create_all(api: Api, creations: Iterable[tuple[str, dict[str, Any]]], workers: int = 8) -> None:
     """POST many objects in parallel; objects that exist already (409) are fine."""
     with ThreadPoolExecutor(workers) as pool:

@@ -10,10 +10,13 @@ Every builder starts from a valid object (the defaults below) and each call chan
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Self
 
 from testkit.labels import SERVING_FOR
 
+REPO = Path(__file__).resolve().parents[1]
+CRD = REPO / "crds" / "modeldeployments.modelfreshness.io.yaml"  # the chart's crds/ holds the same file
 GROUP, VERSION, PLURAL = "modelfreshness.io", "v1alpha1", "modeldeployments"
 API_VERSION = f"{GROUP}/{VERSION}"
 SERVING_IMAGE = "registry.example/cats-dogs"
