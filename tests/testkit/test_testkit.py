@@ -76,8 +76,8 @@ def test_serving_deployment_opts_in_with_the_operators_label() -> None:
 
 
 def test_fake_results_are_what_the_contract_reads() -> None:
-    assert contract.parse(contract.encode(drift_doc(True))).drift.detected is True  # type: ignore[union-attr]
-    assert contract.parse(contract.encode(drift_doc(False))).drift.share == 0.05  # type: ignore[union-attr]
+    assert contract.parse(contract.encode(drift_doc(True))).drift.detected is True
+    assert contract.parse(contract.encode(drift_doc(False))).drift.share == 0.05
     train = contract.parse(contract.encode(train_doc(0.91, rev="abcdef1234")))
     assert train.train is not None and train.train.rev == "abcdef1234"
     package = contract.parse(contract.encode(package_doc("v2")))
