@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from freshness_contract.labels import CHECK, CONTAINER, DEPLOYMENT, MANAGED_BY, MANAGER, RETRAIN, STEP
+from freshness_contract.labels import CANDIDATE, CHECK, CONTAINER, DEPLOYMENT, MANAGED_BY, MANAGER, RETRAIN, STEP
 from freshness_operator.core.names import SERVING_FOR
 
-__all__ = ["CHECK", "CONTAINER", "DEPLOYMENT", "MANAGED_BY", "MANAGER", "RETRAIN", "SERVING_FOR", "STEP"]
+__all__ = ["CANDIDATE", "CHECK", "CONTAINER", "DEPLOYMENT", "MANAGED_BY", "MANAGER", "RETRAIN", "SERVING_FOR", "STEP"]
