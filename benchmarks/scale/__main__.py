@@ -33,6 +33,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None, Path | 
         "--lead", type=float, default=None, help="s from a wiped slate to the first checks due (20 + 0.15 N)"
     )
     p.add_argument("--settle", type=float, default=None, help="s from then to the window's opening (2 + 0.06 N)")
+    p.add_argument(
+        "--serving",
+        choices=("pods", "paused"),
+        default="pods",
+        help="pods: each serving Deployment runs one kwok pod (default); paused: Deployments paused, no "
+        "ReplicaSet nor pod (seeding 10,000 pods takes the local controller-manager most of an hour)",
+    )
     p.add_argument("--smoke", action="store_true", help="CI: N=5, 2 reps, short windows, correctness (never time)")
     a = p.parse_args(argv)
     for flag in ("lead", "settle"):
@@ -60,6 +67,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None, Path | 
             src,
             a.lead,
             a.settle,
+            a.serving,
         )
     png = a.png or (a.json.with_suffix(".png") if a.json else None)
     return cfg, a.json, png

@@ -82,14 +82,19 @@ class Bench:
         self.idents = list(self.ids.values())
         started = time.monotonic()
         deployments = f"/apis/apps/v1/namespaces/{ns}/deployments"
-        create_all(api, [(deployments, serving_deployment(name)) for name in self.names])
+        paused = self.cfg.serving == "paused"
+        serving = [serving_deployment(name) for name in self.names]
+        for body in serving:  # paused: the Deployment controller creates no ReplicaSet, so no pod
+            body["spec"]["paused"] = paused
+        create_all(api, [(deployments, body) for body in serving])
         create_all(api, [(mdeps_path(ns), model_deployment(name, f"{self.interval}s")) for name in self.names])
 
         def serving_ready() -> bool:
             pods = api.items(f"/api/v1/namespaces/{ns}/pods", selector=f"!{STEP_LABEL}")
             return sum((p.get("status") or {}).get("phase") == "Running" for p in pods) >= self.n
 
-        wait_until(f"{self.n} serving pods Running", serving_ready, 120 + self.n, every=3)
+        if not paused:
+            wait_until(f"{self.n} serving pods Running", serving_ready, 120 + self.n, every=3)
         print(
             f"# N={self.n}: {self.n} Deployments and ModelDeployments ready in {time.monotonic() - started:.0f}s",
             flush=True,
@@ -219,7 +224,8 @@ class Bench:
             proc.stop()
         print(
             f"# N={n} rep {rep} #{position + 1} {who}: {window.checks} checks, {window.due} first checks due, "
-            f"p99 {fmt(window.latency(99), 2)}s, {window.requests_per_min:.0f} req/min, "
+            f"p50 {fmt(window.latency(50), 2)}s, p99 {fmt(window.latency(99), 2)}s, {window.requests_per_min:.0f} req/min, "
+            f"{fmt(window.requests_per_check, 1)} req/check, CPU {window.cpu_percent:.0f}%, "
             f"peak RSS {proc.peak_rss / MIB:.0f} MiB",
             flush=True,
         )
@@ -277,7 +283,7 @@ class Bench:
 
 
 def run_size(cfg: Config, n: int) -> SizeResult:
-    nodes = max(2, math.ceil((n + SPARE_PODS) / PODS_PER_NODE))
+    nodes = max(2, math.ceil(((n if cfg.serving == "pods" else 0) + SPARE_PODS) / PODS_PER_NODE))
     load = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix=f"mf-bench-scale-{n}-"))
     with cluster(cfg.kubeconfig, nodes=nodes, api_qps=CONTROLLERS_QPS) as c:

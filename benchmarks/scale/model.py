@@ -32,6 +32,7 @@ class Config:
     ours_src: Path | None = None
     lead: float | None = None  # s from a wiped slate to the first checks falling due (None: by N)
     settle: float | None = None  # s from then to the window's opening (None: by N)
+    serving: str = "pods"  # "paused": serving Deployments paused, no ReplicaSets nor pods (cheap seeding)
 
     def interval_for(self, n: int) -> int:
         return self.interval or max(10, round(n / self.rate))

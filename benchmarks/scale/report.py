@@ -76,7 +76,9 @@ def size_table(r: SizeResult, cfg: Config) -> str:
         f"N = {r.n}: interval {r.interval}s ({r.n / r.interval:.2f} checks/s), busy window {cfg.window:.0f}s per "
         f"operator, {cfg.reps} repetitions (orders: {orders}), idle window {cfg.idle_window:.0f}s, "
         f"baseline tick {cfg.tick:g}s, checks first due {cfg.lead_for(r.n):.0f}s after each wipe and the "
-        f"window opening {cfg.settle_for(r.n):.0f}s later" + (f", {r.nodes} kwok nodes" if r.nodes else "")
+        f"window opening {cfg.settle_for(r.n):.0f}s later"
+        + (f", {r.nodes} kwok nodes" if r.nodes else "")
+        + (", serving Deployments paused (no serving pods)" if cfg.serving == "paused" else "")
     )
     if r.load[0]:
         loads = [" / ".join(f"{x:.1f}" for x in load) for load in r.load]
