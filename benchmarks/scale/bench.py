@@ -224,7 +224,8 @@ class Bench:
             proc.stop()
         print(
             f"# N={n} rep {rep} #{position + 1} {who}: {window.checks} checks, {window.due} first checks due, "
-            f"p50 {fmt(window.latency(50), 2)}s, p99 {fmt(window.latency(99), 2)}s, {window.requests_per_min:.0f} req/min, "
+            f"p50 {fmt(window.latency(50), 2)}s, p99 {fmt(window.latency(99), 2)}s, "
+            f"{window.requests_per_min:.0f} req/min, "
             f"{fmt(window.requests_per_check, 1)} req/check, CPU {window.cpu_percent:.0f}%, "
             f"peak RSS {proc.peak_rss / MIB:.0f} MiB",
             flush=True,
