@@ -145,7 +145,7 @@ def figure(results: Sequence[SizeResult], cfg: Config, path: Path) -> None:
         ax.set_xticks(ns, [str(n) for n in ns])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"benchmarks/scale.py: {cfg.reps} repetitions, {cfg.window:.0f}s windows, medians (bars: range)")
+    fig.suptitle(f"benchmarks/scale: {cfg.reps} repetitions, {cfg.window:.0f}s windows, medians (bars: range)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
