@@ -11,8 +11,8 @@ Modules: ``model`` (configuration, results), ``tracker`` (this benchmark's watch
 (seeding, the wipe, the windows), ``report`` (tables, figure, JSON, smoke checks), ``__main__``.
 
 Per size, on a fresh local control plane (or the cluster of ``--kubeconfig``): N serving
-Deployments (one kwok pod each; ``--serving paused``: none) and N ModelDeployments. The drift interval is N / ``--rate``, so
-the work (drift checks per second) is the same at every N and only the object count grows (or
+Deployments (one kwok pod each; ``--serving paused``: none) and N ModelDeployments. The drift
+interval is N / ``--rate``, so the work (drift checks per second) is the same at every N and only the object count grows (or
 pass a fixed ``--interval``). The completer (benchmarks/common) finishes every drift pod with
 "no drift". Then ``--reps`` repetitions; in each, every operator gets one busy window alone, the
 order alternating between repetitions (ours first, then the baseline first, ...). Before every
