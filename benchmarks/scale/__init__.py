@@ -12,15 +12,15 @@ Modules: ``model`` (configuration, results), ``tracker`` (this benchmark's watch
 
 Per size, on a fresh local control plane (or the cluster of ``--kubeconfig``): N serving
 Deployments (one kwok pod each; ``--serving paused``: none) and N ModelDeployments. The drift
-interval is N / ``--rate``, so the work (drift checks per second) is the same at every N and only the object count grows (or
-pass a fixed ``--interval``). The completer (benchmarks/common) finishes every drift pod with
-"no drift". Then ``--reps`` repetitions; in each, every operator gets one busy window alone, the
-order alternating between repetitions (ours first, then the baseline first, ...). Before every
-window the slate is wiped the same way: drift Jobs deleted, each object's status reset to one
-seeded last check (spread over one interval by a hash of its name, the baseline's first-check
-jitter, with the baseline's epoch set to match), so every window sees the SAME checks fall due at
-the same offsets (the "first checks due" row): ``--lead`` s after the wipe ends, the window
-opening ``--settle`` s later. Operators:
+interval is N / ``--rate``, so the work (drift checks per second) is the same at every N and only
+the object count grows (or pass a fixed ``--interval``). The completer (benchmarks/common) finishes
+every drift pod with "no drift". Then ``--reps`` repetitions; in each, every operator gets one busy
+window alone, the order alternating between repetitions (ours first, then the baseline first, ...).
+Before every window the slate is wiped the same way: drift Jobs deleted, each object's status reset
+to one seeded last check (spread over one interval by a hash of its name, the baseline's
+first-check jitter, with the baseline's epoch set to match), so every window sees the SAME checks
+fall due at the same offsets (the "first checks due" row): ``--lead`` s after the wipe ends, the
+window opening ``--settle`` s later. Operators:
 
 - ours: ``python -m freshness_operator``; ours (before): the same from ``--ours-src`` (PYTHONPATH);
 - baseline (benchmarks/baseline_operator.py): async kopf timer per object listing the object's
