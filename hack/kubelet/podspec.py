@@ -4,8 +4,8 @@ that ``container_env`` reads ConfigMaps and Secrets through the ``lookup`` it is
 ``check_fields`` walks the pod spec against an allow-list: a field it does not know, or a value it
 cannot honour, raises ``Refused("UnsupportedField", "spec.containers[0].xyz: ...")`` and the pod
 fails with that reason, as nothing may be silently ignored. Accepted without effect on the process,
-on purpose: scheduling fields (the scheduler already placed the pod), ``image`` (the runner runs
-the command from its own environment, see process_runner), ``ports`` (processes bind directly),
+on purpose: scheduling fields (the scheduler already placed the pod), ``image`` (commands run from
+the runner's environment; an image of the local registry is pulled, see pull.py), ``ports`` (processes bind directly),
 ``resources.requests`` (used by the scheduler) and ``dnsPolicy`` (no cluster DNS exists here: names
 resolve through this machine's resolver).
 """

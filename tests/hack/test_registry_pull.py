@@ -1,0 +1,151 @@
+"""The local registry (hack/registry.py) with the dev kubelet: real pushes, pulls by digest, pull failures.
+
+A registry built from Go modules runs on loopback; the process runner is started with
+``--registry`` so it pulls that registry's images with crane. Model bytes are small random bytes,
+except for the server test, which needs a model the real server can load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from freshness_trainer import engine, model, oci, sampledata
+from freshness_trainer.serve.local import post_json
+
+from hack import registry
+from tests.conftest import Cluster
+from tests.hack.conftest import ROOT, start_runner
+from tests.hack.runner_kit import Runner, condition, terminated
+
+pytestmark = pytest.mark.cluster
+SRC = os.pathsep.join(str(ROOT / d) for d in ("contract", "operator", "trainer", "."))
+# Reports the sha256 of the model the image's Env points at, that path, and why writing there fails.
+READ_MODEL = """
+import errno, hashlib, os
+path = os.environ["MODEL_PATH"]
+digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+try:
+    open("/model/new", "w")
+    write = "writable"
+except OSError as exc:
+    write = errno.errorcode[exc.errno]
+open("/dev/termination-log", "w").write(f"{digest} {path} {write}")
+"""
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory: pytest.TempPathFactory, cluster: Cluster) -> Iterator[registry.Registry]:
+    with registry.start(tmp_path_factory.mktemp("registry"), cluster.bin_dir) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def base(reg: registry.Registry) -> str:
+    return registry.publish_server_base(reg)
+
+
+@pytest.fixture(scope="module")
+def reg_runner(cluster: Cluster, reg: registry.Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
+    args = ["--registry", reg.host, "--crane", reg.crane, "--image-env", "PYTHONPATH"]
+    with start_runner(cluster, tmp_path_factory.mktemp("runner"), args, {"PYTHONPATH": SRC}) as r:
+        yield r
+
+
+def push_model(reg: registry.Registry, base: str, model_file: Path, tag: str) -> str:
+    """Package ``model_file`` as ``cats-dogs:<tag>`` on the server base, as the package step does."""
+    image = reg.ref("cats-dogs", tag)
+    layout = oci.build(str(model_file), image, model_file.parent / f"layout-{tag}", base)
+    return reg.ref("cats-dogs", oci.push(layout, image, base, crane=reg.crane))
+
+
+def random_model(folder: Path, size: int = 5000) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.pt").write_bytes(os.urandom(size))
+    return folder / "model.pt"
+
+
+def waiting(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+    return dict(statuses[0].get("state", {}).get("waiting") or {})
+
+
+def test_the_package_step_in_a_pod_pushes_and_reports_the_registrys_digest(
+    reg_runner: Runner, reg: registry.Registry, base: str, tmp_path: Path
+) -> None:
+    # The pod has its own network namespace: it reaches the registry at the runner's address
+    # (hack/kubelet/relay.py), with crane on its PATH as in the trainer image.
+    model_file = random_model(tmp_path)
+    image = reg.ref("cats-dogs", "pkg")
+    argv = ["freshness-trainer", "package", "--model", str(model_file), "--image", image, "--base-image", base,
+            "--output", "/work/layout", "--push"]
+    reg_runner.pod("package", argv, {"volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+                   volumes=[{"name": "work", "emptyDir": {}}])
+    pod = reg_runner.finished("package", timeout=180)
+    assert pod["status"]["phase"] == "Succeeded", (pod["status"], reg_runner.tail())
+    result = json.loads(terminated(pod)["message"])
+    digest = reg.digest(image)
+    assert result["package"] == {"image": f"{image}@{digest}", "digest": digest}, result
+    manifest = json.loads(reg.crane_run("manifest", f"{image}@{digest}"))
+    assert len(manifest["layers"]) == 2  # the server base's layer, then the model's
+
+
+def test_a_pod_naming_the_image_gets_exactly_its_model_read_only(
+    reg_runner: Runner, reg: registry.Registry, base: str, tmp_path: Path
+) -> None:
+    v1, v2 = random_model(tmp_path / "v1"), random_model(tmp_path / "v2")
+    pinned = {"v1": push_model(reg, base, v1, "v1"), "v2": push_model(reg, base, v2, "v2")}
+    # by digest, and by tag (resolved to its digest, which the status records)
+    reg_runner.pod("by-digest", ["python", "-c", READ_MODEL], {"image": pinned["v1"]})
+    reg_runner.pod("by-tag", ["python", "-c", READ_MODEL], {"image": reg.ref("cats-dogs", "v2")})
+    for name, tag, source in (("by-digest", "v1", v1), ("by-tag", "v2", v2)):
+        pod = reg_runner.finished(name)
+        assert pod["status"]["phase"] == "Succeeded", (pod["status"], reg_runner.tail())
+        assert pod["status"]["containerStatuses"][0]["imageID"] == pinned[tag]
+        want = f"{hashlib.sha256(source.read_bytes()).hexdigest()} /model/model.pt EROFS"
+        assert terminated(pod)["message"] == want
+
+
+def test_a_wrong_digest_waits_in_err_image_pull_naming_the_image(reg_runner: Runner, reg: registry.Registry) -> None:
+    image = reg.ref("cats-dogs", "sha256:" + "0" * 64)
+    reg_runner.pod("wrong", ["true"], {"image": image})
+    pod = reg_runner.wait("wrong", "ErrImagePull", lambda p: p if waiting(p).get("reason") == "ErrImagePull" else None)
+    assert f'Failed to pull image "{image}"' in waiting(pod)["message"], waiting(pod)
+    assert pod["status"]["phase"] == "Pending" and condition(pod, "Ready") != "True"
+    assert not pod["status"]["containerStatuses"][0]["imageID"]
+    reg_runner.cluster.kubectl("delete", "pod", "wrong", "-n", reg_runner.namespace, "--wait=false")
+
+
+def test_the_image_entrypoint_serves_the_model_the_image_contains(
+    reg_runner: Runner, reg: registry.Registry, base: str, tmp_path: Path
+) -> None:
+    # No command: the runner runs the image's entrypoint (freshness-serve) with the image's Env
+    # (MODEL_PATH=/model/model.pt); the classes and the predictions come from the pushed model.
+    torch.manual_seed(3)
+    net = model.build("alexnet", 2, hidden_units=64)
+    model.save(model.Checkpoint(net, ["ants", "bees"], sampledata.SIZE), str(tmp_path / "model.pt"))
+    pinned = push_model(reg, base, tmp_path / "model.pt", "served")
+    probe = {"httpGet": {"path": "/v2/health/ready", "port": 8080}, "periodSeconds": 2, "failureThreshold": 300}
+    env = [{"name": "FRESHNESS_TORCH_THREADS", "value": "1"}, {"name": "GRPC_PORT", "value": "0"}]
+    reg_runner.pod("served", [], {"image": pinned, "readinessProbe": probe, "env": env},
+                   restartPolicy="Always")
+    pod = reg_runner.wait("served", "Ready", lambda p: p if condition(p, "Ready") == "True" else None, timeout=300)
+    assert pod["status"]["containerStatuses"][0]["imageID"] == pinned
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 3, sampledata.SIZE, sampledata.SIZE), dtype=np.uint8)
+    tensor = {"name": "pixels", "shape": list(pixels.shape), "datatype": "UINT8", "data": pixels.ravel().tolist()}
+    status, body = post_json(f"http://{pod['status']['podIP']}:8080/v2/models/model/infer", {"inputs": [tensor]})
+    assert status == 200, body
+    ckpt = model.load(str(tmp_path / "model.pt"))
+    logits = engine.predict(ckpt.model, torch.from_numpy(pixels), batch_size=2,
+                            settings=engine.Settings.for_device("cpu"))
+    probs = {o["name"]: o for o in body["outputs"]}["probabilities"]
+    np.testing.assert_allclose(np.array(probs["data"]).reshape(2, 2), torch.softmax(logits, 1).numpy(), atol=1e-5)
+    assert body["parameters"]["classes"] == "ants,bees"
+    reg_runner.cluster.kubectl("delete", "pod", "served", "-n", reg_runner.namespace, "--wait=false")
