@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from freshness_trainer import engine, model, oci, sampledata
 from freshness_trainer.serve.local import post_json
 
 from hack import registry
+from hack.kubelet import pull
+from hack.kubelet.podspec import Refused
 from tests.conftest import Cluster
 from tests.hack.conftest import ROOT, start_runner
 from tests.hack.runner_kit import Runner, condition, terminated
@@ -149,3 +152,27 @@ def test_the_image_entrypoint_serves_the_model_the_image_contains(
     np.testing.assert_allclose(np.array(probs["data"]).reshape(2, 2), torch.softmax(logits, 1).numpy(), atol=1e-5)
     assert body["parameters"]["classes"] == "ants,bees"
     reg_runner.cluster.kubectl("delete", "pod", "served", "-n", reg_runner.namespace, "--wait=false")
+
+
+def test_the_registry_starts_serves_the_base_image_and_stops(tmp_path: Path, cluster: Cluster) -> None:
+    reg = registry.start(tmp_path / "reg", cluster.bin_dir)
+    try:
+        with urllib.request.urlopen(f"{reg.url}/v2/", timeout=5) as resp:
+            assert resp.status == 200
+        pinned = registry.publish_server_base(reg)
+        registry.server_base_layout(tmp_path / "layout")
+        index = json.loads((tmp_path / "layout" / "index.json").read_text())
+        assert pinned == reg.ref(registry.SERVER_BASE_REPO, index["manifests"][0]["digest"])  # pushed as built
+        config = json.loads(reg.crane_run("config", pinned))["config"]
+        assert config["Entrypoint"] == ["freshness-serve"] and "MODEL_PATH=/model/model.pt" in config["Env"]
+    finally:
+        reg.stop()
+    assert not registry._alive(reg.pid)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{reg.url}/v2/", timeout=2)
+    # a pull from a registry that is down is refused, naming the image
+    puller = pull.Puller(reg.host, reg.crane, tmp_path / "cache")
+    image = reg.ref("cats-dogs", "sha256:" + hashlib.sha256(b"x").hexdigest())
+    with pytest.raises(Refused) as err:
+        puller.pull(image)
+    assert err.value.reason == "ErrImagePull" and f'Failed to pull image "{image}"' in err.value.message
