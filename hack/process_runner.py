@@ -288,10 +288,9 @@ class Runner:
         self, run: PodRun, c: dict[str, Any], where: str, vols: dict[str, dict[str, Any]]
     ) -> tuple[podspec.Identity, dict[str, str], Path, Path]:
         """Write the sandbox plan for one container: identity, environment, mounts, command."""
-        pod = run.pod
-        ident = podspec.identity(c, pod, where)
+        pod, pulled = run.pod, run.pulled.get(c["name"])
+        ident = podspec.identity(c, pod, where, pulled.config.get("User", "") if pulled else "")
         home = "/root" if ident.uid == 0 else "/"
-        pulled = run.pulled.get(c["name"])
         base = {"PATH": BASE_PATH, "HOME": home, "HOSTNAME": pod["metadata"]["name"], "LANG": "C.UTF-8",
                 **(pulled.env() if pulled else {}), **self.image.env}
         env = podspec.container_env(c, pod, base, self._lookup, where)

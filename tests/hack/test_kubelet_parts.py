@@ -120,3 +120,15 @@ def test_a_pulled_image_gives_its_folders_env_and_entrypoint_as_a_kubelet_would(
     assert img.argv([], ["--model_name=n"]) == ["freshness-serve", "--model_name=n"]
     assert img.argv(["python"], []) == ["python"]  # command drops the image's Cmd
     assert img.argv(["python"], ["-V"]) == ["python", "-V"]
+
+
+def test_a_pulled_images_numeric_user_applies_where_the_spec_sets_none() -> None:
+    pod = {"spec": {"securityContext": {"runAsNonRoot": True}}}
+    ident = podspec.identity({"name": "c"}, pod, "spec.containers[0]", "65532:65532")
+    assert (ident.uid, ident.gid) == (65532, 65532)
+    ident = podspec.identity({"name": "c", "securityContext": {"runAsUser": 1000}}, pod, "spec.containers[0]", "65532")
+    assert (ident.uid, ident.gid) == (1000, 0)
+    with pytest.raises(Refused, match=r"spec.containers\[0\]: runAsNonRoot"):
+        podspec.identity({"name": "c"}, pod, "spec.containers[0]", "")  # no image user: root, refused
+    with pytest.raises(Refused, match=r"the image's user 'server' is not numeric"):
+        podspec.identity({"name": "c"}, {"spec": {}}, "spec.containers[0]", "server")

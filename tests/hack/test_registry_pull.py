@@ -30,7 +30,7 @@ from tests.hack.runner_kit import Runner, condition, terminated
 
 pytestmark = pytest.mark.cluster
 SRC = os.pathsep.join(str(ROOT / d) for d in ("contract", "operator", "trainer", "."))
-# Reports the sha256 of the model the image's Env points at, that path, and why writing there fails.
+# Reports the sha256 of the model the image's Env points at, that path, why writing there fails, the UID.
 READ_MODEL = """
 import errno, hashlib, os
 path = os.environ["MODEL_PATH"]
@@ -40,7 +40,7 @@ try:
     write = "writable"
 except OSError as exc:
     write = errno.errorcode[exc.errno]
-open("/dev/termination-log", "w").write(f"{digest} {path} {write}")
+open("/dev/termination-log", "w").write(f"{digest} {path} {write} {os.getuid()}")
 """
 
 
@@ -105,14 +105,17 @@ def test_a_pod_naming_the_image_gets_exactly_its_model_read_only(
 ) -> None:
     v1, v2 = random_model(tmp_path / "v1"), random_model(tmp_path / "v2")
     pinned = {"v1": push_model(reg, base, v1, "v1"), "v2": push_model(reg, base, v2, "v2")}
-    # by digest, and by tag (resolved to its digest, which the status records)
-    reg_runner.pod("by-digest", ["python", "-c", READ_MODEL], {"image": pinned["v1"]})
+    # by digest, locked down as the operator's pods are (runAsNonRoot: the image's numeric user), and by
+    # tag (resolved to its digest, which the status records)
+    locked = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    reg_runner.pod("by-digest", ["python", "-c", READ_MODEL], {"image": pinned["v1"], "securityContext": locked},
+                   securityContext={"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}})
     reg_runner.pod("by-tag", ["python", "-c", READ_MODEL], {"image": reg.ref("cats-dogs", "v2")})
     for name, tag, source in (("by-digest", "v1", v1), ("by-tag", "v2", v2)):
         pod = reg_runner.finished(name)
         assert pod["status"]["phase"] == "Succeeded", (pod["status"], reg_runner.tail())
         assert pod["status"]["containerStatuses"][0]["imageID"] == pinned[tag]
-        want = f"{hashlib.sha256(source.read_bytes()).hexdigest()} /model/model.pt EROFS"
+        want = f"{hashlib.sha256(source.read_bytes()).hexdigest()} /model/model.pt EROFS 65532"
         assert terminated(pod)["message"] == want
 
 
