@@ -26,6 +26,8 @@ names). Anything else in the pod spec fails the pod with reason UnsupportedField
 (hack/kubelet/podspec.py). Each pod has its own network namespace and IP on a bridge (hack/kubelet/network.py), unless
 ``--host-network``.
 Not for production: no resource limits; every other pod stays with kwok. Needs root.
+A little over 400 lines: one pod's lifecycle (pull, init containers, restarts, status) reads in one
+place; every part that stands alone lives in hack/kubelet/.
 
     python -m hack.process_runner --kubeconfig KUBECONFIG [--node local-runner] [--share DIR]...
         [--registry 127.0.0.1:PORT [--crane PATH]]

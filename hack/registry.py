@@ -226,14 +226,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     args = parser.parse_args(argv)
     state = args.workdir / "registry.json"
+    saved = json.loads(state.read_text()) if state.exists() else None
+    running = Registry(saved["host"], int(saved["pid"]), args.workdir, saved["crane"]) if saved else None
     try:
         if args.command == "up":
+            if running and _alive(running.pid):
+                raise RegistryError(f"a registry from {args.workdir} is already running at {running.host}; "
+                                    "run `down` first")
             reg = start(args.workdir)
             print(f"registry {reg.host} (pid {reg.pid}); server base image {publish_server_base(reg)}")
-        elif state.exists():
-            saved = json.loads(state.read_text())
-            Registry(saved["host"], int(saved["pid"]), args.workdir, saved["crane"]).stop()
-            print(f"stopped registry {saved['host']}")
+        elif running:
+            running.stop()
+            print(f"stopped registry {running.host}")
+        else:
+            print(f"no registry state in {args.workdir}: nothing to stop")
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
