@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from freshness_operator import builders
+from freshness_operator.core.actions import CreatePackageJob
 from freshness_trainer import engine, model, oci, sampledata
 from freshness_trainer.serve.local import post_json
 
@@ -27,6 +29,7 @@ from hack.kubelet.podspec import Refused
 from tests.conftest import Cluster
 from tests.hack.conftest import ROOT, start_runner
 from tests.hack.runner_kit import Runner, condition, terminated
+from tests.operator.sim import make_spec
 
 pytestmark = pytest.mark.cluster
 SRC = os.pathsep.join(str(ROOT / d) for d in ("contract", "operator", "trainer", "."))
@@ -56,8 +59,17 @@ def base(reg: registry.Registry) -> str:
 
 
 @pytest.fixture(scope="module")
-def reg_runner(cluster: Cluster, reg: registry.Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
-    args = ["--registry", reg.host, "--crane", reg.crane, "--image-env", "PYTHONPATH"]
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every pod sees (--share), readable by the operator's UID: where models come from."""
+    folder = tmp_path_factory.mktemp("shared")
+    folder.chmod(0o755)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reg_runner(cluster: Cluster, reg: registry.Registry, shared: Path,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
+    args = ["--registry", reg.host, "--crane", reg.crane, "--image-env", "PYTHONPATH", "--share", str(shared)]
     with start_runner(cluster, tmp_path_factory.mktemp("runner"), args, {"PYTHONPATH": SRC}) as r:
         yield r
 
@@ -80,17 +92,22 @@ def waiting(pod: dict[str, Any]) -> dict[str, Any]:
     return dict(statuses[0].get("state", {}).get("waiting") or {})
 
 
-def test_the_package_step_in_a_pod_pushes_and_reports_the_registrys_digest(
-    reg_runner: Runner, reg: registry.Registry, base: str, tmp_path: Path
+def test_the_operators_package_pod_pushes_and_reports_the_registrys_digest(
+    reg_runner: Runner, reg: registry.Registry, base: str, shared: Path
 ) -> None:
-    # The pod has its own network namespace: it reaches the registry at the runner's address
-    # (hack/kubelet/relay.py), with crane on its PATH as in the trainer image.
-    model_file = random_model(tmp_path)
-    image = reg.ref("cats-dogs", "pkg")
-    argv = ["freshness-trainer", "package", "--model", str(model_file), "--image", image, "--base-image", base,
-            "--output", "/work/layout", "--push"]
-    reg_runner.pod("package", argv, {"volumeMounts": [{"name": "work", "mountPath": "/work"}]},
-                   volumes=[{"name": "work", "emptyDir": {}}])
+    # The operator's own package Job pod (UID 65532, read-only root, emptyDir /tmp and /work), in its
+    # own network namespace: it reaches the registry at the runner's address (hack/kubelet/relay.py),
+    # with crane on its PATH as in the trainer image.
+    model_file = random_model(shared / "pkg")
+    model_file.parent.chmod(0o755)
+    model_file.chmod(0o644)
+    image = reg.ref("cats-dogs", "v2")
+    spec = make_spec(serving={"deployment": "cats-dogs", "container": "server", "image": reg.ref("cats-dogs")},
+                     package={"baseImage": base})
+    job = builders.package_job(builders.Owner("cats", reg_runner.namespace, "1234"), spec,
+                               CreatePackageJob("cats-package-2", 2, str(model_file), image), "trainer:dev")
+    pod_spec = job["spec"]["template"]["spec"]
+    reg_runner.pod("package", [], pod_spec["containers"][0], **{k: v for k, v in pod_spec.items() if k != "containers"})
     pod = reg_runner.finished("package", timeout=180)
     assert pod["status"]["phase"] == "Succeeded", (pod["status"], reg_runner.tail())
     result = json.loads(terminated(pod)["message"])
