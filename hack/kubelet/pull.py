@@ -6,7 +6,9 @@ blob against it) and its layers are flattened (``crane export``, whiteouts appli
 per-digest cache folder, ``<cache>/sha256-<hex>/rootfs``, once per digest. The container then sees
 the image's own folders read-only (``mounts``: /model for a packaged model), starts from the
 image's Env, and, when the pod gives no ``command``, runs the image's Entrypoint/Cmd — still from
-the runner's Python (hack/kubelet/image.py). ``imageID`` is ``repo@sha256:...``.
+the runner's Python (hack/kubelet/image.py). ``imageID`` is ``repo@sha256:...``. As for a
+mountPath, the mount point (``/model``) is made on this machine's root as an empty folder if
+missing; the image's content is only ever visible inside the container's mount namespace.
 
 A failed pull (unknown digest or tag, registry down) never runs the container: the pod stays
 Pending, its container waiting with reason ``ErrImagePull`` (crane's error, naming the image) after
