@@ -6,7 +6,8 @@ hack/build-binaries.sh) on ``127.0.0.1:<free port>``: plain HTTP, no auth, files
 ``Registry`` it returns knows its ``host`` (``127.0.0.1:PORT``, the prefix of image references) and
 ``stop()``s the process (by its PID). ``publish_server_base`` puts the model server's base image
 there (see its docstring) so ``freshness-trainer package --push`` can ``crane append`` onto it
-without reaching the internet. crane speaks plain HTTP to it with ``--insecure``.
+without reaching the internet; ``push_model`` packages a model file as the package step does.
+crane speaks plain HTTP to it with ``--insecure``.
 
     python -m hack.registry up [--workdir DIR]   # start; prints the host, the base image, the PID
     python -m hack.registry down [--workdir DIR]  # stop the one started from DIR
@@ -218,6 +219,17 @@ def publish_server_base(reg: Registry) -> str:
         server_base_layout(Path(tmp))
         reg.crane_run("push", tmp, ref)
     return reg.ref(SERVER_BASE_REPO, reg.digest(ref))
+
+
+def push_model(reg: Registry, model_file: Path, repo: str, tag: str, base: str) -> str:
+    """What the package step does (freshness_trainer.oci: build, then crane append onto ``base``) for
+    ``model_file`` as ``host/repo:tag``; returns it pinned by the digest the registry reports."""
+    from freshness_trainer import oci
+
+    image = reg.ref(repo, tag)
+    with tempfile.TemporaryDirectory(prefix="package-") as tmp:
+        layout = oci.build(str(model_file), image, Path(tmp) / "layout", base)
+        return f"{image}@{oci.push(layout, image, base, crane=reg.crane)}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ import pytest
 import torch
 from freshness_operator import builders
 from freshness_operator.core.actions import CreatePackageJob
-from freshness_trainer import engine, model, oci, sampledata
+from freshness_trainer import engine, model, sampledata
 from freshness_trainer.serve.local import post_json
 
 from hack import registry
@@ -74,11 +74,10 @@ def reg_runner(cluster: Cluster, reg: registry.Registry, shared: Path,
         yield r
 
 
-def push_model(reg: registry.Registry, base: str, model_file: Path, tag: str) -> str:
-    """Package ``model_file`` as ``cats-dogs:<tag>`` on the server base, as the package step does."""
-    image = reg.ref("cats-dogs", tag)
-    layout = oci.build(str(model_file), image, model_file.parent / f"layout-{tag}", base)
-    return reg.ref("cats-dogs", oci.push(layout, image, base, crane=reg.crane))
+def image_id(pinned: str) -> str:
+    """``host/repo:tag@sha256:...`` -> ``host/repo@sha256:...``, the form of a kubelet's imageID."""
+    name, digest = pinned.split("@")
+    return f"{name.rsplit(':', 1)[0]}@{digest}"
 
 
 def random_model(folder: Path, size: int = 5000) -> Path:
@@ -121,7 +120,8 @@ def test_a_pod_naming_the_image_gets_exactly_its_model_read_only(
     reg_runner: Runner, reg: registry.Registry, base: str, tmp_path: Path
 ) -> None:
     v1, v2 = random_model(tmp_path / "v1"), random_model(tmp_path / "v2")
-    pinned = {"v1": push_model(reg, base, v1, "v1"), "v2": push_model(reg, base, v2, "v2")}
+    # pinned as the operator rolls it out: host/cats-dogs:v1@sha256:...
+    pinned = {tag: registry.push_model(reg, source, "cats-dogs", tag, base) for tag, source in (("v1", v1), ("v2", v2))}
     # by digest, locked down as the operator's pods are (runAsNonRoot: the image's numeric user), and by
     # tag (resolved to its digest, which the status records)
     locked = {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
@@ -131,7 +131,7 @@ def test_a_pod_naming_the_image_gets_exactly_its_model_read_only(
     for name, tag, source in (("by-digest", "v1", v1), ("by-tag", "v2", v2)):
         pod = reg_runner.finished(name)
         assert pod["status"]["phase"] == "Succeeded", (pod["status"], reg_runner.tail())
-        assert pod["status"]["containerStatuses"][0]["imageID"] == pinned[tag]
+        assert pod["status"]["containerStatuses"][0]["imageID"] == image_id(pinned[tag])
         want = f"{hashlib.sha256(source.read_bytes()).hexdigest()} /model/model.pt EROFS 65532"
         assert terminated(pod)["message"] == want
 
@@ -154,13 +154,13 @@ def test_the_image_entrypoint_serves_the_model_the_image_contains(
     torch.manual_seed(3)
     net = model.build("alexnet", 2, hidden_units=64)
     model.save(model.Checkpoint(net, ["ants", "bees"], sampledata.SIZE), str(tmp_path / "model.pt"))
-    pinned = push_model(reg, base, tmp_path / "model.pt", "served")
+    pinned = registry.push_model(reg, tmp_path / "model.pt", "cats-dogs", "served", base)
     probe = {"httpGet": {"path": "/v2/health/ready", "port": 8080}, "periodSeconds": 2, "failureThreshold": 300}
     env = [{"name": "FRESHNESS_TORCH_THREADS", "value": "1"}, {"name": "GRPC_PORT", "value": "0"}]
     reg_runner.pod("served", [], {"image": pinned, "readinessProbe": probe, "env": env},
                    restartPolicy="Always")
     pod = reg_runner.wait("served", "Ready", lambda p: p if condition(p, "Ready") == "True" else None, timeout=300)
-    assert pod["status"]["containerStatuses"][0]["imageID"] == pinned
+    assert pod["status"]["containerStatuses"][0]["imageID"] == image_id(pinned)
     pixels = np.random.default_rng(0).integers(0, 256, (2, 3, sampledata.SIZE, sampledata.SIZE), dtype=np.uint8)
     tensor = {"name": "pixels", "shape": list(pixels.shape), "datatype": "UINT8", "data": pixels.ravel().tolist()}
     status, body = post_json(f"http://{pod['status']['podIP']}:8080/v2/models/model/infer", {"inputs": [tensor]})
