@@ -143,7 +143,27 @@ def test_a_wrong_digest_waits_in_err_image_pull_naming_the_image(reg_runner: Run
     assert f'Failed to pull image "{image}"' in waiting(pod)["message"], waiting(pod)
     assert pod["status"]["phase"] == "Pending" and condition(pod, "Ready") != "True"
     assert not pod["status"]["containerStatuses"][0]["imageID"]
+    # the retry 10 s later fails again: back-off, still never started
+    pod = reg_runner.wait("wrong", "ImagePullBackOff",
+                          lambda p: p if waiting(p).get("reason") == "ImagePullBackOff" else None, timeout=60)
+    assert waiting(pod)["message"].startswith(f'Back-off pulling image "{image}"'), waiting(pod)
+    assert pod["status"]["phase"] == "Pending"
     reg_runner.cluster.kubectl("delete", "pod", "wrong", "-n", reg_runner.namespace, "--wait=false")
+
+
+def test_a_pull_is_retried_with_back_off_until_the_image_exists(
+    reg_runner: Runner, reg: registry.Registry, base: str, tmp_path: Path
+) -> None:
+    image = reg.ref("cats-dogs", "late")
+    reg_runner.pod("late", ["python", "-c", READ_MODEL], {"image": image})
+    pod = reg_runner.wait("late", "ErrImagePull", lambda p: p if waiting(p).get("reason") == "ErrImagePull" else None)
+    assert f'Failed to pull image "{image}"' in waiting(pod)["message"] and pod["status"]["phase"] == "Pending"
+    source = random_model(tmp_path)
+    pinned = registry.push_model(reg, source, "cats-dogs", "late", base)  # during the first back-off (10 s)
+    pod = reg_runner.finished("late")
+    assert pod["status"]["phase"] == "Succeeded", (pod["status"], reg_runner.tail())
+    assert pod["status"]["containerStatuses"][0]["imageID"] == image_id(pinned)
+    assert terminated(pod)["message"].startswith(hashlib.sha256(source.read_bytes()).hexdigest())
 
 
 def test_the_image_entrypoint_serves_the_model_the_image_contains(
