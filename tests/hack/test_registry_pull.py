@@ -23,7 +23,7 @@ from freshness_operator.core.actions import CreatePackageJob
 from freshness_trainer import engine, model, sampledata
 from freshness_trainer.serve.local import post_json
 
-from hack import registry
+from hack import localcluster, registry
 from hack.kubelet import pull
 from hack.kubelet.podspec import Refused
 from tests.conftest import Cluster
@@ -207,7 +207,7 @@ def test_the_registry_starts_serves_the_base_image_and_stops(tmp_path: Path, clu
         assert config["Entrypoint"] == ["freshness-serve"] and "MODEL_PATH=/model/model.pt" in config["Env"]
     finally:
         reg.stop()
-    assert not registry._alive(reg.pid)
+    assert not localcluster.alive(reg.pid)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{reg.url}/v2/", timeout=2)
     # a pull from a registry that is down is refused, naming the image
@@ -216,3 +216,19 @@ def test_the_registry_starts_serves_the_base_image_and_stops(tmp_path: Path, clu
     with pytest.raises(Refused) as err:
         puller.pull(image)
     assert err.value.reason == "ErrImagePull" and f'Failed to pull image "{image}"' in err.value.message
+
+
+def test_the_registry_is_one_more_component_of_the_local_cluster(tmp_path: Path, cluster: Cluster) -> None:
+    """How the demo can start it: in a wave after the control plane, stopped by ``down`` with the rest."""
+    (tmp_path / "logs").mkdir()
+    info = localcluster.ClusterInfo(tmp_path, cluster.bin_dir, tmp_path / "admin.kubeconfig", "https://127.0.0.1:1",
+                                    ports={"registry": localcluster.free_port()})
+    localcluster.start_wave(info, [registry.component()], localcluster.Timeouts())
+    try:
+        reg = registry.of_cluster(info)
+        pinned = registry.publish_server_base(reg)
+        assert reg.digest(pinned) == pinned.split("@")[1]
+        assert (tmp_path / "registry" / "storage").is_dir() and reg.log == tmp_path / "logs" / "registry.log"
+    finally:
+        assert localcluster.down(tmp_path, info) == ["registry"]
+    assert not localcluster.alive(info.pids["registry"])
