@@ -187,7 +187,7 @@ def test_the_image_entrypoint_serves_the_model_the_image_contains(
     assert status == 200, body
     ckpt = model.load(str(tmp_path / "model.pt"))
     logits = engine.predict(ckpt.model, torch.from_numpy(pixels), batch_size=2,
-                            settings=engine.Settings.for_device("cpu"))
+                            settings=engine.DeviceOptions.for_device("cpu"))
     probs = {o["name"]: o for o in body["outputs"]}["probabilities"]
     np.testing.assert_allclose(np.array(probs["data"]).reshape(2, 2), torch.softmax(logits, 1).numpy(), atol=1e-5)
     assert body["parameters"]["classes"] == "ants,bees"
