@@ -141,7 +141,8 @@ def figure(results: Sequence[SizeResult], cfg: Config, path: Path) -> None:
     req.set(xlabel="ModelDeployments (N)", ylabel="API requests per drift check", title="Requests per check, busy")
     for ax in (lat, req):
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        if any(y > 0 for line in ax.get_lines() for y in line.get_ydata()):  # none: no check started
+            ax.set_yscale("log")
         ax.set_xticks(ns, [str(n) for n in ns])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
