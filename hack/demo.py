@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,8 +34,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hack import demo_prometheus, localcluster, timeline_png
+from hack import demo_prometheus, demo_serving, demo_traffic, localcluster, timeline_png
+from hack.demo_evidence import Evidence
 from hack.demo_timeline import DemoError, Timeline, say, unix
+from hack.loadgen import LoadGen
 from hack.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,11 +46,24 @@ MDEP = "cats-dogs"
 TAINT = "modelfreshness.io/simulated=true:NoSchedule"
 CHART = REPO / "charts" / "model-freshness-operator"
 RELEASE = "freshness"
+IMAGE = "registry.local/cats-dogs"  # spec.serving.image: the package step tags <IMAGE>:<version>
+PROGRESS_DEADLINE = 60  # seconds, the Deployment's and the operator's: short, for act two's rollback
+POST_CHECKS = 2  # checks of the new model on the bee mix before act two
+WINDOW = 150  # spec.drift.newest: each check reads the newest captured requests (30 s at 5 per second)
 
 
 class Demo:
-    def __init__(self, work: Path, timeout: float, project: Path) -> None:
+    def __init__(self, work: Path, timeout: float, project: Path, act_two: bool = True, rate: float = 5.0) -> None:
         self.work = work
+        self.act_two = act_two
+        self.rate = rate
+        self.loadgen: LoadGen | None = None
+        self.evidence = Evidence()
+        self.store = work / "images"
+        self.capture = work / "capture"
+        self.story = demo_traffic.Story()
+        self.broken_rev = "HEAD"
+        self.v1_image = ""
         self.project = project
         self.timeout = timeout
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -151,10 +165,11 @@ class Demo:
         # the data, the production folder, the reports, the DVC remote and the project's git
         # repository (the storage a ModelDeployment names) through --share; the "image" is this
         # virtual environment, PYTHONPATH and the trainer image's git identity.
-        shares = [self.work / d for d in ("data", "production", "reports", "remote", "project.git")]
+        shares = [self.work / d for d in ("data", "capture", "reports", "remote", "project.git")]
         image_env = ("PYTHONPATH", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
         argv = [sys.executable, "-m", "hack.process_runner", "--workdir", str(self.work / "pods")]
         argv += [f"--share={p}" for p in shares] + [f"--image-env={n}" for n in image_env]
+        argv += [f"--image-store={self.store}"]
         self.spawn(
             "process-runner",
             argv,
@@ -170,7 +185,7 @@ class Demo:
                 "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
                 check=False,
             ):
-                say("process runner node local-runner is Ready (step Jobs run here as local processes)")
+                say("process runner node local-runner is Ready (step Jobs and serving pods run here as processes)")
                 return
             time.sleep(0.5)
         raise DemoError(f"the process runner did not register its node; see {self.work / 'process-runner.log'}")
@@ -205,13 +220,16 @@ class Demo:
         bare = self.work / "project.git"
         self.run(["git", "clone", "--bare", "--quiet", str(self.project), str(bare)])
         self.project = bare
+        self.broken_rev = demo_serving.broken_revision(bare, self.env())
+        say(f"project copy {bare}; act two's branch {demo_serving.BROKEN_BRANCH} ({self.broken_rev[:8]}) "
+            "corrupts its model file")
 
     def grant_step_uid(self) -> None:
         """The step pods run as UID 65532: give it the folders they write (as one would a volume)."""
         from freshness_operator.builders import NONROOT_UID
 
         (self.work / "reports").mkdir(exist_ok=True)
-        for top in ("reports", "remote", "project.git"):
+        for top in ("reports", "remote", "project.git", "capture"):
             for path in [self.work / top, *(self.work / top).rglob("*")]:
                 os.chown(path, NONROOT_UID, NONROOT_UID, follow_symlinks=False)
 
@@ -219,7 +237,8 @@ class Demo:
         data = self.work / "data"
         say("making the sample data set from images shipped in scikit-learn and scikit-image")
         self.run(["freshness-trainer", "make-sample-data", str(data)])
-        (self.work / "production").mkdir()
+        self.capture.mkdir()
+        self.store.mkdir()
         return data
 
     def train_v1(self, data: Path) -> dict[str, Any]:
@@ -252,79 +271,55 @@ class Demo:
         return doc
 
     def create_serving(self, v1_model: str, data: Path) -> None:
-        self.apply(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                # the opt-in: only ModelDeployment MDEP may patch this Deployment's image
-                "metadata": {"name": MDEP, "namespace": NAMESPACE, "labels": {"modelfreshness.io/serving-for": MDEP}},
-                "spec": {
-                    "replicas": 2,
-                    "progressDeadlineSeconds": 60,
-                    "selector": {"matchLabels": {"app": MDEP}},
-                    "template": {
-                        "metadata": {"labels": {"app": MDEP}},
-                        "spec": {
-                            "tolerations": [{"key": "modelfreshness.io/simulated", "operator": "Exists"}],
-                            "containers": [{"name": "server", "image": "registry.local/cats-dogs:v1"}],
-                        },
-                    },
-                },
-            }
-        )
-        self.kubectl("rollout", "status", f"deployment/{MDEP}", "-n", NAMESPACE, "--timeout=60s")
-        say("serving Deployment cats-dogs runs registry.local/cats-dogs:v1 (pods simulated by kwok)")
+        from freshness_trainer import oci
+
+        layout = oci.build(v1_model, f"{IMAGE}:v1", self.work / "v1-image", oci.DEFAULT_BASE_IMAGE)
+        v1_image = self.v1_image = f"{IMAGE}:v1@{layout.digest}"
+        demo_serving.place(self.store, v1_image, v1_model)
+        dep = demo_serving.deployment(MDEP, v1_image, self.capture, PROGRESS_DEADLINE)
+        self.apply({**dep, "metadata": {**dep["metadata"], "namespace": NAMESPACE}})
+        self.apply({**demo_serving.service(MDEP), "metadata": {"name": MDEP, "namespace": NAMESPACE}})
+        self.kubectl("rollout", "status", f"deployment/{MDEP}", "-n", NAMESPACE, "--timeout=300s")
+        say(f"serving Deployment {MDEP} runs {v1_image}: 2 freshness-serve processes, each with its own pod IP")
+        self.loadgen = demo_traffic.start(self.cluster_api(), NAMESPACE, MDEP, data / "production", self.rate)
         manifest = {
             "apiVersion": "modelfreshness.io/v1alpha1",
             "kind": "ModelDeployment",
             "metadata": {"name": MDEP, "namespace": NAMESPACE},
             "spec": {
                 "source": {"repo": str(self.project), "revision": "HEAD"},
-                "data": {"reference": str(data / "reference"), "current": str(self.work / "production")},
-                "serving": {
-                    "deployment": MDEP,
-                    "container": "server",
-                    "image": "registry.local/cats-dogs",
-                    "modelUri": v1_model,
-                },
+                # data.current is the server's capture: unlabelled, time-partitioned
+                "data": {"reference": str(data / "reference"), "current": str(self.capture)},
+                "serving": {"deployment": MDEP, "container": "server", "image": IMAGE, "modelUri": v1_model},
                 "drift": {
                     "interval": "10s",
                     "minSamples": 100,
+                    "newest": WINDOW,
                     "consecutive": 1,
                     "reportDir": str(self.work / "reports"),
                 },
                 "training": {
                     # params.yaml's defaults learn the third class on the CPU (val_acc ~0.9).
-                    "params": {
-                        "train.num_classes": 3,
-                        "data.source": str(data / "extended"),
-                    },
+                    "params": {"train.num_classes": 3, "data.source": str(data / "extended")},
                     "candidates": [{"train.lr": 0.001}, {"train.lr": 0.0003}],
                     "maxParallel": 2,
                     "remote": str(self.work / "remote"),
                 },
                 "package": {"push": False},
                 "promotion": {"metric": "val_acc", "minImprovement": 0.05},
-                "rollout": {"progressDeadlineSeconds": 120, "autoRollback": True},
-                "policy": {"cooldown": "30m", "maxRetrainsPerDay": 2},
+                "rollout": {"progressDeadlineSeconds": PROGRESS_DEADLINE, "autoRollback": True},
+                "policy": {"cooldown": "2m", "maxRetrainsPerDay": 2},
             },
         }
         (self.work / "modeldeployment.json").write_text(json.dumps(manifest, indent=2))
         self.apply(manifest)
-        say("ModelDeployment cats-dogs applied (drift check every 10s)")
+        say(f"ModelDeployment {MDEP} applied: drift checks every 10s on the newest {WINDOW} captured requests")
 
-    def arrive(self, data: Path, batch: str) -> None:
-        target = self.work / "production"
-        # Emptied and refilled, not replaced: step pods see this folder through a bind mount made
-        # when they start (--share), which would keep showing a replaced folder's old, deleted self.
-        for old in target.iterdir():
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
-        shutil.copytree(data / "production" / batch, target, dirs_exist_ok=True)
-        n = sum(1 for _ in target.rglob("*.png"))
-        say(f"production batch '{batch}' arrives: {n} images in {target}")
+    def cluster_api(self) -> Any:
+        from kubernetes import config
+
+        assert self.cluster
+        return config.new_client_from_config(config_file=self.cluster.env()["KUBECONFIG"])
 
     def mdep(self) -> dict[str, Any]:
         out = self.kubectl("get", "mdep", MDEP, "-n", NAMESPACE, "-o", "json", check=False)
@@ -346,40 +341,84 @@ class Demo:
         return items
 
     def watch(self, data: Path) -> dict[str, Any]:
-        """Print the timeline and drive the story from what status says, until the new model has
-        served through one drift check of its own (its accuracy on the production batch)."""
+        """Print the timeline and drive the story from what status says: iid traffic until a clean
+        check, then the bee mix until drift; the retrain; POST_CHECKS clean checks of the new model;
+        then (act two) rotated images and a broken candidate until the rollback has settled."""
         deadline = time.monotonic() + self.timeout
-        t = self.timeline
+        t, gen, s = self.timeline, self.loadgen, self.story
+        assert gen is not None
         while time.monotonic() < deadline:
             self.check_children_alive()
+            self.evidence.scan()
             status = self.mdep().get("status") or {}
             t.phase(status.get("phase"))
             t.events(self.mdep_events())
             drift = status.get("drift") or {}
             if t.new_check(drift):
-                if not t.bees_sent and drift.get("detected") is False:
-                    self.arrive(data, "new-class")
-                    t.bees_sent = True
-                elif t.bees_sent and drift.get("detected") and t.accuracy_before is None:
-                    t.accuracy_before = (drift.get("accuracy") or {}).get("current")
-                elif t.rolled_out:
-                    t.accuracy_after = (drift.get("accuracy") or {}).get("current")
-                    return t.outcome(status)
-            t.candidate(status.get("candidate") or {})
+                s.checks.append({**drift, "stream": gen.stream, "seenAt": time.time()})
+                measured = (drift.get("model") or {}).get("image")
+                if s.bees_at is None and drift.get("detected") is False:
+                    gen.switch("new-class")
+                    s.bees_at = time.time()
+                elif s.bees_at is not None and drift.get("detected") and s.verdict is None:
+                    s.verdict = dict(drift)
+                elif s.new_image and s.act_two_at is None and measured == s.new_image:
+                    s.post_checks.append(dict(drift))
+                    if len(s.post_checks) >= POST_CHECKS:
+                        if not self.act_two:
+                            return self.outcome(status)
+                        self.start_act_two()
+            candidate = status.get("candidate") or {}
+            self.place_packaged(candidate)
+            t.candidate(candidate)
             model = status.get("model") or {}
-            if not t.rolled_out and t.gate and model.get("version") == t.version:
-                t.rolled_out = True
-                say(f"serving model is now {model.get('version')} ({model.get('image')})")
-                # As in the tutorial: the data the new model was trained on is the new reference. The
-                # drift step reads it only for a model file without a held-out split of its own; the
-                # operator's models carry theirs (issue 14), so the new model's checks use its own.
-                patch = {"spec": {"data": {"reference": str(data / "extended")}}}
-                self.kubectl("patch", "mdep", MDEP, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch))
-                say("data.reference now points at the three-class set; waiting for the new model's first check")
+            if s.new_image is None and t.gate and model.get("version") == t.version:
+                s.new_image, s.gate, s.best_overrides = model.get("image"), t.gate, t.best_overrides
+                say(f"serving model is now {model.get('version')} ({model.get('image')}); waiting for "
+                    f"{POST_CHECKS} checks of the new model on the same traffic")
+            if s.act_two_at is not None and self.settled_after_rollback():
+                return self.outcome(status)
             if status.get("phase") == "Failed":
                 raise DemoError(f"the loop failed: {json.dumps(status.get('conditions'), indent=1)}")
             time.sleep(1)
         raise DemoError(f"the story did not finish within {self.timeout:.0f}s; phases seen: {t.phases}")
+
+    def place_packaged(self, candidate: dict[str, Any]) -> None:
+        """The packaged image's model into the image store, where the pull would unpack it (demo_serving)."""
+        image, best = candidate.get("image"), candidate.get("best")
+        run: dict[str, Any] = next((r for r in candidate.get("runs") or [] if r.get("index") == best), {})
+        if image and run.get("model") and image not in self.story.placed:
+            self.story.placed.add(image)
+            where = demo_serving.place(self.store, image, run["model"])
+            say(f"image {image}: its model layer is in the image store ({where})")
+
+    def start_act_two(self) -> None:
+        assert self.loadgen
+        self.story.act_two_at = time.time()
+        say("act two: rotated images arrive, and a permissive policy lets a broken candidate through")
+        self.loadgen.switch("rotation")
+        patch = {"spec": {
+            "source": {"revision": self.broken_rev},  # its train stage corrupts the model file it wrote
+            "training": {"candidates": [{"train.epochs": 4}], "maxParallel": 1},
+            "promotion": {"minImprovement": -1.0},  # demo only: accept a candidate no better than serving
+            "drift": {"trigger": "distribution"},  # the rotation changes the inputs: retrain on that alone
+        }}
+        self.kubectl("patch", "mdep", MDEP, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch))
+
+    def settled_after_rollback(self) -> bool:
+        """RolledBack, the failed pod gone, and the restored model answered 20 requests since."""
+        s, gen = self.story, self.loadgen
+        assert gen is not None and s.act_two_at is not None
+        back = demo_traffic.first(self.timeline.event_times, "RolledBack", s.act_two_at - 1)
+        if back is None:
+            return False
+        eps = gen.endpoints.ready()
+        answered = [r for r in gen.since(back) if r.image == s.new_image and r.predicted is not None]
+        return (time.time() > back + demo_serving.GRACE_SECONDS + 5 and len(eps) == 2
+                and all(img == s.new_image for _, _, img in eps) and len(answered) >= 20)
+
+    def outcome(self, status: dict[str, Any]) -> dict[str, Any]:
+        return {**self.timeline.outcome(status), "story": self.story}
 
     def check_children_alive(self) -> None:
         for name, proc in self.named.items():
@@ -389,29 +428,38 @@ class Demo:
     def summary(self, v1: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
         from freshness_trainer import model as model_file  # torch: only once the story is done
 
-        status = outcome["status"]
+        assert self.loadgen and self.prometheus
+        self.loadgen.close()
+        self.loadgen.write(self.work / "requests.jsonl")
+        status, s = outcome["status"], self.story
         model = status.get("model") or {}
         image = self.kubectl(
             "get", "deployment", MDEP, "-n", NAMESPACE, "-o", "jsonpath={.spec.template.spec.containers[0].image}"
         )
-        gate = outcome["gate"]
         served = model_file.load(model["uri"])
-        assert self.prometheus
         last_check = unix((status.get("drift") or {}).get("lastCheckTime"), time.time())
         seen = demo_prometheus.observe(self.prometheus, NAMESPACE, MDEP, self.operator_started, last_check)
         picture = self.timeline.picture(self.operator_started, time.time(), seen.alerts)
         png = timeline_png.draw(picture, self.work / "timeline.png")
+        traffic = demo_traffic.facts(self.loadgen.results, self.timeline.event_times, s, self.v1_image)
         summary = {
             "phases": outcome["phases"],
             "events": outcome["events"],
+            "eventTimes": [{"time": t, "reason": r} for t, r in self.timeline.event_times],
             "model": model,
+            "v1Image": self.v1_image,
+            "newImage": s.new_image,
             "servingImage": image,
             "servedClasses": list(served.classes),
             "v1ValAccOnTwoClasses": v1["train"]["metrics"].get("val_acc"),
-            "gate": gate,
-            "bestOverrides": outcome["bestOverrides"],
-            "productionAccuracyBefore": outcome["accuracyBefore"],
-            "productionAccuracyAfter": outcome["accuracyAfter"],
+            "gate": s.gate,
+            "bestOverrides": s.best_overrides,
+            "driftVerdict": s.verdict,
+            "postRolloutChecks": s.post_checks,
+            "actTwo": s.act_two_at is not None,
+            "traffic": traffic,
+            "processes": self.evidence.json(),
+            "imageStore": str(self.store),
             "report": (status.get("drift") or {}).get("report"),
             "checks": [vars(c) for c in picture.checks],
             "milestones": [{"time": t, "event": e} for t, e in picture.markers],
@@ -419,23 +467,40 @@ class Demo:
             "timelinePng": str(png),
         }
         (self.work / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.print_summary(summary, seen, png)
+        return summary
+
+    def print_summary(self, summary: dict[str, Any], seen: Any, png: Path) -> None:
+        model, traffic, verdict = summary["model"], summary["traffic"], summary["driftVerdict"] or {}
         say("summary")
         print(f"  phases seen:           {' -> '.join(summary['phases'])}")
         print(f"  events:                {' -> '.join(summary['events'])}")
-        print(f"  serving image:         {image}")
-        print(f"  model version:         {model.get('version')} (experiment {model.get('experiment')})")
-        print(f"  model file:            {model.get('uri')}")
-        print(f"  classes it predicts:   {', '.join(summary['servedClasses'])}")
-        print(f"  gate:                  {gate.get('message')}")
-        print(
-            f"  accuracy on the production batch with bees: {summary['productionAccuracyBefore']} (v1) "
-            f"-> {summary['productionAccuracyAfter']} ({model.get('version')})"
-        )
+        print(f"  drift verdict:         reasons {verdict.get('reasons')} (trigger {verdict.get('trigger')}) on "
+              f"{verdict.get('samples')} captured requests, labelled accuracy {verdict.get('accuracy')}")
+        print(f"  images:                {summary['v1Image']} -> {summary['newImage']}")
+        print(f"  serving image now:     {summary['servingImage']}")
+        print(f"  model version:         {model.get('version')} (experiment {model.get('experiment')}), "
+              f"classes {', '.join(summary['servedClasses'])}")
+        print(f"  gate:                  {(summary['gate'] or {}).get('message')}")
+        bee = traffic["beeMix"]
+        print(f"  live, bee mix:         accuracy {bee['before']['accuracy']} -> {bee['after']['accuracy']}, "
+              f"predicted bees {bee['before']['bees_predicted']} -> {bee['after']['bees_predicted']} "
+              f"({bee['before']['requests']} and {bee['after']['requests']} requests)")
+        print(f"  new model's checks:    {[c.get('detected') for c in summary['postRolloutChecks']]} (detected)")
+        for name, w in traffic["windows"].items():
+            print(f"  during the {name + ':':9}  {w['requests']} requests, {w['failed']} failed")
+        if "afterRollback" in traffic:
+            a = traffic["afterRollback"]
+            print(f"  after the rollback:    {a['requests']} requests answered by {a['images']}, {a['failed']} failed")
+        print(f"  all traffic:           {traffic['requests']} requests, {traffic['failed']} failed")
+        fresh = traffic["timeToFresh"]
+        print(f"  time to fresh:         {fresh.get('seconds')} s (drift verdict -> the new model answers)")
+        for step in fresh.get("steps", []):
+            print(f"    {step['step']:52} {step['seconds']:7.1f} s")
         seen.print()
         print(f"  timeline picture:      {png}")
-        print(f"  drift reports:         {self.work / 'reports'}")
+        print(f"  requests:              {self.work / 'requests.jsonl'}")
         print(f"  logs and data:         {self.work}")
-        return summary
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -449,6 +514,8 @@ class Demo:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if self.loadgen:
+            self.loadgen.close()
         if self.prometheus:
             self.prometheus.stop()
         if self.cluster:
@@ -471,14 +538,17 @@ def interrupts_as_exit() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="where data, logs and the summary go (default: a temp dir)")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the rollout")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds the story may take once the operator runs")
+    parser.add_argument("--no-act-two", dest="act_two", action="store_false",
+                        help="stop after the rollout: no broken candidate, no rollback")
+    parser.add_argument("--rate", type=float, default=5.0, help="requests per second the load generator sends")
     parser.add_argument(
         "--project", type=Path, default=REPO, help="the DVC project (a git repository) to train from; default: this one"
     )
     args = parser.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="freshness-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    demo = Demo(work.resolve(), args.timeout, args.project.resolve())
+    demo = Demo(work.resolve(), args.timeout, args.project.resolve(), args.act_two, args.rate)
     with interrupts_as_exit():
         try:
             demo.start_cluster()
@@ -489,7 +559,6 @@ def main(argv: list[str] | None = None) -> int:
             v1 = demo.train_v1(data)
             demo.grant_step_uid()
             demo.create_serving(v1["train"]["model"], data)
-            demo.arrive(data, "iid")
             demo.start_operator(kubeconfig)
             outcome = demo.watch(data)
             demo.summary(v1, outcome)

@@ -52,6 +52,7 @@ from kubernetes.client.rest import ApiException
 from hack.kubelet import network, podspec, probes, status, volumes
 from hack.kubelet.image import BASE_PATH, Image
 from hack.kubelet.image import from_runner as image_from
+from hack.kubelet.image import pinned_files as image_files
 from hack.kubelet.node import Node
 from hack.kubelet.podspec import Refused
 from hack.kubelet.status import POD_IP
@@ -73,6 +74,7 @@ class PodRun:
     killed_because: str = ""  # why the runner stopped the process (liveness, deadline)
     ip: str = POD_IP
     netns: str | None = None
+    target: probes.Target | None = None  # the running container, for an exec preStop hook
 
     @property
     def key(self) -> str:
@@ -127,8 +129,14 @@ class Runner:
     def _terminate(self, run: PodRun, pod: dict[str, Any], delete: bool) -> None:
         """SIGTERM, terminationGracePeriodSeconds (the deletion's own grace first), then SIGKILL."""
         grace = pod["metadata"].get("deletionGracePeriodSeconds")
-        grace = grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30)
-        self._kill(run, float(grace))
+        grace = float(grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30))
+        start = time.monotonic()
+        if run.proc is not None and run.proc.poll() is None and (
+            done := probes.pre_stop(run.pod["spec"]["containers"][0], run.target, grace)
+        ):
+            log.info("pod %s: %s", pod["metadata"]["name"], done)
+        # as the kubelet: a hook that used up the grace period leaves 2 s before SIGKILL
+        self._kill(run, max(grace - (time.monotonic() - start), 2.0))
         if delete:
             self._delete(pod)
 
@@ -165,10 +173,28 @@ class Runner:
             return
         run.pod.setdefault("status", {}).update(podIP=run.ip, hostIP=POD_IP)  # for fieldRefs
         try:
-            self._run_all(run, vols)
+            if self._pulled(run):
+                self._run_all(run, vols)
         finally:
             if self.net and run.netns:
                 self.net.remove(run.key, run.ip)
+
+    def _pulled(self, run: PodRun) -> bool:
+        """Wait until every pinned image of the pod is in the image store, as a kubelet retries a pull
+        (ImagePullBackOff, every 2 s); False when the pod was deleted meanwhile."""
+        spec = run.pod["spec"]
+        named = [(f"spec.initContainers[{i}]", c) for i, c in enumerate(spec.get("initContainers") or [])]
+        for where, c in [*named, ("spec.containers[0]", spec["containers"][0])]:
+            while True:
+                try:
+                    image_files(self.image.store, c.get("image", ""), where)
+                    break
+                except Refused as exc:
+                    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": exc.message}}
+                    self._patch_status(run, self._status(run, "Pending", waiting))
+                    if run.cancelled.wait(2.0):
+                        return False
+        return True
 
     def _run_all(self, run: PodRun, vols: dict[str, dict[str, Any]]) -> None:
         """Init containers in order, then the container, restarted as restartPolicy says."""
@@ -272,6 +298,7 @@ class Runner:
         term_file.parent.mkdir(exist_ok=True)
         term_file.write_text("")
         os.chown(term_file, ident.uid, ident.gid)
+        pulled = image_files(self.image.store, c.get("image", ""), where)
         argv = [podspec.expand(a, env) for a in (c.get("command") or []) + (c.get("args") or [])]
         if not argv:
             raise Refused("UnsupportedField", f"{where}.command: empty; the process runner cannot run an image's "
@@ -280,6 +307,7 @@ class Runner:
                               shared=self.shared,
                               files=[(c.get("terminationMessagePath") or "/dev/termination-log", str(term_file), False),
                                      *volumes.with_user(ident.uid, ident.gid, env.get("HOME", "/"), term_file.parent)])
+        mounts = [*pulled, *mounts]
         plan = {"argv": argv, "env": env, "cwd": c.get("workingDir") or "/", "mounts": mounts, "netns": run.netns,
                 "identity": {"uid": ident.uid, "gid": ident.gid, "groups": list(ident.groups),
                              "read_only_root": ident.read_only_root, "no_new_privs": ident.no_new_privs,
@@ -305,6 +333,7 @@ class Runner:
         assert run.proc is not None
         ports = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or [] if p.get("name")}
         target = probes.Target(run.ip, ports, run.proc.pid, ident.uid, ident.gid, c.get("workingDir") or "/", env)
+        run.target = target
         running = {"running": {"startedAt": status.now()}}
 
         def on_ready(ok: bool, detail: str) -> None:
@@ -369,6 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--share", action="append", default=[], help="host folder every pod sees read-write")
     parser.add_argument("--image-path", action="append", default=[], help="host path pods see read-only")
     parser.add_argument("--image-env", action="append", default=[], help="variable of the runner pods get")
+    parser.add_argument("--image-store", type=Path, default=None,
+                        help="DIR/sha256/HEX: the files of images pinned by digest (hack/kubelet/image.py)")
     parser.add_argument("--host-network", dest="pod_network", action="store_false",
                         help="pods share this machine's network (pod IP 127.0.0.1) instead of one netns each")
     args = parser.parse_args(argv)
@@ -378,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.load_kube_config(config_file=args.kubeconfig)
     workroot = args.workdir or Path(tempfile.mkdtemp(prefix="process-runner-"))
     workroot.mkdir(parents=True, exist_ok=True)
-    image = image_from(args.image_path, args.image_env)
+    image = image_from(args.image_path, args.image_env, args.image_store)
     net = None
     if args.pod_network and (missing := network.available()):
         parser.error(f"pod networking: {missing}; or run with --host-network")

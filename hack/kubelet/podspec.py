@@ -96,6 +96,8 @@ CONTAINER: Schema = {
     "ports": ANY,
     "readinessProbe": _PROBE,
     "livenessProbe": _PROBE,
+    # preStop runs before SIGTERM, inside the grace period (process_runner._terminate); postStart is refused
+    "lifecycle": {"preStop": {"sleep": {"seconds": ANY}, "exec": {"command": ANY}}},
     "stdin": _one_of(False),
     "stdinOnce": _one_of(False),
     "tty": _one_of(False),
