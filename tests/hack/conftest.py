@@ -28,7 +28,8 @@ def runner(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     log = work / "runner.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "hack.process_runner", "--node", node, "--workdir",
-                                 str(work / "pods")], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 str(work / "pods"), "--image-store", str(work / "images")],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     r = Runner(cluster, node, ns, log)
     try:
         wait_for("the runner's node to be Ready", lambda: "True" in cluster.kubectl(

@@ -128,6 +128,39 @@ def test_deletion_waits_the_grace_period_then_kills(runner: Runner) -> None:
     wait_for("the pod object to go", lambda: not runner.get("stubborn"), 30)
 
 
+def test_deletion_runs_the_prestop_hook_before_sigterm(runner: Runner) -> None:
+    # The process notes when SIGTERM came; the preStop sleep must have passed first, the process
+    # still running (a server keeps answering while it leaves the endpoints).
+    script = "trap 'echo $(date +%s.%N) > /dev/termination-log; exit 0' TERM; while true; do sleep 0.1; done"
+    runner.pod("hooked", ["sh", "-c", script], {"lifecycle": {"preStop": {"sleep": {"seconds": 2}}}},
+               terminationGracePeriodSeconds=10)
+    runner.wait("hooked", "Running", lambda p: p.get("status", {}).get("phase") == "Running")
+    time.sleep(1)  # the shell has set its trap
+    deleted = time.time()
+    runner.cluster.kubectl("delete", "pod", "hooked", "-n", runner.namespace, "--wait=false")
+    wait_for("the pod object to go", lambda: not runner.get("hooked"), 30)
+    term = float(_last_message(runner, "hooked").strip())
+    assert 2 <= term - deleted < 8, term - deleted  # after the hook, well before the grace period's end
+
+
+def test_a_pinned_image_waits_for_the_store_then_brings_its_files_read_only(runner: Runner) -> None:
+    digest = "ab" * 32
+    script = "cat /model/model.txt > /dev/termination-log && ! touch /model/other 2>/dev/null"
+    runner.pod("pinned", ["sh", "-c", script], {"image": f"registry.local/m:1@sha256:{digest}"})
+    pod = runner.wait("pinned", "ImagePullBackOff", lambda p: p if (p.get("status", {}).get("containerStatuses")
+                      or [{}])[0].get("state", {}).get("waiting", {}).get("reason") == "ImagePullBackOff" else None)
+    message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    assert message.startswith("spec.containers[0].image: registry.local/m:1@sha256:"), message
+    staged = runner.log.parent / "images" / "staged"
+    (staged / "model").mkdir(parents=True)
+    (staged / "model" / "model.txt").write_text("weights\n")
+    (staged.parent / "sha256").mkdir()
+    staged.rename(staged.parent / "sha256" / digest)  # whole, as a pull would finish
+    pod = runner.finished("pinned")
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]
+    assert terminated(pod)["message"] == "weights\n"
+
+
 def test_the_init_containers_own_exit_code_is_reported(runner: Runner) -> None:
     init = [{"name": "prepare", "image": "none", "command": ["sh", "-c", "exit 3"]}]
     runner.pod("init", ["true"], initContainers=init)
@@ -190,7 +223,7 @@ def test_each_pod_has_its_own_ip_so_replicas_share_a_port(runner: Runner) -> Non
 @pytest.mark.parametrize(
     ("extra_container", "extra_spec", "field"),
     [
-        ({"lifecycle": {"preStop": {"exec": {"command": ["true"]}}}}, {}, "spec.containers[0].lifecycle"),
+        ({"lifecycle": {"postStart": {"exec": {"command": ["true"]}}}}, {}, "spec.containers[0].lifecycle.postStart"),
         ({"resources": {"limits": {"memory": "64Mi"}}}, {}, "spec.containers[0].resources.limits"),
         ({}, {"hostNetwork": True}, "spec.hostNetwork"),
         ({}, {"volumes": [{"name": "v", "hostPath": {"path": "/etc"}}]}, "spec.volumes[0].hostPath"),
