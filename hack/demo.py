@@ -1,19 +1,26 @@
 """`make demo`: the tutorial's story end to end on this machine, with the real operator and trainer.
 
 1. Start the local control plane; kwok's nodes are tainted so that only the dev-only process
-   runner's node (hack/process_runner.py) takes the operator's step Jobs: they run as real
+   runner's node (hack/process_runner.py) takes pods: the operator's step Jobs run there as real
    processes of the trainer CLI (`dvc exp run` on the CPU), as the pod spec says (UID 65532,
    read-only root, private /tmp and /work), on a bare copy of the project (the git server they
-   push experiments to). The serving Deployment tolerates the taint and stays with kwok.
+   push experiments to); the serving Deployment's pods run there as real `freshness-serve`
+   processes, each with its own pod IP (hack/demo_serving.py).
 2. Install the CRD and RBAC with the Helm chart (operator replicas 0) and run the operator as a
    local process with the chart's ServiceAccount token, so the demo also proves its RBAC.
-3. Make the sample data, train the serving model v1 on two classes, create the serving
-   Deployment and a ModelDeployment, and let production batches arrive: first an iid batch (no
-   drift), then a batch where bees appear. The operator detects drift, trains two candidates,
-   gates the best, packages it and rolls the Deployment.
-4. A real Prometheus scrapes the operator and evaluates the chart's alert rules
+3. Make the sample data, train the serving model v1 on two classes, package it, create the serving
+   Deployment, its Service and a ModelDeployment, and start the load generator (hack/loadgen.py,
+   hack/demo_traffic.py): production images as v2 requests to the ready endpoints, iid until a
+   clean check, then the mix where bees appear. The server captures them (no labels); the
+   operator finds drift in that capture, trains two candidates, gates the best, packages it and
+   rolls the Deployment while the traffic goes on; the new model's own checks follow.
+4. Act two (unless --no-act-two): rotated images arrive and a permissive policy lets a candidate
+   with a corrupt model file through; its pods never become ready, the rollout misses its
+   deadline, the operator rolls back, the previous model keeps answering.
+5. A real Prometheus scrapes the operator and evaluates the chart's alert rules
    (hack/demo_prometheus.py); the summary prints each alert's transitions and the drift score
-   series as Prometheus recorded them.
+   series as Prometheus recorded them, the live accuracy before and after, the failed requests
+   during the rollout and the rollback, and the time to fresh split by step.
 
 Prints a timeline; ends with a summary (also written to <workdir>/summary.json) and a picture of
 the run (<workdir>/timeline.png, hack/timeline_png.py); stops every process it started, on Ctrl-C too.
@@ -34,9 +41,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hack import demo_prometheus, demo_serving, demo_traffic, localcluster, timeline_png
+from hack import demo_prometheus, demo_serving, demo_story, demo_summary, demo_traffic, localcluster
 from hack.demo_evidence import Evidence
-from hack.demo_timeline import DemoError, Timeline, say, unix
+from hack.demo_timeline import DemoError, Timeline, say
 from hack.loadgen import LoadGen
 from hack.prometheus import Prometheus
 
@@ -48,13 +55,13 @@ CHART = REPO / "charts" / "model-freshness-operator"
 RELEASE = "freshness"
 IMAGE = "registry.local/cats-dogs"  # spec.serving.image: the package step tags <IMAGE>:<version>
 PROGRESS_DEADLINE = 60  # seconds, the Deployment's and the operator's: short, for act two's rollback
-POST_CHECKS = 2  # checks of the new model on the bee mix before act two
 WINDOW = 150  # spec.drift.newest: each check reads the newest captured requests (30 s at 5 per second)
 
 
 class Demo:
     def __init__(self, work: Path, timeout: float, project: Path, act_two: bool = True, rate: float = 5.0) -> None:
         self.work = work
+        self.namespace, self.name = NAMESPACE, MDEP
         self.act_two = act_two
         self.rate = rate
         self.loadgen: LoadGen | None = None
@@ -341,84 +348,7 @@ class Demo:
         return items
 
     def watch(self, data: Path) -> dict[str, Any]:
-        """Print the timeline and drive the story from what status says: iid traffic until a clean
-        check, then the bee mix until drift; the retrain; POST_CHECKS clean checks of the new model;
-        then (act two) rotated images and a broken candidate until the rollback has settled."""
-        deadline = time.monotonic() + self.timeout
-        t, gen, s = self.timeline, self.loadgen, self.story
-        assert gen is not None
-        while time.monotonic() < deadline:
-            self.check_children_alive()
-            self.evidence.scan()
-            status = self.mdep().get("status") or {}
-            t.phase(status.get("phase"))
-            t.events(self.mdep_events())
-            drift = status.get("drift") or {}
-            if t.new_check(drift):
-                s.checks.append({**drift, "stream": gen.stream, "seenAt": time.time()})
-                measured = (drift.get("model") or {}).get("image")
-                if s.bees_at is None and drift.get("detected") is False:
-                    gen.switch("new-class")
-                    s.bees_at = time.time()
-                elif s.bees_at is not None and drift.get("detected") and s.verdict is None:
-                    s.verdict = dict(drift)
-                elif s.new_image and s.act_two_at is None and measured == s.new_image:
-                    s.post_checks.append(dict(drift))
-                    if len(s.post_checks) >= POST_CHECKS:
-                        if not self.act_two:
-                            return self.outcome(status)
-                        self.start_act_two()
-            candidate = status.get("candidate") or {}
-            self.place_packaged(candidate)
-            t.candidate(candidate)
-            model = status.get("model") or {}
-            if s.new_image is None and t.gate and model.get("version") == t.version:
-                s.new_image, s.gate, s.best_overrides = model.get("image"), t.gate, t.best_overrides
-                say(f"serving model is now {model.get('version')} ({model.get('image')}); waiting for "
-                    f"{POST_CHECKS} checks of the new model on the same traffic")
-            if s.act_two_at is not None and self.settled_after_rollback():
-                return self.outcome(status)
-            if status.get("phase") == "Failed":
-                raise DemoError(f"the loop failed: {json.dumps(status.get('conditions'), indent=1)}")
-            time.sleep(1)
-        raise DemoError(f"the story did not finish within {self.timeout:.0f}s; phases seen: {t.phases}")
-
-    def place_packaged(self, candidate: dict[str, Any]) -> None:
-        """The packaged image's model into the image store, where the pull would unpack it (demo_serving)."""
-        image, best = candidate.get("image"), candidate.get("best")
-        run: dict[str, Any] = next((r for r in candidate.get("runs") or [] if r.get("index") == best), {})
-        if image and run.get("model") and image not in self.story.placed:
-            self.story.placed.add(image)
-            where = demo_serving.place(self.store, image, run["model"])
-            say(f"image {image}: its model layer is in the image store ({where})")
-
-    def start_act_two(self) -> None:
-        assert self.loadgen
-        self.story.act_two_at = time.time()
-        say("act two: rotated images arrive, and a permissive policy lets a broken candidate through")
-        self.loadgen.switch("rotation")
-        patch = {"spec": {
-            "source": {"revision": self.broken_rev},  # its train stage corrupts the model file it wrote
-            "training": {"candidates": [{"train.epochs": 4}], "maxParallel": 1},
-            "promotion": {"minImprovement": -1.0},  # demo only: accept a candidate no better than serving
-            "drift": {"trigger": "distribution"},  # the rotation changes the inputs: retrain on that alone
-        }}
-        self.kubectl("patch", "mdep", MDEP, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch))
-
-    def settled_after_rollback(self) -> bool:
-        """RolledBack, the failed pod gone, and the restored model answered 20 requests since."""
-        s, gen = self.story, self.loadgen
-        assert gen is not None and s.act_two_at is not None
-        back = demo_traffic.first(self.timeline.event_times, "RolledBack", s.act_two_at - 1)
-        if back is None:
-            return False
-        eps = gen.endpoints.ready()
-        answered = [r for r in gen.since(back) if r.image == s.new_image and r.predicted is not None]
-        return (time.time() > back + demo_serving.GRACE_SECONDS + 5 and len(eps) == 2
-                and all(img == s.new_image for _, _, img in eps) and len(answered) >= 20)
-
-    def outcome(self, status: dict[str, Any]) -> dict[str, Any]:
-        return {**self.timeline.outcome(status), "story": self.story}
+        return demo_story.watch(self)
 
     def check_children_alive(self) -> None:
         for name, proc in self.named.items():
@@ -426,81 +356,7 @@ class Demo:
                 raise DemoError(f"{name} exited with {proc.returncode}; see {self.work / (name + '.log')}")
 
     def summary(self, v1: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
-        from freshness_trainer import model as model_file  # torch: only once the story is done
-
-        assert self.loadgen and self.prometheus
-        self.loadgen.close()
-        self.loadgen.write(self.work / "requests.jsonl")
-        status, s = outcome["status"], self.story
-        model = status.get("model") or {}
-        image = self.kubectl(
-            "get", "deployment", MDEP, "-n", NAMESPACE, "-o", "jsonpath={.spec.template.spec.containers[0].image}"
-        )
-        served = model_file.load(model["uri"])
-        last_check = unix((status.get("drift") or {}).get("lastCheckTime"), time.time())
-        seen = demo_prometheus.observe(self.prometheus, NAMESPACE, MDEP, self.operator_started, last_check)
-        picture = self.timeline.picture(self.operator_started, time.time(), seen.alerts)
-        png = timeline_png.draw(picture, self.work / "timeline.png")
-        traffic = demo_traffic.facts(self.loadgen.results, self.timeline.event_times, s, self.v1_image)
-        summary = {
-            "phases": outcome["phases"],
-            "events": outcome["events"],
-            "eventTimes": [{"time": t, "reason": r} for t, r in self.timeline.event_times],
-            "model": model,
-            "v1Image": self.v1_image,
-            "newImage": s.new_image,
-            "servingImage": image,
-            "servedClasses": list(served.classes),
-            "v1ValAccOnTwoClasses": v1["train"]["metrics"].get("val_acc"),
-            "gate": s.gate,
-            "bestOverrides": s.best_overrides,
-            "driftVerdict": s.verdict,
-            "postRolloutChecks": s.post_checks,
-            "actTwo": s.act_two_at is not None,
-            "traffic": traffic,
-            "processes": self.evidence.json(),
-            "imageStore": str(self.store),
-            "report": (status.get("drift") or {}).get("report"),
-            "checks": [vars(c) for c in picture.checks],
-            "milestones": [{"time": t, "event": e} for t, e in picture.markers],
-            **seen.json(),
-            "timelinePng": str(png),
-        }
-        (self.work / "summary.json").write_text(json.dumps(summary, indent=2))
-        self.print_summary(summary, seen, png)
-        return summary
-
-    def print_summary(self, summary: dict[str, Any], seen: Any, png: Path) -> None:
-        model, traffic, verdict = summary["model"], summary["traffic"], summary["driftVerdict"] or {}
-        say("summary")
-        print(f"  phases seen:           {' -> '.join(summary['phases'])}")
-        print(f"  events:                {' -> '.join(summary['events'])}")
-        print(f"  drift verdict:         reasons {verdict.get('reasons')} (trigger {verdict.get('trigger')}) on "
-              f"{verdict.get('samples')} captured requests, labelled accuracy {verdict.get('accuracy')}")
-        print(f"  images:                {summary['v1Image']} -> {summary['newImage']}")
-        print(f"  serving image now:     {summary['servingImage']}")
-        print(f"  model version:         {model.get('version')} (experiment {model.get('experiment')}), "
-              f"classes {', '.join(summary['servedClasses'])}")
-        print(f"  gate:                  {(summary['gate'] or {}).get('message')}")
-        bee = traffic["beeMix"]
-        print(f"  live, bee mix:         accuracy {bee['before']['accuracy']} -> {bee['after']['accuracy']}, "
-              f"predicted bees {bee['before']['bees_predicted']} -> {bee['after']['bees_predicted']} "
-              f"({bee['before']['requests']} and {bee['after']['requests']} requests)")
-        print(f"  new model's checks:    {[c.get('detected') for c in summary['postRolloutChecks']]} (detected)")
-        for name, w in traffic["windows"].items():
-            print(f"  during the {name + ':':9}  {w['requests']} requests, {w['failed']} failed")
-        if "afterRollback" in traffic:
-            a = traffic["afterRollback"]
-            print(f"  after the rollback:    {a['requests']} requests answered by {a['images']}, {a['failed']} failed")
-        print(f"  all traffic:           {traffic['requests']} requests, {traffic['failed']} failed")
-        fresh = traffic["timeToFresh"]
-        print(f"  time to fresh:         {fresh.get('seconds')} s (drift verdict -> the new model answers)")
-        for step in fresh.get("steps", []):
-            print(f"    {step['step']:52} {step['seconds']:7.1f} s")
-        seen.print()
-        print(f"  timeline picture:      {png}")
-        print(f"  requests:              {self.work / 'requests.jsonl'}")
-        print(f"  logs and data:         {self.work}")
+        return demo_summary.write(self, v1, outcome)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
