@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,7 +55,7 @@ TAINT = "modelfreshness.io/simulated=true:NoSchedule"
 CHART = REPO / "charts" / "model-freshness-operator"
 RELEASE = "freshness"
 IMAGE = "registry.local/cats-dogs"  # spec.serving.image: the package step tags <IMAGE>:<version>
-PROGRESS_DEADLINE = 60  # seconds, the Deployment's and the operator's: short, for act two's rollback
+PROGRESS_DEADLINE = 120  # seconds, the Deployment's and the operator's: two pod starts under load, not more
 WINDOW = 150  # spec.drift.newest: each check reads the newest captured requests (30 s at 5 per second)
 
 
@@ -248,9 +249,18 @@ class Demo:
         self.store.mkdir()
         return data
 
-    def train_v1(self, data: Path) -> dict[str, Any]:
-        say("training the serving model v1 on two classes (cats, dogs) with `dvc exp run`")
+    def train_v1(self, data: Path, reuse: Path | None = None) -> dict[str, Any]:
         result = self.work / "v1-result.json"
+        if reuse is not None:  # development: the result of an earlier run's v1 (same sample data: same seed)
+            doc = json.loads((reuse / "v1-result.json").read_text())
+            model = self.work / "remote" / "models" / "v1" / "model.pt"
+            model.parent.mkdir(parents=True)
+            shutil.copyfile(doc["train"]["model"], model)
+            doc["train"]["model"] = str(model)
+            result.write_text(json.dumps(doc))
+            say(f"v1 reused from {reuse}: val_acc={doc['train']['metrics'].get('val_acc')}, model {model}")
+            return dict(doc)
+        say("training the serving model v1 on two classes (cats, dogs) with `dvc exp run`")
         self.run(
             [
                 "freshness-trainer",
@@ -397,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds the story may take once the operator runs")
     parser.add_argument("--no-act-two", dest="act_two", action="store_false",
                         help="stop after the rollout: no broken candidate, no rollback")
+    parser.add_argument("--reuse-v1", type=Path, metavar="WORKDIR",
+                        help="development: take v1 from an earlier run's workdir instead of training it")
     parser.add_argument("--rate", type=float, default=5.0, help="requests per second the load generator sends")
     parser.add_argument(
         "--project", type=Path, default=REPO, help="the DVC project (a git repository) to train from; default: this one"
@@ -412,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.start_runner()
             data = demo.make_data()
             demo.make_project()
-            v1 = demo.train_v1(data)
+            v1 = demo.train_v1(data, args.reuse_v1)
             demo.grant_step_uid()
             demo.create_serving(v1["train"]["model"], data)
             demo.start_operator(kubeconfig)

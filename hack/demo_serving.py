@@ -114,6 +114,7 @@ def place(store: Path, image: str, model_uri: str) -> Path:
     target = root / "model" / "model.pt"
     if target.exists():
         return target
+    root.parent.mkdir(parents=True, exist_ok=True)
     tmp = store / f".{digest_hex(image)}.tmp"
     (tmp / "model").mkdir(parents=True, exist_ok=True)
     with fsspec.open(model_uri, "rb") as src, (tmp / "model" / "model.pt").open("wb") as dst:
