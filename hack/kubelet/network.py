@@ -3,8 +3,9 @@
 The bridge ``mf-pods0`` holds the gateway 10.88.0.1/16; each pod gets a named netns
 (``ip netns``), a veth pair with ``eth0`` inside, the next free address of this runner's own /24 of
 10.88.0.0/16 (chosen from its process id: runners of parallel test sessions on one machine share
-the bridge, and must not hand out the same address) and a default route through the bridge, so replicas can listen on the same port and this machine (its
-probes, a client) reaches each at its pod IP. Pods reach no other network: no NAT, and this
+the bridge, and must not hand out the same address) and a default route through the bridge, so
+replicas can listen on the same port and this machine (its probes, a client) reaches each at its
+pod IP. Pods reach no other network: no NAT, and this
 machine's loopback (the API server) is not theirs.
 """
 
