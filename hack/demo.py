@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hack import demo_prometheus, demo_serving, demo_story, demo_summary, demo_traffic, localcluster
+from hack import demo_prometheus, demo_serving, demo_story, demo_summary, demo_traffic, localcluster, registry
 from hack.demo_evidence import Evidence
 from hack.demo_timeline import DemoError, Timeline, say
 from hack.loadgen import LoadGen
@@ -54,7 +54,7 @@ MDEP = "cats-dogs"
 TAINT = "modelfreshness.io/simulated=true:NoSchedule"
 CHART = REPO / "charts" / "model-freshness-operator"
 RELEASE = "freshness"
-IMAGE = "registry.local/cats-dogs"  # spec.serving.image: the package step tags <IMAGE>:<version>
+REPO_NAME = "cats-dogs"  # spec.serving.image is <registry>/cats-dogs: the package step pushes <that>:<version>
 PROGRESS_DEADLINE = 120  # seconds, the Deployment's and the operator's: two pod starts under load, not more
 WINDOW = 150  # spec.drift.newest: each check reads the newest captured requests (30 s at 5 per second)
 
@@ -67,7 +67,8 @@ class Demo:
         self.rate = rate
         self.loadgen: LoadGen | None = None
         self.evidence = Evidence()
-        self.store = work / "images"
+        self.registry: registry.Registry | None = None
+        self.base_image = ""
         self.capture = work / "capture"
         self.story = demo_traffic.Story()
         self.broken_rev = "HEAD"
@@ -126,6 +127,9 @@ class Demo:
         self.kubectl("taint", "nodes", "-l", "type=kwok", TAINT, "--overwrite")
         self.kubectl("create", "namespace", NAMESPACE)
         say(f"control plane up at {self.cluster.server}; logs in {self.cluster.log_dir}")
+        self.registry = registry.start(self.work / "registry")
+        self.base_image = registry.publish_server_base(self.registry)
+        say(f"image registry at {self.registry.host} (hack/registry.py); the server base image {self.base_image}")
 
     def install_chart(self) -> Path:
         assert self.cluster
@@ -177,7 +181,8 @@ class Demo:
         image_env = ("PYTHONPATH", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
         argv = [sys.executable, "-m", "hack.process_runner", "--workdir", str(self.work / "pods")]
         argv += [f"--share={p}" for p in shares] + [f"--image-env={n}" for n in image_env]
-        argv += [f"--image-store={self.store}"]
+        assert self.registry
+        argv += [f"--registry={self.registry.host}", f"--crane={self.registry.crane}"]
         self.spawn(
             "process-runner",
             argv,
@@ -246,20 +251,19 @@ class Demo:
         say("making the sample data set from images shipped in scikit-learn and scikit-image")
         self.run(["freshness-trainer", "make-sample-data", str(data)])
         self.capture.mkdir()
-        self.store.mkdir()
         return data
 
     def train_v1(self, data: Path, reuse: Path | None = None) -> dict[str, Any]:
         result = self.work / "v1-result.json"
         if reuse is not None:  # development: the result of an earlier run's v1 (same sample data: same seed)
-            doc = json.loads((reuse / "v1-result.json").read_text())
+            earlier: dict[str, Any] = json.loads((reuse / "v1-result.json").read_text())
             model = self.work / "remote" / "models" / "v1" / "model.pt"
             model.parent.mkdir(parents=True)
-            shutil.copyfile(doc["train"]["model"], model)
-            doc["train"]["model"] = str(model)
-            result.write_text(json.dumps(doc))
-            say(f"v1 reused from {reuse}: val_acc={doc['train']['metrics'].get('val_acc')}, model {model}")
-            return dict(doc)
+            shutil.copyfile(earlier["train"]["model"], model)
+            earlier["train"]["model"] = str(model)
+            result.write_text(json.dumps(earlier))
+            say(f"v1 reused from {reuse}: val_acc={earlier['train']['metrics'].get('val_acc')}, model {model}")
+            return earlier
         say("training the serving model v1 on two classes (cats, dogs) with `dvc exp run`")
         self.run(
             [
@@ -288,11 +292,10 @@ class Demo:
         return doc
 
     def create_serving(self, v1_model: str, data: Path) -> None:
-        from freshness_trainer import oci
-
-        layout = oci.build(v1_model, f"{IMAGE}:v1", self.work / "v1-image", oci.DEFAULT_BASE_IMAGE)
-        v1_image = self.v1_image = f"{IMAGE}:v1@{layout.digest}"
-        demo_serving.place(self.store, v1_image, v1_model)
+        assert self.registry
+        # as the package step does: the model layer onto the server base, pushed; pinned by the registry's digest
+        v1_image = self.v1_image = registry.push_model(self.registry, Path(v1_model), REPO_NAME, "v1", self.base_image)
+        say(f"v1 packaged and pushed: {v1_image}")
         dep = demo_serving.deployment(MDEP, v1_image, self.capture, PROGRESS_DEADLINE)
         self.apply({**dep, "metadata": {**dep["metadata"], "namespace": NAMESPACE}})
         self.apply({**demo_serving.service(MDEP), "metadata": {"name": MDEP, "namespace": NAMESPACE}})
@@ -307,7 +310,8 @@ class Demo:
                 "source": {"repo": str(self.project), "revision": "HEAD"},
                 # data.current is the server's capture: unlabelled, time-partitioned
                 "data": {"reference": str(data / "reference"), "current": str(self.capture)},
-                "serving": {"deployment": MDEP, "container": "server", "image": IMAGE, "modelUri": v1_model},
+                "serving": {"deployment": MDEP, "container": "server", "image": self.registry.ref(REPO_NAME),
+                            "modelUri": v1_model},
                 "drift": {
                     "interval": "10s",
                     "minSamples": 100,
@@ -322,7 +326,7 @@ class Demo:
                     "maxParallel": 2,
                     "remote": str(self.work / "remote"),
                 },
-                "package": {"push": False},
+                "package": {"push": True, "baseImage": self.base_image},
                 "promotion": {"metric": "val_acc", "minImprovement": 0.05},
                 "rollout": {"progressDeadlineSeconds": PROGRESS_DEADLINE, "autoRollback": True},
                 "policy": {"cooldown": "2m", "maxRetrainsPerDay": 2},
@@ -384,6 +388,8 @@ class Demo:
             self.loadgen.close()
         if self.prometheus:
             self.prometheus.stop()
+        if self.registry:
+            self.registry.stop()
         if self.cluster:
             localcluster.down(self.cluster.state_dir, self.cluster)
         say("stopped every process the demo started")

@@ -4,7 +4,7 @@ For every process of a step pod (``freshness-trainer <step>``) or a serving pod 
 it records, once per process: its user, and where its ``/tmp``, ``/work`` and ``/model`` come from
 (the mount's root in ``/proc/<pid>/mountinfo``: the pod's own emptyDir folder, the image's files).
 The demo test asserts on these facts (UID 65532, one private /tmp and /work per pod, the serving
-pods' /model from the image store entry of the digest their Deployment names), not on the pod spec.
+pods' /model from the dev kubelet's pull of the digest their Deployment names), not on the pod spec.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""`make demo`'s serving side: the Deployment of real `freshness-serve` pods, its Service, the image
-store the dev kubelet reads pinned images from, and act two's broken project revision.
+"""`make demo`'s serving side: the Deployment of real `freshness-serve` pods, its Service, and act
+two's broken project revision.
 
 * The serving Deployment runs on the dev kubelet's node (hack/process_runner.py): each pod is a
   `freshness-serve` process in its own network namespace with its own IP, as UID 65532 with a
@@ -8,11 +8,10 @@ store the dev kubelet reads pinned images from, and act two's broken project rev
   preStop sleep keeps a pod answering for a few seconds after it is taken out of the endpoints, so
   no client is cut off mid-request. The server captures every input (no label: it never has one)
   into the capture folder, time-partitioned, which is the ModelDeployment's `data.current`.
-* The model comes from the image: `MODEL_PATH` is the server's default, `/model/model.pt`, which is
-  where `freshness-trainer package` puts the model layer. Until the dev kubelet pulls from a real
-  registry (issue 12 part 2), ``place`` puts the packaged model where the pull would unpack it: the
-  image store ``<store>/sha256/<digest>/model/model.pt``, keyed by the digest the package step
-  reported and the Deployment names; a pod whose image is not there waits in ImagePullBackOff.
+* The model comes from the image: the Deployment names the image pinned by the digest the
+  registry reported for the push (hack/registry.py), the dev kubelet pulls it by that digest and
+  shows its `/model` folder read-only (hack/kubelet/pull.py); the server reads `MODEL_PATH` from
+  the image's Env, `/model/model.pt`, where `freshness-trainer package` puts the model layer.
 * ``broken_revision`` commits, to the demo's own copy of the project only, a branch whose train
   stage truncates the model file it has just evaluated: act two's candidate has honest metrics
   and a corrupt model, which the server's load refuses (its pods never become Ready).
@@ -20,14 +19,11 @@ store the dev kubelet reads pinned images from, and act two's broken project rev
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import yaml
 from freshness_operator.builders import NONROOT_UID
 
@@ -36,7 +32,6 @@ PORT = 8080
 GRACE_SECONDS = 15
 PRE_STOP_SECONDS = 4  # > the endpoints' update and the generator's watch; < the grace period
 BROKEN_BRANCH = "demo-broken-model"
-_PINNED = re.compile(r"@sha256:([0-9a-f]{64})$")
 
 
 def deployment(name: str, image: str, capture: Path, progress_deadline: int) -> dict[str, Any]:
@@ -99,30 +94,6 @@ def service(name: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"selector": {"app": APP}, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]},
     }
-
-
-def digest_hex(image: str) -> str:
-    m = _PINNED.search(image)
-    if not m:
-        raise ValueError(f"image {image!r}: expected REPO:TAG@sha256:<64 hex>")
-    return m.group(1)
-
-
-def place(store: Path, image: str, model_uri: str) -> Path:
-    """Put ``model_uri`` where pulling ``image`` would unpack its model layer (module docstring)."""
-    root = store / "sha256" / digest_hex(image)
-    target = root / "model" / "model.pt"
-    if target.exists():
-        return target
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = store / f".{digest_hex(image)}.tmp"
-    (tmp / "model").mkdir(parents=True, exist_ok=True)
-    with fsspec.open(model_uri, "rb") as src, (tmp / "model" / "model.pt").open("wb") as dst:
-        shutil.copyfileobj(src, dst)
-    for p in (tmp, tmp / "model", tmp / "model" / "model.pt"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    tmp.rename(root)  # whole or absent: the kubelet never sees half an image
-    return target
 
 
 def broken_revision(bare: Path, env: dict[str, str]) -> str:

@@ -48,9 +48,7 @@ def watch(demo: Demo) -> dict[str, Any]:
                     if not demo.act_two:
                         return outcome(demo, status)
                     start_act_two(demo)
-        candidate = status.get("candidate") or {}
-        place_packaged(demo, candidate)
-        t.candidate(candidate)
+        t.candidate(status.get("candidate") or {})
         model = status.get("model") or {}
         if s.new_image is None and t.gate and model.get("version") == t.version:
             s.new_image, s.gate, s.best_overrides = model.get("image"), t.gate, t.best_overrides
@@ -62,16 +60,6 @@ def watch(demo: Demo) -> dict[str, Any]:
             raise DemoError(f"the loop failed: {json.dumps(status.get('conditions'), indent=1)}")
         time.sleep(1)
     raise DemoError(f"the story did not finish within {demo.timeout:.0f}s; phases seen: {t.phases}")
-
-
-def place_packaged(demo: Demo, candidate: dict[str, Any]) -> None:
-    """The packaged image's model into the image store, where the pull would unpack it (demo_serving)."""
-    image, best = candidate.get("image"), candidate.get("best")
-    run: dict[str, Any] = next((r for r in candidate.get("runs") or [] if r.get("index") == best), {})
-    if image and run.get("model") and image not in demo.story.placed:
-        demo.story.placed.add(image)
-        where = demo_serving.place(demo.store, image, run["model"])
-        say(f"image {image}: its model layer is in the image store ({where})")
 
 
 def start_act_two(demo: Demo) -> None:

@@ -53,7 +53,7 @@ def write(demo: Demo, v1: dict[str, Any], outcome: dict[str, Any]) -> dict[str, 
         "actTwo": s.act_two_at is not None,
         "traffic": traffic,
         "processes": demo.evidence.json(),
-        "imageStore": str(demo.store),
+        "pullCache": str(demo.work / "pods" / "images"),  # the dev kubelet's pulled images (hack/kubelet/pull.py)
         "report": (status.get("drift") or {}).get("report"),
         "checks": [vars(c) for c in picture.checks],
         "milestones": [{"time": t, "event": e} for t, e in picture.markers],

@@ -45,7 +45,6 @@ class Story:
     gate: dict[str, Any] | None = None  # the retrain that rolled out
     best_overrides: dict[str, Any] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
-    placed: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,8 @@ def assert_the_rollback_restored_the_model_that_answers(summary: dict[str, Any])
 
 def assert_the_pods_ran_as_their_specs_say(summary: dict[str, Any], work: Path) -> None:
     """From /proc while they ran: step pods as UID 65532 with their own /tmp and /work; serving
-    pods as 65532 with /model from the image-store entry of the digest their Deployment named."""
+    pods as 65532 with /model from the dev kubelet's pull, from the registry, of the digest their
+    Deployment named (v1's as the demo pushed it, the new model's as the package step pushed it)."""
     procs = summary["processes"]
     steps = [p for p in procs if p["kind"] in ("drift", "train", "package")]
     assert {p["kind"] for p in steps} == {"drift", "train", "package"}, procs
@@ -124,11 +125,11 @@ def assert_the_pods_ran_as_their_specs_say(summary: dict[str, Any], work: Path) 
     assert len({p["mounts"]["/tmp"] for p in trains}) == len(trains) >= 2, trains  # parallel: private
     assert len({p["mounts"]["/work"] for p in trains}) == len(trains), trains
     serving = [p for p in procs if p["kind"] == "serve"]
-    store = summary["imageStore"]
+    cache = summary["pullCache"]  # hack/kubelet/pull.py: <cache>/sha256-<digest>/rootfs, one per pulled digest
     models = {p["mounts"].get("/model") for p in serving}
     for image in (summary["v1Image"], summary["newImage"]):
         digest = image.rsplit("@sha256:", 1)[1]
-        assert f"{store}/sha256/{digest}/model" in models, (image, models)
+        assert f"{cache}/sha256-{digest}/rootfs/model" in models, (image, models)
     assert all(p["uid"] == 65532 for p in serving), serving
 
 

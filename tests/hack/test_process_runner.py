@@ -143,24 +143,6 @@ def test_deletion_runs_the_prestop_hook_before_sigterm(runner: Runner) -> None:
     assert 2 <= term - deleted < 8, term - deleted  # after the hook, well before the grace period's end
 
 
-def test_a_pinned_image_waits_for_the_store_then_brings_its_files_read_only(runner: Runner) -> None:
-    digest = "ab" * 32
-    script = "cat /model/model.txt > /dev/termination-log && ! touch /model/other 2>/dev/null"
-    runner.pod("pinned", ["sh", "-c", script], {"image": f"registry.local/m:1@sha256:{digest}"})
-    pod = runner.wait("pinned", "ImagePullBackOff", lambda p: p if (p.get("status", {}).get("containerStatuses")
-                      or [{}])[0].get("state", {}).get("waiting", {}).get("reason") == "ImagePullBackOff" else None)
-    message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
-    assert message.startswith("spec.containers[0].image: registry.local/m:1@sha256:"), message
-    staged = runner.log.parent / "images" / "staged"
-    (staged / "model").mkdir(parents=True)
-    (staged / "model" / "model.txt").write_text("weights\n")
-    (staged.parent / "sha256").mkdir()
-    staged.rename(staged.parent / "sha256" / digest)  # whole, as a pull would finish
-    pod = runner.finished("pinned")
-    assert pod["status"]["phase"] == "Succeeded", pod["status"]
-    assert terminated(pod)["message"] == "weights\n"
-
-
 def test_the_init_containers_own_exit_code_is_reported(runner: Runner) -> None:
     init = [{"name": "prepare", "image": "none", "command": ["sh", "-c", "exit 3"]}]
     runner.pod("init", ["true"], initContainers=init)
