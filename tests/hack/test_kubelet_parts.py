@@ -27,7 +27,7 @@ def test_the_operators_step_pod_is_accepted_and_its_limits_are_not() -> None:
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
-        (_spec(lifecycle={}), "spec.containers[0].lifecycle"),
+        (_spec(lifecycle={"postStart": {"exec": {"command": ["true"]}}}), "spec.containers[0].lifecycle.postStart"),
         (_spec(securityContext={"privileged": True}), "spec.containers[0].securityContext.privileged"),
         (_spec(env=[{"name": "x", "valueFrom": {"resourceFieldRef": {}}}]), "spec.containers[0].env[0].valueFrom"
          ".resourceFieldRef"),
