@@ -373,6 +373,8 @@ class Demo:
         return demo_summary.write(self, v1, outcome)
 
     def stop(self) -> None:
+        if self.loadgen:  # first: the pods are about to go, and that is no failed request of the story
+            self.loadgen.close()
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -384,8 +386,6 @@ class Demo:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if self.loadgen:
-            self.loadgen.close()
         if self.prometheus:
             self.prometheus.stop()
         if self.registry:
