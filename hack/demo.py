@@ -66,7 +66,7 @@ class Demo:
         self.act_two = act_two
         self.rate = rate
         self.loadgen: LoadGen | None = None
-        self.evidence = Evidence()
+        self.evidence = Evidence(work / "pods")
         self.registry: registry.Registry | None = None
         self.base_image = ""
         self.capture = work / "capture"

@@ -47,7 +47,11 @@ def mounts_of(mountinfo: str) -> dict[str, str]:
 
 
 class Evidence:
-    def __init__(self) -> None:
+    """Processes of pods of the runner whose pod folders are under ``pods`` (other runners on this
+    machine, a parallel test session's, are not this demo's)."""
+
+    def __init__(self, pods: Path) -> None:
+        self.pods = str(pods).rstrip("/") + "/"
         self.seen: dict[int, Seen] = {}
 
     def scan(self) -> None:
@@ -64,7 +68,7 @@ class Evidence:
             except OSError:  # gone meanwhile
                 continue
             uid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:"))
-            if "/tmp" not in mounts:  # not yet in its own mount namespace (the sandbox before exec)
+            if not mounts.get("/tmp", "").startswith(self.pods):  # not yet sandboxed, or another runner's pod
                 continue
             self.seen[int(entry.name)] = Seen(int(entry.name), kind, uid, mounts)
 
