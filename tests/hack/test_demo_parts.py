@@ -15,7 +15,7 @@ from hack.demo_prometheus import alert_changes, value_changes
 from hack.demo_serving import GRACE_SECONDS, deployment
 from hack.demo_timeline import Timeline
 from hack.demo_traffic import rollout_window, time_to_fresh
-from hack.loadgen import Result, stats
+from hack.loadgen import Endpoints, Result, stats
 from tests.pngfile import png_size
 
 
@@ -167,3 +167,28 @@ def test_mounts_of_reads_the_folder_bound_at_each_mount_point() -> None:
             "37 35 98:0 /images/sha256/ab/model /model ro,relatime - ext4 /dev/root rw\n"
             "38 35 0:5 / /dev rw - tmpfs tmpfs rw\n")
     assert mounts_of(info) == {"/tmp": "/pods/a/volumes/tmp", "/model": "/images/sha256/ab/model"}
+
+
+def _slice(*endpoints: tuple[str, str, bool, bool]) -> Any:
+    from kubernetes import client
+
+    return client.V1EndpointSlice(
+        address_type="IPv4", metadata=client.V1ObjectMeta(name="cats-dogs-x"),
+        endpoints=[client.V1Endpoint(addresses=[ip], conditions=client.V1EndpointConditions(
+            ready=ready, terminating=terminating), target_ref=client.V1ObjectReference(name=pod))
+            for ip, pod, ready, terminating in endpoints])
+
+
+def test_the_generator_sends_only_to_ready_endpoints_that_are_not_terminating() -> None:
+    from kubernetes import client
+
+    eps = Endpoints(client.ApiClient(), "demo", "cats-dogs")
+    eps.images = {"a": "img:1", "b": "img:1", "c": "img:2"}  # known pods: no API read
+    eps.on_slice("ADDED", _slice(("10.88.1.1", "a", True, False), ("10.88.1.2", "b", False, False),
+                                 ("10.88.1.3", "c", True, False)))
+    assert eps.ready() == [("10.88.1.1", "a", "img:1"), ("10.88.1.3", "c", "img:2")]
+    assert {eps.next(), eps.next()} == set(eps.ready())  # round robin
+    eps.on_slice("MODIFIED", _slice(("10.88.1.1", "a", False, True), ("10.88.1.3", "c", True, False)))
+    assert eps.ready() == [("10.88.1.3", "c", "img:2")]
+    eps.on_slice("DELETED", _slice())
+    assert eps.ready() == [] and eps.next() is None
