@@ -24,6 +24,9 @@
 
 Prints a timeline; ends with a summary (also written to <workdir>/summary.json) and a picture of
 the run (<workdir>/timeline.png, hack/timeline_png.py); stops every process it started, on Ctrl-C too.
+A little over 400 lines: the set-up steps in the order they run, one method each; the story
+(demo_story), the serving side (demo_serving), the traffic (demo_traffic, loadgen) and the summary
+(demo_summary) are modules of their own.
 """
 
 from __future__ import annotations
