@@ -72,6 +72,7 @@ def start_act_two(demo: Demo) -> None:
         "training": {"candidates": [{"train.epochs": 4}], "maxParallel": 1},
         "promotion": {"minImprovement": -1.0},  # demo only: accept a candidate no better than serving
         "drift": {"trigger": "distribution"},  # the rotation changes the inputs: retrain on that alone
+        "policy": {"cooldown": "10s"},  # the first retrain started minutes ago
     }}
     demo.kubectl("patch", "mdep", demo.name, "-n", demo.namespace, "--type=merge", "-p", json.dumps(patch))
 
