@@ -195,10 +195,13 @@ class Runner:
     def _pull_images(self, run: PodRun) -> bool:
         """Pull every container image of the registry (retrying with back-off); False if cancelled."""
         spec = run.pod["spec"]
+
+        def report(state: dict[str, Any]) -> None:
+            self._patch_status(run, self._status(run, "Pending", state))
+
         for c in [*(spec.get("initContainers") or []), *spec["containers"]]:
             if self.puller and self.puller.wants(c.get("image", "")):
-                def report(state: dict[str, Any]) -> None:
-                    self._patch_status(run, self._status(run, "Pending", state))
+                report({"waiting": {"reason": "ContainerCreating", "message": f'pulling image "{c["image"]}"'}})
                 got = pull.pull_until_done(self.puller, c["image"], report, run.cancelled)
                 if got is None:
                     return False

@@ -4,7 +4,10 @@
 hack/build-binaries.sh) on ``127.0.0.1:<free port>``: plain HTTP, no auth, filesystem storage under
 ``workdir/storage``, its log at ``workdir/registry.log``; it returns once ``/v2/`` answers. The
 ``Registry`` it returns knows its ``host`` (``127.0.0.1:PORT``, the prefix of image references) and
-``stop()``s the process (by its PID). ``publish_server_base`` puts the model server's base image
+``stop()``s the process (by its PID). With the local cluster instead: ``localcluster.up(...,
+extra=[[registry.component()]])`` starts it as one more component (port ``info.ports["registry"]``,
+storage under the state folder, stopped by ``down``), and ``registry.of_cluster(info)`` gives the
+same ``Registry`` handle. ``publish_server_base`` puts the model server's base image
 there (see its docstring) so ``freshness-trainer package --push`` can ``crane append`` onto it
 without reaching the internet; ``push_model`` packages a model file as the package step does.
 crane speaks plain HTTP to it with ``--insecure``.
@@ -16,7 +19,6 @@ crane speaks plain HTTP to it with ``--insecure``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import hashlib
 import io
@@ -24,21 +26,24 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from hack.localcluster.components import Component
+from hack.localcluster.processes import alive, wait_healthy
+from hack.localcluster.processes import start as start_process
+from hack.localcluster.processes import stop as stop_process
+from hack.localcluster.state import REPO, ClusterError, ClusterInfo
+from testkit.net import free_port, http_ok
+
 DEFAULT_WORKDIR = REPO / ".localcluster" / "registry"
+START_TIMEOUT = 60.0  # seconds; a single Go binary with a local folder, up in well under one
 SERVER_BASE_REPO = "freshness-server"
 SERVER_BASE_TAG = "dev"
 CONFIG = """\
@@ -70,6 +75,7 @@ class Registry:
     pid: int
     workdir: Path
     crane: str
+    log_dir: Path | None = None  # where registry.log is (default: workdir)
 
     @property
     def url(self) -> str:
@@ -77,7 +83,7 @@ class Registry:
 
     @property
     def log(self) -> Path:
-        return self.workdir / "registry.log"
+        return (self.log_dir or self.workdir) / "registry.log"
 
     def ref(self, repo: str, tag_or_digest: str = "") -> str:
         """``host/repo``, ``host/repo:tag`` or ``host/repo@sha256:...``."""
@@ -98,17 +104,7 @@ class Registry:
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; the storage stays in ``workdir``."""
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _alive(self.pid):
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+        stop_process(self.pid, grace)
         (self.workdir / "registry.json").unlink(missing_ok=True)
 
     def __enter__(self) -> Registry:
@@ -116,23 +112,6 @@ class Registry:
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.stop()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with contextlib.suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return False  # our child, now reaped
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_binary(name: str, bin_dir: Path | None = None) -> str:
@@ -144,31 +123,43 @@ def find_binary(name: str, bin_dir: Path | None = None) -> str:
     raise RegistryError(f"no `{name}` binary: run `bash hack/build-binaries.sh` (or `make binaries`)")
 
 
-def start(workdir: Path = DEFAULT_WORKDIR, bin_dir: Path | None = None, port: int = 0,
-          timeout: float = 60) -> Registry:
-    """Start the registry on 127.0.0.1 (``port`` 0: a free one) and wait until ``/v2/`` answers."""
-    registry_bin, crane = find_binary("registry", bin_dir), find_binary("crane", bin_dir)
+def _argv(registry_bin: str, workdir: Path, host: str) -> list[str]:
+    """Write the registry's config for ``host`` with storage in ``workdir``; the command that serves it."""
     workdir.mkdir(parents=True, exist_ok=True)
-    host = f"127.0.0.1:{port or _free_port()}"
     config = workdir / "config.yml"
     config.write_text(CONFIG.format(root=workdir / "storage", addr=host, secret=secrets.token_hex(16)))
-    with open(workdir / "registry.log", "ab") as log:
-        proc = subprocess.Popen([registry_bin, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-    reg = Registry(host, proc.pid, workdir, crane)
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RegistryError(f"registry exited during start-up; see its log: {reg.log}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"{reg.url}/v2/", timeout=2) as resp:
-            if resp.status == 200:
-                break
-        if time.monotonic() > deadline:
-            reg.stop()
-            raise RegistryError(f"registry did not answer on {reg.url}/v2/ within {timeout:.0f}s; see {reg.log}")
-        time.sleep(0.1)
-    (workdir / "registry.json").write_text(json.dumps({"host": host, "pid": proc.pid, "crane": crane}))
+    return [registry_bin, "serve", str(config)]
+
+
+def start(workdir: Path = DEFAULT_WORKDIR, bin_dir: Path | None = None, port: int = 0,
+          timeout: float = START_TIMEOUT) -> Registry:
+    """Start the registry on 127.0.0.1 (``port`` 0: a free one) and wait until ``/v2/`` answers."""
+    registry_bin, crane = find_binary("registry", bin_dir), find_binary("crane", bin_dir)
+    host = f"127.0.0.1:{port or free_port()}"
+    argv = _argv(registry_bin, workdir, host)
+    reg = Registry(host, start_process("registry", argv, workdir), workdir, crane)
+    try:
+        wait_healthy("registry", reg.log, reg.pid, lambda: http_ok(f"{reg.url}/v2/"), timeout)
+    except ClusterError as exc:
+        reg.stop()
+        raise RegistryError(str(exc)) from exc
+    (workdir / "registry.json").write_text(json.dumps({"host": host, "pid": reg.pid, "crane": crane}))
     return reg
+
+
+def component() -> Component:
+    """The registry as one more component of the local cluster: ``up(..., extra=[[component()]])``."""
+    def argv(info: ClusterInfo) -> list[str]:
+        return _argv(str(info.bin_dir / "registry"), info.state_dir / "registry", f"127.0.0.1:{info.ports['registry']}")
+
+    return Component("registry", argv, lambda info: http_ok(f"http://127.0.0.1:{info.ports['registry']}/v2/"),
+                     lambda _timeouts: START_TIMEOUT, ports=("registry",))
+
+
+def of_cluster(info: ClusterInfo) -> Registry:
+    """The handle of the registry ``component()`` started with ``info``'s cluster."""
+    return Registry(f"127.0.0.1:{info.ports['registry']}", info.pids["registry"], info.state_dir / "registry",
+                    find_binary("crane", info.bin_dir), info.log_dir)
 
 
 def _blob(out: Path, data: bytes) -> dict[str, Any]:
@@ -242,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     running = Registry(saved["host"], int(saved["pid"]), args.workdir, saved["crane"]) if saved else None
     try:
         if args.command == "up":
-            if running and _alive(running.pid):
+            if running and alive(running.pid):
                 raise RegistryError(f"a registry from {args.workdir} is already running at {running.host}; "
                                     "run `down` first")
             reg = start(args.workdir)

@@ -5,7 +5,8 @@ resolved to its digest (``crane digest``), the image is fetched by digest (crane
 blob against it) and its layers are flattened (``crane export``, whiteouts applied) into a
 per-digest cache folder, ``<cache>/sha256-<hex>/rootfs``, once per digest. The container then sees
 the image's own folders read-only (``mounts``: /model for a packaged model), starts from the
-image's Env, and, when the pod gives no ``command``, runs the image's Entrypoint/Cmd — still from
+image's Env, runs as its numeric User where the securityContext sets none (podspec.identity) and,
+when the pod gives no ``command``, runs the image's Entrypoint/Cmd — still from
 the runner's Python (hack/kubelet/image.py). ``imageID`` is ``repo@sha256:...``. As for a
 mountPath, the mount point (``/model``) is made on this machine's root as an empty folder if
 missing; the image's content is only ever visible inside the container's mount namespace.

@@ -23,7 +23,7 @@ from freshness_operator.core.actions import CreatePackageJob
 from freshness_trainer import engine, model, sampledata
 from freshness_trainer.serve.local import post_json
 
-from hack import registry
+from hack import localcluster, registry
 from hack.kubelet import pull
 from hack.kubelet.podspec import Refused
 from tests.conftest import Cluster
@@ -143,7 +143,27 @@ def test_a_wrong_digest_waits_in_err_image_pull_naming_the_image(reg_runner: Run
     assert f'Failed to pull image "{image}"' in waiting(pod)["message"], waiting(pod)
     assert pod["status"]["phase"] == "Pending" and condition(pod, "Ready") != "True"
     assert not pod["status"]["containerStatuses"][0]["imageID"]
+    # the retry 10 s later fails again: back-off, still never started
+    pod = reg_runner.wait("wrong", "ImagePullBackOff",
+                          lambda p: p if waiting(p).get("reason") == "ImagePullBackOff" else None, timeout=60)
+    assert waiting(pod)["message"].startswith(f'Back-off pulling image "{image}"'), waiting(pod)
+    assert pod["status"]["phase"] == "Pending"
     reg_runner.cluster.kubectl("delete", "pod", "wrong", "-n", reg_runner.namespace, "--wait=false")
+
+
+def test_a_pull_is_retried_with_back_off_until_the_image_exists(
+    reg_runner: Runner, reg: registry.Registry, base: str, tmp_path: Path
+) -> None:
+    image = reg.ref("cats-dogs", "late")
+    reg_runner.pod("late", ["python", "-c", READ_MODEL], {"image": image})
+    pod = reg_runner.wait("late", "ErrImagePull", lambda p: p if waiting(p).get("reason") == "ErrImagePull" else None)
+    assert f'Failed to pull image "{image}"' in waiting(pod)["message"] and pod["status"]["phase"] == "Pending"
+    source = random_model(tmp_path)
+    pinned = registry.push_model(reg, source, "cats-dogs", "late", base)  # during the first back-off (10 s)
+    pod = reg_runner.finished("late")
+    assert pod["status"]["phase"] == "Succeeded", (pod["status"], reg_runner.tail())
+    assert pod["status"]["containerStatuses"][0]["imageID"] == image_id(pinned)
+    assert terminated(pod)["message"].startswith(hashlib.sha256(source.read_bytes()).hexdigest())
 
 
 def test_the_image_entrypoint_serves_the_model_the_image_contains(
@@ -167,7 +187,7 @@ def test_the_image_entrypoint_serves_the_model_the_image_contains(
     assert status == 200, body
     ckpt = model.load(str(tmp_path / "model.pt"))
     logits = engine.predict(ckpt.model, torch.from_numpy(pixels), batch_size=2,
-                            settings=engine.Settings.for_device("cpu"))
+                            settings=engine.DeviceOptions.for_device("cpu"))
     probs = {o["name"]: o for o in body["outputs"]}["probabilities"]
     np.testing.assert_allclose(np.array(probs["data"]).reshape(2, 2), torch.softmax(logits, 1).numpy(), atol=1e-5)
     assert body["parameters"]["classes"] == "ants,bees"
@@ -187,7 +207,7 @@ def test_the_registry_starts_serves_the_base_image_and_stops(tmp_path: Path, clu
         assert config["Entrypoint"] == ["freshness-serve"] and "MODEL_PATH=/model/model.pt" in config["Env"]
     finally:
         reg.stop()
-    assert not registry._alive(reg.pid)
+    assert not localcluster.alive(reg.pid)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{reg.url}/v2/", timeout=2)
     # a pull from a registry that is down is refused, naming the image
@@ -196,3 +216,19 @@ def test_the_registry_starts_serves_the_base_image_and_stops(tmp_path: Path, clu
     with pytest.raises(Refused) as err:
         puller.pull(image)
     assert err.value.reason == "ErrImagePull" and f'Failed to pull image "{image}"' in err.value.message
+
+
+def test_the_registry_is_one_more_component_of_the_local_cluster(tmp_path: Path, cluster: Cluster) -> None:
+    """How the demo can start it: in a wave after the control plane, stopped by ``down`` with the rest."""
+    (tmp_path / "logs").mkdir()
+    info = localcluster.ClusterInfo(tmp_path, cluster.bin_dir, tmp_path / "admin.kubeconfig", "https://127.0.0.1:1",
+                                    ports={"registry": localcluster.free_port()})
+    localcluster.start_wave(info, [registry.component()], localcluster.Timeouts())
+    try:
+        reg = registry.of_cluster(info)
+        pinned = registry.publish_server_base(reg)
+        assert reg.digest(pinned) == pinned.split("@")[1]
+        assert (tmp_path / "registry" / "storage").is_dir() and reg.log == tmp_path / "logs" / "registry.log"
+    finally:
+        assert localcluster.down(tmp_path, info) == ["registry"]
+    assert not localcluster.alive(info.pids["registry"])
