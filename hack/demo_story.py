@@ -78,14 +78,16 @@ def start_act_two(demo: Demo) -> None:
 
 
 def settled_after_rollback(demo: Demo) -> bool:
-    """RolledBack, the failed pod gone, and the restored model answered 20 requests since."""
+    """RolledBack, the failed pod gone, and the restored model answered 20 requests after the grace period."""
     s, gen = demo.story, demo.loadgen
     assert gen is not None and s.act_two_at is not None
     back = demo_traffic.first(demo.timeline.event_times, "RolledBack", s.act_two_at - 1)
     if back is None:
         return False
     eps = gen.endpoints.ready()
-    answered = [r for r in gen.since(back) if r.image == s.new_image and r.predicted is not None]
+    # counted as the summary counts them: after the failed pods' grace period
+    answered = [r for r in gen.since(back + demo_serving.GRACE_SECONDS + 5)
+                if r.image == s.new_image and r.predicted is not None]
     return (time.time() > back + demo_serving.GRACE_SECONDS + 5 and len(eps) == 2
             and all(img == s.new_image for _, _, img in eps) and len(answered) >= 20)
 
