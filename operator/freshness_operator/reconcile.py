@@ -18,6 +18,7 @@ that keeps failing with a retryable error goes to the runner's backoff; past
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from freshness_operator.observe import observe
 from freshness_operator.settings import Settings
 
 log = logging.getLogger(__name__)
+_TRAIN_JOB = re.compile(r"-train-[0-9]+-[0-9]+$")  # core.names.train_job
 MAX_REFUSALS = 3  # re-decisions after refusals in one reconcile; more go to the runner's backoff
 STATUS_RETRIES = 5  # status writes put again after a 409 that only metadata caused
 RETRIES_BEFORE_REPORTING = 4  # failed reconciles in a row (1+2+5+10 s of backoff) before ApiRetrying
@@ -254,11 +256,15 @@ async def _send(deps: Deps, owner: builders.Owner, spec: Spec, action: act.Actio
         log.info("%s: deleting old Job %s", where, action.name)
         await kube.delete_job(owner.namespace, action.name)
         deps.cache.deleted_job(owner.namespace, owner.name, action.name)
+        if _TRAIN_JOB.search(action.name):  # a multi-node candidate's Service goes with its Job
+            await kube.delete_service(owner.namespace, action.name)
     elif isinstance(action, act.PatchImage):
         log.info("%s: %s image %s", where, "restoring" if action.rollback else "rolling out", action.image)
         patch = builders.image_patch(spec.serving.container, action.image)
         deps.cache.wrote_deployment(await kube.patch_deployment(owner.namespace, spec.serving.deployment, patch))
     if manifest is not None:
+        if (service := builders.train_service(owner, manifest)) is not None:
+            await kube.create_service(service)  # first: the pods' names must exist before they start
         created = await kube.create_job(manifest)
         if created is not None:
             deps.cache.created_job(created)

@@ -78,6 +78,10 @@ class Training:
     timeout_seconds: int = 7200
     backoff_limit: int = 1
     remote: str | None = None
+    nodes: int = 1
+    """Pods per candidate; above 1 an Indexed Job with a headless Service (builders.train_job)."""
+    gpus_per_node: int | None = None
+    """Each training pod's nvidia.com/gpu limit and its torchrun processes; None: resources as given."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,11 @@ def _training(t: dict[str, Any]) -> Training:
     candidates = t.get("candidates", [{}])
     if not isinstance(candidates, list) or not candidates:
         raise SpecError("spec.training.candidates", "needs at least one candidate")
+    nodes, gpus = int(t.get("nodes", 1)), t.get("gpusPerNode")
+    if nodes < 1:
+        raise SpecError("spec.training.nodes", f"must be 1 or more (pods per candidate), got {nodes}")
+    if gpus is not None and int(gpus) < 1:
+        raise SpecError("spec.training.gpusPerNode", f"must be 1 or more when set, got {gpus}")
     return Training(
         image=t.get("image"),
         params=_overrides(t.get("params"), "spec.training.params"),
@@ -222,6 +231,8 @@ def _training(t: dict[str, Any]) -> Training:
         timeout_seconds=_duration(t, "timeout", "spec.training", 7200),
         backoff_limit=int(t.get("backoffLimit", 1)),
         remote=t.get("remote"),
+        nodes=nodes,
+        gpus_per_node=None if gpus is None else int(gpus),
     )
 
 
