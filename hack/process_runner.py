@@ -21,7 +21,8 @@ and ``--image-env``. ``--share`` names host folders every pod sees read-write at
 (the data and remotes a ModelDeployment names). Anything else in the pod
 spec fails the pod with reason UnsupportedField naming the field (hack/kubelet/podspec.py).
 Each pod has its own network namespace and IP on a bridge (hack/kubelet/network.py), unless
-``--host-network``.
+``--host-network``; then also its own hostname and a kubelet-written /etc/hosts that answers for the
+pods of its ``subdomain``'s headless Service as cluster DNS would (hack/kubelet/hosts.py).
 Not for production: no resource limits; every other pod stays with kwok. Needs root.
 
     python -m hack.process_runner --kubeconfig KUBECONFIG [--node local-runner] [--share DIR]...
@@ -49,7 +50,7 @@ from typing import Any, cast
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from hack.kubelet import network, podspec, probes, status, volumes
+from hack.kubelet import hosts, network, podspec, probes, status, volumes
 from hack.kubelet.image import BASE_PATH, Image
 from hack.kubelet.image import from_runner as image_from
 from hack.kubelet.node import Node
@@ -164,9 +165,11 @@ class Runner:
             self._finish(run, "Failed", {"waiting": {"reason": why.reason, "message": why.message}}, why)
             return
         run.pod.setdefault("status", {}).update(podIP=run.ip, hostIP=POD_IP)  # for fieldRefs
+        names = hosts.start(run.pod, run.ip, run.workdir / "hosts", self.api) if run.netns else threading.Event()
         try:
             self._run_all(run, vols)
         finally:
+            names.set()
             if self.net and run.netns:
                 self.net.remove(run.key, run.ip)
 
@@ -265,7 +268,7 @@ class Runner:
         pod = run.pod
         ident = podspec.identity(c, pod, where)
         home = "/root" if ident.uid == 0 else "/"
-        base = {"PATH": BASE_PATH, "HOME": home, "HOSTNAME": pod["metadata"]["name"], "LANG": "C.UTF-8",
+        base = {"PATH": BASE_PATH, "HOME": home, "HOSTNAME": hosts.hostname(pod), "LANG": "C.UTF-8",
                 **self.image.env}
         env = podspec.container_env(c, pod, base, self._lookup, where)
         term_file = run.workdir / "term" / c["name"]
@@ -279,8 +282,10 @@ class Runner:
         mounts = volumes.plan(c, vols, home=self.image.home, image_paths=self.image.paths,
                               shared=self.shared,
                               files=[(c.get("terminationMessagePath") or "/dev/termination-log", str(term_file), False),
-                                     *volumes.with_user(ident.uid, ident.gid, env.get("HOME", "/"), term_file.parent)])
+                                     *volumes.with_user(ident.uid, ident.gid, env.get("HOME", "/"), term_file.parent),
+                                     *([("/etc/hosts", str(run.workdir / "hosts"), True)] if run.netns else [])])
         plan = {"argv": argv, "env": env, "cwd": c.get("workingDir") or "/", "mounts": mounts, "netns": run.netns,
+                "hostname": hosts.hostname(pod) if run.netns else None,
                 "identity": {"uid": ident.uid, "gid": ident.gid, "groups": list(ident.groups),
                              "read_only_root": ident.read_only_root, "no_new_privs": ident.no_new_privs,
                              "drop_all_caps": ident.drop_all_caps, "seccomp": ident.seccomp}}
