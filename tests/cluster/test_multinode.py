@@ -87,10 +87,10 @@ def single_process(project: Path, tmp: Path) -> subprocess.Popen[str]:
     """The same candidate as one process (no launch env), started beside the cluster run."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRESHNESS_")}
     env.update(GIT_IDENTITY, PYTHONPATH=os.pathsep.join([str(ROOT / "contract"), str(ROOT / "trainer")]),
-               DVC_NO_ANALYTICS="1", HOME=str(tmp),
-               # the repository belongs to the pods' UID; git refuses another owner's unless told
-               GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="safe.directory", GIT_CONFIG_VALUE_0="*")
-    argv = [sys.executable, "-m", "freshness_trainer.cli", "train", f"--repo={project}", "--rev=HEAD",
+               DVC_NO_ANALYTICS="1", HOME=str(tmp))
+    # The bare repository belongs to the pods' UID, which git refuses to clone from as root: its
+    # source, the same commit, serves this process.
+    argv = [sys.executable, "-m", "freshness_trainer.cli", "train", f"--repo={project.parent / 'src'}", "--rev=HEAD",
             *[f"--set={builders.format_override(k, v)}" for k, v in OVERRIDES.items()],
             f"--result-path={tmp / 'single.json'}"]
     return subprocess.Popen(argv, cwd=tmp, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

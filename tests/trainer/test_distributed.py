@@ -47,7 +47,7 @@ def test_torchrun_meets_at_index_0_with_c10d() -> None:
 
 @pytest.mark.parametrize(("env", "says"), [
     ({launch.NNODES: "two"}, "FRESHNESS_NNODES='two'"),
-    ({launch.NNODES: "2"}, "needs FRESHNESS_NODE_ADDR"),
+    ({launch.NNODES: "2"}, "needs MASTER_ADDR"),
     ({**GROUP_ENV, launch.NODE_RANK: "2"}, "FRESHNESS_NODE_RANK=2: expected 0..1"),
     ({launch.NNODES: "0"}, "expected 1 or more"),
 ])

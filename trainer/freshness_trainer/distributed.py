@@ -13,6 +13,7 @@ Pure, except ``World.init`` and ``World.close`` (the process group).
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,12 +58,13 @@ class Group:
                                                 "expected 1 or more")
         if nnodes == 1 and nproc == 1:
             return None
-        group = Group(nnodes, nproc, _int(env, launch.NODE_RANK, 0), env.get(launch.NODE_ADDR, ""),
-                      env.get(launch.MASTER_ADDR, ""), _int(env, launch.MASTER_PORT, launch.RDZV_PORT),
-                      env.get(launch.RDZV_ID, "freshness"))
-        if nnodes > 1 and not (group.node_addr and group.master_addr):
-            raise TrainerError("InvalidLaunch", f"{launch.NNODES}={nnodes} needs {launch.NODE_ADDR} and "
-                                                f"{launch.MASTER_ADDR} (set by the operator on each pod)")
+        # Without NODE_ADDR (e.g. a Kubeflow TrainJob): this pod's own FQDN, from its /etc/hosts.
+        addr = env.get(launch.NODE_ADDR) or (socket.getfqdn() if nnodes > 1 else "")
+        group = Group(nnodes, nproc, _int(env, launch.NODE_RANK, 0), addr, env.get(launch.MASTER_ADDR, ""),
+                      _int(env, launch.MASTER_PORT, launch.RDZV_PORT), env.get(launch.RDZV_ID, "freshness"))
+        if nnodes > 1 and not group.master_addr:
+            raise TrainerError("InvalidLaunch", f"{launch.NNODES}={nnodes} needs {launch.MASTER_ADDR}, the "
+                                                "rendezvous host (set by the operator on each pod)")
         if not 0 <= group.node_rank < nnodes:
             raise TrainerError("InvalidLaunch", f"{launch.NODE_RANK}={group.node_rank}: expected 0..{nnodes - 1}")
         return group
