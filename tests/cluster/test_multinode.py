@@ -87,7 +87,7 @@ def single_process(project: Path, tmp: Path) -> subprocess.Popen[str]:
     """The same candidate as one process (no launch env), started beside the cluster run."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRESHNESS_")}
     env.update(GIT_IDENTITY, PYTHONPATH=os.pathsep.join([str(ROOT / "contract"), str(ROOT / "trainer")]),
-               DVC_NO_ANALYTICS="1", HOME=str(tmp))
+               DVC_NO_ANALYTICS="1", HOME=str(tmp), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
     # The bare repository belongs to the pods' UID, which git refuses to clone from as root: its
     # source, the same commit, serves this process.
     argv = [sys.executable, "-m", "freshness_trainer.cli", "train", f"--repo={project.parent / 'src'}", "--rev=HEAD",
