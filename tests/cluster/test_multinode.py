@@ -26,7 +26,8 @@ from freshness_operator import builders, observe
 from freshness_operator.core.actions import CreateTrainJob
 from freshness_operator.core.spec import parse_spec
 
-from tests.conftest import Cluster, wait_for
+from testkit.wait import wait_for
+from tests.conftest import Cluster
 from tests.hack.runner_kit import Runner
 from tests.trainer.conftest import GIT_IDENTITY, copy_project, run
 
