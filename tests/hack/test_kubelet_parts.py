@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hack.kubelet import podspec, volumes
+from hack.kubelet import hosts, podspec, volumes
 from hack.kubelet.podspec import Refused
 
 
@@ -91,3 +91,23 @@ def test_a_user_this_machine_lacks_gets_a_passwd_entry(tmp_path: Path) -> None:
     files = dict((target, source) for target, source, _ in volumes.with_user(uid, uid, "/tmp", tmp_path))
     assert f"u{uid}:x:{uid}:{uid}::/tmp:" in Path(files["/etc/passwd"]).read_text()
     assert Path(files["/etc/passwd"]).read_text().startswith(Path("/etc/passwd").read_text())
+
+
+def test_a_pods_hosts_file_names_it_and_its_subdomains_pods() -> None:
+    pod = {"metadata": {"name": "j-0-abcde", "namespace": "ml"}, "spec": {"hostname": "j-0", "subdomain": "j"}}
+    slices = [{"endpoints": [
+        {"hostname": "j-1", "addresses": ["10.88.0.3"]},
+        {"hostname": "j-0", "addresses": ["10.88.0.2"]},  # itself: already named on its own line
+        {"addresses": ["10.88.0.9"]},  # no hostname: DNS gives it no pod name either
+    ]}]
+    text = hosts.render(pod, "10.88.0.2", slices)
+    assert "10.88.0.2\tj-0.j.ml.svc.cluster.local j-0.j j-0\n" in text
+    assert "10.88.0.3\tj-1.j.ml.svc.cluster.local j-1.j\n" in text
+    assert "10.88.0.9" not in text and text.startswith("127.0.0.1\tlocalhost\n")
+    plain = {"metadata": {"name": "web-" + "x" * 70, "namespace": "ml"}, "spec": {}}
+    assert hosts.hostname(plain) == ("web-" + "x" * 70)[:63]
+    assert hosts.render(plain, "10.88.0.4").endswith(f"10.88.0.4\t{hosts.hostname(plain)}\n")
+
+
+def test_hostname_and_subdomain_are_honoured() -> None:
+    podspec.check_fields({"containers": [{"name": "main", "image": "x"}], "hostname": "j-0", "subdomain": "j"})
