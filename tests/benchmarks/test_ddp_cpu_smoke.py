@@ -20,5 +20,5 @@ def test_ddp_cpu_smoke_trains_on_1_and_2_ranks(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "smoke: ok" in proc.stdout
     rows = json.loads(out.read_text())["rows"]
-    assert sorted(r["world_size"] for r in rows) == [1, 2]
+    assert sorted(r["world_size"] for r in rows) == [1, 2]  # the default configurations: 1xC and 2x(C/2)
     assert all(r["seconds_per_epoch"] > 0 for r in rows)
