@@ -18,21 +18,21 @@ from freshness_contract.launch import COMPLETION_INDEX_ANNOTATION
 from freshness_operator import labels
 from freshness_operator.core.observed import (
     DeploymentObservation,
+    JobKind,
     JobObservation,
     JobState,
     Observed,
-    Step,
     StepOutcome,
     Waiting,
 )
 from freshness_operator.core.serde import parse_time
 
-_NUMBER_LABEL = {Step.DRIFT: labels.CHECK, Step.TRAIN: labels.RETRAIN, Step.PACKAGE: labels.RETRAIN}
+_SEQUENCE_LABEL = {JobKind.DRIFT: labels.CHECK, JobKind.TRAIN: labels.RETRAIN, JobKind.PACKAGE: labels.RETRAIN}
 # The spec field that sets each step's Job deadline, named when a step runs out of time.
 TIMEOUT_FIELD = {
-    Step.DRIFT: "spec.drift.timeout",
-    Step.TRAIN: "spec.training.timeout",
-    Step.PACKAGE: "spec.package.timeout",
+    JobKind.DRIFT: "spec.drift.timeout",
+    JobKind.TRAIN: "spec.training.timeout",
+    JobKind.PACKAGE: "spec.package.timeout",
 }
 # Container waiting reasons that mean "this will not start by itself" (kubelet's names).
 STUCK_REASONS = frozenset(
@@ -96,8 +96,8 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
     meta = job["metadata"]
     lbl = meta.get("labels") or {}
     try:
-        step = Step(lbl[labels.STEP])
-        number = int(lbl[_NUMBER_LABEL[step]])
+        kind = JobKind(lbl[labels.STEP])
+        sequence = int(lbl[_SEQUENCE_LABEL[kind]])
         index = int(lbl[labels.CANDIDATE]) if labels.CANDIDATE in lbl else None
         overrides = json.loads((meta.get("annotations") or {}).get(labels.OVERRIDES, "{}"))
     except (ValueError, KeyError, TypeError):
@@ -109,14 +109,14 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
     finished = None
     if complete:
         finished = _time(status.get("completionTime") or complete.get("lastTransitionTime"))
-        outcome = _succeeded_outcome(step, pods)
+        outcome = _succeeded_outcome(kind, pods)
     elif failed:
         finished = _time(failed.get("lastTransitionTime"))
-        outcome = _failed_outcome(step, failed, pods)
+        outcome = _failed_outcome(kind, failed, pods)
     return JobObservation(
         name=meta["name"],
-        step=step,
-        number=number,
+        kind=kind,
+        sequence=sequence,
         state=state,
         index=index,
         overrides=overrides if isinstance(overrides, dict) else {},
@@ -186,7 +186,7 @@ def _first_failed(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(failed, key=lambda p: (finished(p), int(_rank(p) or 0)), default=None)
 
 
-def outcome_of(step: Step, message: str | None) -> StepOutcome:
+def outcome_of(step: JobKind, message: str | None) -> StepOutcome:
     """A succeeded pod's termination message as the step's outcome: its typed section, or why not."""
     try:
         result = contract.parse(message, expected_step=step.value)
@@ -197,7 +197,7 @@ def outcome_of(step: Step, message: str | None) -> StepOutcome:
     return StepOutcome(True, result.reason, result.message, result.section)
 
 
-def _succeeded_outcome(step: Step, pods: list[dict[str, Any]]) -> StepOutcome:
+def _succeeded_outcome(step: JobKind, pods: list[dict[str, Any]]) -> StepOutcome:
     # A multi-node candidate: rank 0 (completion index 0) alone writes the result.
     pod = _latest([p for p in pods if _rank(p) in (None, "0")], "Succeeded")
     term = _terminated(pod) if pod else None
@@ -205,7 +205,7 @@ def _succeeded_outcome(step: Step, pods: list[dict[str, Any]]) -> StepOutcome:
     return outcome_of(step, message if isinstance(message, str) else None)
 
 
-def _failed_outcome(step: Step, condition: dict[str, Any], pods: list[dict[str, Any]]) -> StepOutcome:
+def _failed_outcome(step: JobKind, condition: dict[str, Any], pods: list[dict[str, Any]]) -> StepOutcome:
     pod = _first_failed(pods)
     term = _terminated(pod) if pod else None
     rank = _rank(pod) if pod else None

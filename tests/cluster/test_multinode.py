@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from freshness_operator import builders, observe
 from freshness_operator.core.actions import CreateTrainJob
+from freshness_operator.core.owner import Owner
 from freshness_operator.core.spec import parse_spec
 
 from testkit.wait import wait_for
@@ -105,7 +106,7 @@ def test_two_pods_train_one_candidate_with_ddp_on_gloo(runner: Runner, cluster: 
         "serving": {"deployment": "d", "container": "c", "image": "registry.local/cats"},
         "training": {"nodes": 2, "nodeSelector": {"kubernetes.io/hostname": runner.node}, "timeout": "30m"},
     })
-    owner = builders.Owner("cats", runner.namespace, "no-owner")
+    owner = Owner("cats", runner.namespace, "no-owner")
     name = "cats-train-1-0"
     job = builders.train_job(owner, spec, CreateTrainJob(name, 1, 0, OVERRIDES), "registry.local/trainer:dev")
     service = builders.train_service(owner, job)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
 
 from freshness_operator import reconcile
-from freshness_operator.builders import Owner
 from freshness_operator.core import actions as act
+from freshness_operator.core.owner import Owner
 from freshness_operator.metrics import Metrics
 from freshness_operator.reconcile import Deps
 from freshness_operator.settings import Settings
@@ -19,26 +18,14 @@ from tests.operator.test_wiring import FakeKube
 OWNER = Owner("cats", "ml", "u1")
 
 
-class ServiceKube(FakeKube):
-    async def create_service(self, manifest: dict[str, Any]) -> bool:
-        self.calls.append(("create_service", manifest["metadata"]["name"]))
-        return True
-
-    async def delete_service(self, namespace: str, name: str) -> None:
-        self.calls.append(("delete_service", name))
-
-    async def delete_job(self, namespace: str, name: str) -> None:
-        self.calls.append(("delete_job", name))
-
-
-def send(kube: ServiceKube, nodes: int, action: act.Action) -> None:
-    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics(), cache=kube.cache())  # type: ignore[arg-type]
+def send(kube: FakeKube, nodes: int, action: act.Action) -> None:
+    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics(), cache=kube.cache())
     spec = make_spec(training={"nodes": nodes})
     asyncio.run(reconcile._send(deps, OWNER, spec, action, "test"))
 
 
 def test_the_service_is_created_first_and_deleted_with_the_train_job() -> None:
-    kube = ServiceKube(copy.deepcopy(BASE_SPEC))
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
     send(kube, 2, act.CreateTrainJob("cats-train-3-0", 3, 0, {}))
     assert kube.calls == [("create_service", "cats-train-3-0"), ("create_job", "cats-train-3-0")]
     send(kube, 2, act.DeleteJob("cats-train-3-0"))
@@ -48,6 +35,6 @@ def test_the_service_is_created_first_and_deleted_with_the_train_job() -> None:
 
 
 def test_a_one_pod_candidate_gets_no_service() -> None:
-    kube = ServiceKube(copy.deepcopy(BASE_SPEC))
+    kube = FakeKube(copy.deepcopy(BASE_SPEC))
     send(kube, 1, act.CreateTrainJob("cats-train-3-0", 3, 0, {}))
     assert kube.calls == [("create_job", "cats-train-3-0")]

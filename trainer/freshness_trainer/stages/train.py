@@ -7,7 +7,7 @@ records the validation metrics, which the drift step uses as the serving model's
 accuracy, the calibration of its confidence fitted on the validation split (the drift step's
 label-free accuracy estimate) and the validation split's features (its reference: images the
 model never trained on); ``freshness_trainer.impact`` and ``model.HeldOut``. ``reports/train.json``
-carries ``learned`` (1/0, ``evaluation.learned``): 0 marks a model at chance, which the operator's
+carries ``learned`` (1/0, ``scores.learned``): 0 marks a model at chance, which the operator's
 gate refuses.
 
 A multi-process candidate (``distributed.Group`` in the environment): ``main`` starts torchrun
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from freshness_trainer import data, distributed, engine, evaluation, fastpath, features, impact, model, params
+from freshness_trainer import data, distributed, engine, fastpath, features, impact, model, params, scores
 from freshness_trainer.errors import TrainerError
 from freshness_trainer.stages import run_main, write_json
 
@@ -43,7 +43,7 @@ def run(p: params.Params, data_dir: Path = DATA, model_path: Path = MODEL, metri
     if t.batch_size % world.size:
         raise TrainerError("InvalidParam", f"train.batch_size={t.batch_size} is the global batch: it must divide by "
                                            f"the {world.size} training processes (nodes x gpusPerNode)")
-    settings = engine.Settings.for_device(world.device(device), compile=t.compile)
+    settings = engine.DeviceOptions.for_device(world.device(device), compile=t.compile)
     backend = world.init(settings.device)
     try:
         return _run(p, world, settings, data_dir, model_path, metrics_path, backend)
@@ -51,7 +51,7 @@ def run(p: params.Params, data_dir: Path = DATA, model_path: Path = MODEL, metri
         world.close()
 
 
-def _run(p: params.Params, world: distributed.World, settings: engine.Settings, data_dir: Path, model_path: Path,
+def _run(p: params.Params, world: distributed.World, settings: engine.DeviceOptions, data_dir: Path, model_path: Path,
          metrics_path: Path, backend: str | None) -> dict[str, float]:
     t = p.train
     if world.size > 1:
@@ -82,8 +82,8 @@ def _run(p: params.Params, world: distributed.World, settings: engine.Settings, 
         print(f"train: rank {world.rank} done; rank 0 writes the model and the metrics", file=sys.stderr, flush=True)
         return {}
     logits = engine.predict(fitted.model, val_set.images, batch_size=p.evaluate.batch_size, settings=settings)
-    scores = evaluation.score(logits, val_set.labels, train_set.classes)
-    ckpt = model.Checkpoint(fitted.model, train_set.classes, t.image_size, t.model_name, scores.metrics())
+    scored = scores.score(logits, val_set.labels, train_set.classes)
+    ckpt = model.Checkpoint(fitted.model, train_set.classes, t.image_size, t.model_name, scored.metrics())
     held = features.held_out(ckpt, val_set.images, val_set.labels, settings)
     prob = features.softmax(held.logits.double().numpy())
     correct = prob.argmax(axis=1) == held.labels.numpy()
@@ -94,7 +94,7 @@ def _run(p: params.Params, world: distributed.World, settings: engine.Settings, 
         "best_epoch": fitted.best_epoch,
         "train_seconds": round(elapsed, 3),
         "train_images_per_second": round(len(train_set) * t.epochs / max(elapsed, 1e-9), 2),
-        "learned": scores.metrics()["learned"],
+        "learned": scored.metrics()["learned"],
         "world_size": world.size,
         "seconds_per_epoch": round(fit_seconds / max(t.epochs, 1), 3),  # training and rank 0's scoring
     }
