@@ -63,7 +63,7 @@ from torch import nn
 from freshness_trainer import distributed, engine
 torch.set_num_threads(1)
 world = distributed.World.from_env()
-settings = engine.Settings.for_device("cpu")
+settings = engine.DeviceOptions.for_device("cpu")
 world.init(settings.device)
 g = torch.Generator().manual_seed(1)
 images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8, generator=g)
