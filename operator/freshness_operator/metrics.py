@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from freshness_operator.core.actions import Action, Count, ObserveDuration
+from freshness_operator.core.actions import Action, Count, ObserveDuration, ObserveQueued
 from freshness_operator.core.spec import Spec
 from freshness_operator.core.status import Phase, Status
 
@@ -112,6 +112,13 @@ class Metrics:
             buckets=_STEP_BUCKETS,
             registry=r,
         )
+        self.queued = Histogram(
+            "modelfreshness_candidate_queued_seconds",
+            "Time a training Job waited for admission by Kueue (spec.training.queue), observed on admission",
+            _LABELS,
+            buckets=_STEP_BUCKETS,
+            registry=r,
+        )
         self.leader = Gauge(
             "modelfreshness_leader",
             "1 while this replica acts: it holds the leader Lease, or runs without leader election",
@@ -136,6 +143,8 @@ class Metrics:
                 counters[a.metric].labels(namespace, name, a.result or "").inc()
             elif isinstance(a, ObserveDuration):
                 self.steps.labels(namespace, name, a.step).observe(a.seconds)
+            elif isinstance(a, ObserveQueued):
+                self.queued.labels(namespace, name).observe(a.seconds)
 
     def update(self, namespace: str, name: str, spec: Spec | None, status: Status) -> None:
         """Set the gauges from the status just written."""
@@ -219,6 +228,7 @@ class Metrics:
             self.phase,
             self.steps,
             self.stuck,
+            self.queued,
         )
         for metric in labelled:
             for labelvalues in _labelsets(metric):

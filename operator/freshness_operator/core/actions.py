@@ -66,4 +66,14 @@ class ObserveDuration:
     seconds: float
 
 
-Action = CreateDriftJob | CreateTrainJob | CreatePackageJob | DeleteJob | PatchImage | Emit | Count | ObserveDuration
+@dataclass(frozen=True)
+class ObserveQueued:
+    """A training Job admitted by Kueue after ``seconds`` in its queue."""
+
+    seconds: float
+
+
+Action = (
+    CreateDriftJob | CreateTrainJob | CreatePackageJob | DeleteJob | PatchImage | Emit | Count | ObserveDuration
+    | ObserveQueued
+)

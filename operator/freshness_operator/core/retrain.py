@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from freshness_contract.results import PackageResult, TrainResult
 
-from freshness_operator.core import drift, gate, image, names, rollout, setup
+from freshness_operator.core import drift, gate, image, names, queue, rollout, setup
 from freshness_operator.core.actions import CreatePackageJob, CreateTrainJob
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import JobObservation, JobState, StepOutcome
@@ -133,15 +133,14 @@ def _advance_training(ctx: Context, c: CandidateStatus) -> None:
             continue
         job = ctx.observed.job(run.job)
         if job is None:
-            if run.state is RunState.RUNNING:
+            if run.state in queue.HAS_JOB:
                 _run_failed(ctx, run, "JobNotFound", f"training Job {run.job} disappeared before it finished")
         elif job.state is JobState.RUNNING:
-            run.state = RunState.RUNNING
-            run.started_at = run.started_at or job.started_at or ctx.now
+            queue.track(ctx, run, job)  # Queued while Kueue holds it suspended, else Running
         else:
             _record_run(ctx, run, job)
     _start_pending_runs(ctx, c)
-    if any(r.state in (RunState.PENDING, RunState.RUNNING) for r in c.runs):
+    if any(r.state in queue.IN_FLIGHT for r in c.runs):
         return
     _judge(ctx, c)
 
@@ -149,7 +148,7 @@ def _advance_training(ctx: Context, c: CandidateStatus) -> None:
 def _start_pending_runs(ctx: Context, c: CandidateStatus) -> None:
     if not ctx.may_act:
         return
-    running = sum(r.state is RunState.RUNNING for r in c.runs)
+    running = queue.occupying(c)
     baseline = (ctx.status.model.uri if ctx.status.model else None) or ctx.spec.serving.model_uri
     for run in c.runs:
         if running >= ctx.spec.training.max_parallel:

@@ -78,6 +78,7 @@ class Training:
     timeout_seconds: int = 7200
     backoff_limit: int = 1
     remote: str | None = None
+    queue: str | None = None  # a Kueue LocalQueue: its label goes on every training Job
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Package:
     base_image: str | None = None
     push: bool = True
     timeout_seconds: int = 3600
+    queue: str | None = None  # a Kueue LocalQueue for the package Job (opt-in; it needs no GPU)
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ def _training(t: dict[str, Any]) -> Training:
         timeout_seconds=_duration(t, "timeout", "spec.training", 7200),
         backoff_limit=int(t.get("backoffLimit", 1)),
         remote=t.get("remote"),
+        queue=t.get("queue") or None,
     )
 
 
@@ -254,6 +257,7 @@ def parse_spec(raw: dict[str, Any]) -> Spec:
             base_image=package.get("baseImage"),
             push=bool(package.get("push", True)),
             timeout_seconds=_duration(package, "timeout", "spec.package", 3600),
+            queue=package.get("queue") or None,
         ),
         promotion=Promotion(
             metric=promotion.get("metric", "val_acc"),

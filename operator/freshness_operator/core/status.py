@@ -46,6 +46,7 @@ DEGRADED_OUTCOMES = {Outcome.ROLLED_BACK, Outcome.ROLLOUT_FAILED}
 
 class RunState(StrEnum):
     PENDING = "Pending"
+    QUEUED = "Queued"  # its Job exists, suspended by Kueue until the LocalQueue's ClusterQueue admits it
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -156,6 +157,8 @@ class RunStatus:
     model: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    queued_at: datetime | None = None  # when it started waiting for admission (Kueue)
+    queued_seconds: float | None = None  # how long it waited, once admitted
 
 
 @dataclass

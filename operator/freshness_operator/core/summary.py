@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from freshness_contract.trigger import DEFAULT_ACCURACY_DROP
 
-from freshness_operator.core import drift, progress, setup
+from freshness_operator.core import drift, progress, queue, setup
 from freshness_operator.core.conditions import stamp
 from freshness_operator.core.context import Context
 from freshness_operator.core.rollout import opt_in_problem
@@ -62,7 +62,8 @@ def running_step(status: Status) -> str | None:
     d, c = status.drift, status.candidate
     if c is not None and c.stage is Stage.TRAINING:
         done = sum(r.state.value in ("Succeeded", "Failed") for r in c.runs)
-        return f"train {done}/{len(c.runs)}"
+        queued = sum(r.state.value == "Queued" for r in c.runs)
+        return f"train {done}/{len(c.runs)}" + (f" ({queued} queued)" if queued else "")
     if c is not None and c.in_flight:
         return c.stage.value.lower()
     if d.job is not None:
@@ -106,7 +107,12 @@ def _training(ctx: Context) -> None:
         ctx.condition("Training", "False", "NoRetrain", "no retrain has started")
     elif c.stage is Stage.TRAINING:
         done = sum(r.state.value in ("Succeeded", "Failed") for r in c.runs)
-        ctx.condition("Training", "True", "Training", f"retrain {c.retrain}: {done} of {len(c.runs)} finished")
+        message = f"retrain {c.retrain}: {done} of {len(c.runs)} finished"
+        waiting = queue.waiting(c, ctx.spec.training.queue)
+        if waiting:
+            ctx.condition("Training", "True", "CandidatesQueued", f"{message}; {waiting}")
+        else:
+            ctx.condition("Training", "True", "Training", message)
     elif c.in_flight:
         ctx.condition("Training", "False", "TrainingFinished", f"retrain {c.retrain}: {c.stage.value}")
     else:
