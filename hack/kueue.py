@@ -146,6 +146,31 @@ def webhook_configurations(manifests: Path, url: str, ca: bytes) -> list[dict[st
     return out
 
 
+# Kueue v0.17 reads its metrics certificate from this fixed path when internal cert management is
+# off, and exits without it (even with metrics off). The launcher gives the process a private mount
+# namespace in which an overlay on /etc (its writes on a tmpfs) holds our certificate there: the
+# host's /etc is left untouched. Needs root and unshare, as the dev kubelet (process_runner) does.
+METRICS_CERTS = "/etc/kueue/metrics/certs"
+_LAUNCH = """set -e
+ovl="$1"; certs="$2"; shift 2
+mount -t tmpfs tmpfs "$ovl"
+mkdir "$ovl/upper" "$ovl/work"
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$ovl/upper,workdir=$ovl/work" /etc
+mkdir -p "$(dirname {target})"
+cp -r "$certs" {target}
+exec "$@"
+""".replace("{target}", METRICS_CERTS)
+
+
+def _launcher(state_dir: Path) -> list[str]:
+    """argv prefix: run the rest in a private mount namespace with the metrics cert at METRICS_CERTS.
+    The shell execs the command, so the PID started is Kueue's own."""
+    overlay = state_dir / "etc-overlay"
+    overlay.mkdir(exist_ok=True)
+    launch = ["sh", "-c", _LAUNCH, "kueue-launch", str(overlay), str(state_dir / "certs")]
+    return ["unshare", "--mount", "--propagation", "private", *launch]
+
+
 def start(kubeconfig: Path, bin_dir: Path, state_dir: Path, timeout: float = 180) -> Kueue:
     """Install Kueue's CRDs, start the controller manager, register its webhooks once it is ready."""
     manifests = bin_dir / "kueue-manifests"
@@ -161,9 +186,9 @@ def start(kubeconfig: Path, bin_dir: Path, state_dir: Path, timeout: float = 180
     _kubectl(*kc, "apply", "-f", "-", input=json.dumps(namespace))
     # Server-side apply: the Workload CRD is larger than client-side apply's annotation allows.
     _kubectl(*kc, "apply", "--server-side", "--force-conflicts", "-f", "-", input=_crds(manifests, url, ca))
-    crds = [f"crd/{p.stem.split('_', 1)[1]}.kueue.x-k8s.io" for p in (manifests / "crds").glob("*.yaml")]
-    _kubectl(*kc, "wait", "--for=condition=Established", "--timeout=60s", *crds)
-    argv = [str(bin_dir / "kueue"), f"--config={state_dir / 'config.yaml'}", f"--kubeconfig={kubeconfig}"]
+    _wait_established(kubeconfig, bin_dir, manifests)
+    config_file = state_dir / "config.yaml"
+    argv = [*_launcher(state_dir), str(bin_dir / "kueue"), f"--config={config_file}", f"--kubeconfig={kubeconfig}"]
     pid = lc._start("kueue", argv, state_dir)
     kueue = Kueue(state_dir, kubeconfig, bin_dir, pid, webhook_port, health_port)
     (state_dir / "kueue.json").write_text(json.dumps({k: str(v) for k, v in asdict(kueue).items()}))
@@ -177,6 +202,21 @@ def start(kubeconfig: Path, bin_dir: Path, state_dir: Path, timeout: float = 180
         stop(kueue)
         raise
     return kueue
+
+
+def _wait_established(kubeconfig: Path, bin_dir: Path, manifests: Path, timeout: float = 60) -> None:
+    """Poll: ``kubectl wait`` errors out on a CRD that has no status.conditions yet."""
+    names = {f"{p.stem.split('_', 1)[1]}.kueue.x-k8s.io" for p in (manifests / "crds").glob("*.yaml")}
+    query = '{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}'
+    deadline = time.monotonic() + timeout
+    while True:
+        out = _kubectl(kubeconfig, bin_dir, "get", "crd", "-o", f"jsonpath={query}")
+        done = {line.split()[0] for line in out.splitlines() if line.endswith(" True")}
+        if names <= done:
+            return
+        if time.monotonic() > deadline:
+            raise lc.ClusterError(f"Kueue's CRDs not established within {timeout:.0f}s: {sorted(names - done)}")
+        time.sleep(0.5)
 
 
 def _wait_webhook_served(kueue: Kueue, timeout: float = 60) -> None:

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pytest
 from freshness_operator import builders, labels
+from freshness_operator.cache import slim_job
 from freshness_operator.core import actions as act
 from freshness_operator.core.actions import CreatePackageJob, CreateTrainJob
 from freshness_operator.core.observed import JobObservation, JobState, Step
@@ -333,3 +334,9 @@ def test_queued_seconds_reach_the_histogram() -> None:
     assert m.registry.get_sample_value("modelfreshness_candidate_queued_seconds_sum", labels_) == 45.0
     m.forget("ml", "cats")
     assert m.registry.get_sample_value("modelfreshness_candidate_queued_seconds_count", labels_) is None
+
+
+def test_the_watch_cache_keeps_suspend_so_a_queued_job_stays_queued() -> None:
+    slim = slim_job({**_job(True, None), "spec": {"suspend": True, "template": {"spec": {"containers": []}}}})
+    assert slim["spec"] == {"suspend": True}
+    assert some(job_observation(slim, [])).queued
