@@ -92,9 +92,30 @@ def _by_state(kit: Kit, state: str) -> list[str]:
     return sorted(r["job"] for r in _runs(kit) if r.get("state") == state)
 
 
-def _failed_condition(kit: Kit, job: str) -> bool:
+def _failed_condition(kit: Kit, job: str, reason: str | None = None) -> bool:
     conditions = (kit.get("job", job).get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Failed" and c["status"] == "True" for c in conditions)
+    return any(c["type"] == "Failed" and c["status"] == "True" and reason in (None, c["reason"]) for c in conditions)
+
+
+def _control_job(deadline: int) -> dict[str, Any]:
+    """A Job without a queue and the sweep's deadline, created with it; its pod runs until the deadline
+    (the step label keeps kwok from completing it): shows the deadline is enforced in this cluster."""
+    security = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    pod = {
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "main", "image": "registry.example/control", "securityContext": security}],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "deadline-control"},
+        "spec": {
+            "activeDeadlineSeconds": deadline,
+            "backoffLimit": 0,
+            "template": {"metadata": {"labels": {"modelfreshness.io/step": "control"}}, "spec": pod},
+        },
+    }
 
 
 def test_quota_for_two_gpus_queues_two_of_four_candidates(
@@ -119,6 +140,7 @@ def test_quota_for_two_gpus_queues_two_of_four_candidates(
     two_and_two = lambda: len(_by_state(kit, "Running")) == 2 and len(_by_state(kit, "Queued")) == 2  # noqa: E731
     kit.until("2 Running and 2 Queued", two_and_two, 120)
     created = time.monotonic()
+    kit.apply(_control_job(TIMEOUT))  # the same deadline without a queue: it must fail by then
     (a, b), (q1, q2) = _by_state(kit, "Running"), _by_state(kit, "Queued")
     for job in (q1, q2):
         j = kit.get("job", job)
@@ -143,7 +165,9 @@ def test_quota_for_two_gpus_queues_two_of_four_candidates(
     kit.until(f"{d} admitted", lambda: d in _by_state(kit, "Running"), 90)
     kit.finish(c, train_doc(0.91, rev="cccccccc00"))
     # 4. The timeout counts from admission: d outlives TIMEOUT since its creation, and is not failed.
-    time.sleep(max(0.0, created + TIMEOUT + 10 - time.monotonic()))
+    time.sleep(max(0.0, created + TIMEOUT + 5 - time.monotonic()))
+    control_failed = lambda: _failed_condition(kit, "deadline-control", "DeadlineExceeded")  # noqa: E731
+    kit.until("the control Job failed on its deadline", control_failed, 30)
     assert not _failed_condition(kit, d), f"{d} failed: its deadline counted from creation"
     run_d = next(r for r in _runs(kit) if r["job"] == d)
     assert run_d["state"] == "Running" and run_d["queuedSeconds"] >= TIMEOUT / 2 - 5, run_d
