@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 import kopf
+from freshness_contract import labels
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -41,7 +42,7 @@ EPOCH = float(os.environ.get("BASELINE_EPOCH") or time.time())
 IMAGE = os.environ.get("BASELINE_TRAINER_IMAGE", "registry.example/freshness-trainer:bench")
 KEEP = 3
 FINALIZER = "benchmarks.modelfreshness.io/baseline"
-LABELS = {"app.kubernetes.io/managed-by": "model-freshness-operator", "modelfreshness.io/step": "drift"}
+LABELS = {labels.MANAGED_BY: labels.MANAGER, labels.STEP: "drift"}
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -55,7 +56,7 @@ def spread(name: str) -> float:
 
 
 def check_number(job: dict[str, Any]) -> int:
-    return int((job["metadata"].get("labels") or {}).get("modelfreshness.io/check", "0"))
+    return int((job["metadata"].get("labels") or {}).get(labels.CHECK, "0"))
 
 
 def finished(job: dict[str, Any]) -> bool:
@@ -68,7 +69,7 @@ def created(job: dict[str, Any]) -> float:
 
 
 def drift_job(name: str, namespace: str, uid: str, number: int, spec: dict[str, Any]) -> dict[str, Any]:
-    labels = {**LABELS, "modelfreshness.io/deployment": name, "modelfreshness.io/check": str(number)}
+    job_labels = {**LABELS, labels.DEPLOYMENT: name, labels.CHECK: str(number)}
     data = spec.get("data") or {}
     args = ["drift", "--reference", str(data.get("reference")), "--current", str(data.get("current"))]
     owner = {
@@ -85,12 +86,15 @@ def drift_job(name: str, namespace: str, uid: str, number: int, spec: dict[str, 
         "metadata": {
             "name": f"{name}-drift-{number}",
             "namespace": namespace,
-            "labels": labels,
+            "labels": job_labels,
             "ownerReferences": [owner],
         },
         "spec": {
             "backoffLimit": 0,
-            "template": {"metadata": {"labels": labels}, "spec": {"restartPolicy": "Never", "containers": [container]}},
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {"restartPolicy": "Never", "containers": [container]},
+            },
         },
     }
 
@@ -144,7 +148,7 @@ async def close(**_: Any) -> None:
 async def check_drift(name: str, namespace: str | None, uid: str, spec: kopf.Spec, **_: Any) -> None:
     namespace = namespace or "default"
     api, jobs_path = CLIENT[0], f"/apis/batch/v1/namespaces/{namespace}/jobs"
-    selector = f"modelfreshness.io/deployment={name},modelfreshness.io/step=drift"
+    selector = f"{labels.DEPLOYMENT}={name},{labels.STEP}=drift"
     listed = await api.request("GET", jobs_path, params={"labelSelector": selector})
     jobs = sorted(listed.get("items") or [], key=check_number)
     latest = jobs[-1] if jobs else None

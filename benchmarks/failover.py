@@ -7,7 +7,7 @@
 Two ``python -m freshness_operator`` processes with ``FRESHNESS_LEADER_ELECTION=true`` on one
 namespace of a fresh local control plane (or ``--kubeconfig``), as the chart runs two replicas.
 Each round is one loop of a new ModelDeployment (its own serving Deployment, 1 kwok replica): the
-completer (benchmarks/common.py) plays the steps at once (drift found, a better candidate, the
+completer (benchmarks/common/completer.py) plays the steps at once (drift found, a better candidate, the
 image asked for). The leader is killed with SIGKILL on the watch event of one of its own writes,
 in turn: the drift Job created, the train Job created, the package Job created, the image
 patched. The killed process is then started again as a new pod would be (a new identity): it
@@ -60,6 +60,7 @@ from benchmarks.common import (
     wait_until,
 )
 from benchmarks.time_to_fresh import result_for
+from testkit import labels as label
 
 LEASE = "bench-leader"
 PHASES = ("drift Job created", "train Job created", "package Job created", "image patched")
@@ -231,14 +232,9 @@ def one_round(api: Api, ns: str, i: int, world: World, replicas: Replicas) -> Ki
 def duplicates(world: World) -> tuple[int, int]:
     """(duplicate Jobs, double patches) over the run. Pure over ``world``."""
     seen: dict[tuple[str, ...], int] = {}
-    for labels in world.jobs.values():
-        number = labels.get("modelfreshness.io/check") or labels.get("modelfreshness.io/retrain") or ""
-        key = (
-            labels.get("modelfreshness.io/deployment", ""),
-            labels.get(STEP_LABEL, ""),
-            number,
-            labels.get("modelfreshness.io/candidate", ""),
-        )
+    for job in world.jobs.values():
+        number = job.get(label.CHECK) or job.get(label.RETRAIN) or ""
+        key = (job.get(label.DEPLOYMENT, ""), job.get(label.STEP, ""), number, job.get(label.CANDIDATE, ""))
         seen[key] = seen.get(key, 0) + 1
     jobs = sum(n - 1 for n in seen.values())
     patches = sum(max(0, len(h) - 2) for h in world.images.values())

@@ -11,7 +11,7 @@ It measures what the operator and the control plane add around that work.
 Our operator (``python -m freshness_operator``) on one namespace of a fresh local control plane
 (or the cluster of ``--kubeconfig``). Each run is a new ModelDeployment with its own serving
 Deployment (2 kwok replicas, surge 1, no unavailability), one after the other. The completer
-(benchmarks/common.py) plays the steps with instant results: the drift pod reports drift, the
+(benchmarks/common/completer.py) plays the steps with instant results: the drift pod reports drift, the
 train pod a candidate better than the serving model, the package pod the image it was asked for.
 
 The clock starts when the drift pod's result is written (its pods/status patch returns) and stops
@@ -57,6 +57,7 @@ from benchmarks.common import (
     train_doc,
     wait_until,
 )
+from testkit.api import Watches
 
 REPLICAS = 2
 TARGET_SECONDS = 30.0
@@ -104,20 +105,18 @@ class Tracker:
         self.rolled: dict[str, float] = {}
         self.status_rolled: dict[str, float] = {}
         self.outcome: dict[str, str] = {}
-        self._watches = [
+        self._watches = Watches(
             Watch(api, f"/apis/batch/v1/namespaces/{namespace}/jobs", self._on_job, selector=STEP_LABEL),
             Watch(api, f"/apis/apps/v1/namespaces/{namespace}/deployments", self._on_deployment),
             Watch(api, mdeps_path(namespace), self._on_mdep),
-        ]
+        )
 
     def start(self) -> Tracker:
-        for w in self._watches:
-            w.start()
+        self._watches.start()
         return self
 
     def stop(self) -> None:
-        for w in self._watches:
-            w.stop()
+        self._watches.stop()
 
     def _on_job(self, type_: str, job: dict[str, Any], seen: float) -> None:
         name = job["metadata"]["name"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +19,9 @@ from typing import Any
 
 import yaml
 
-from hack.localcluster import free_port
+from testkit.net import free_port, http_ok
+from testkit.process import log_tail, stop_process
+from testkit.wait import wait_for
 
 
 @dataclass
@@ -82,36 +83,23 @@ class Prometheus:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout
-        while not self._ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited ({self.proc.returncode}):\n{self.tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"prometheus not ready after {timeout}s:\n{self.tail()}")
-            time.sleep(0.2)
+        try:
+            wait_for("prometheus to be ready", self._ready, timeout, self.tail, every=0.2)
+        except TimeoutError:
+            self.stop()
+            raise
         return self
 
     def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"prometheus exited ({self.proc.returncode}):\n{self.tail()}")
+        return http_ok(f"{self.url}/-/ready")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
     def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "--- prometheus log ---\n" + "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log, lines, "prometheus log")
 
     def api(self, path: str, **params: str | float) -> Any:
         """GET /api/v1/<path>; returns ``data``, raises with Prometheus's error on a failed query."""

@@ -1,6 +1,6 @@
 """Session fixtures shared by every test folder.
 
-``cluster``: the real local control plane (hack/localcluster.py), started once per session and
+``cluster``: the real local control plane (hack/localcluster/), started once per session and
 stopped at the end; or, with ``MODELFRESHNESS_USE_EXISTING_CLUSTER=1``, the cluster that
 ``KUBECONFIG`` names (binaries still come from hack/build-binaries.sh).
 """
@@ -11,11 +11,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -40,19 +38,6 @@ def environment_left_as_found() -> Iterator[None]:
     yield
     after = installed_locations()
     assert after == before, f"the tests changed where {sys.executable} imports the project from: {before} -> {after}"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60, context: Callable[[], str] | None = None) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` (and context) on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = f"\n{context()}" if context else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(0.3)
 
 
 @dataclass

@@ -10,28 +10,25 @@ from freshness_operator.core import names
 from freshness_operator.core.actions import CreateDriftJob, CreatePackageJob, CreateTrainJob
 from freshness_operator.core.spec import parse_spec
 
+from testkit.manifests import ModelDeploymentBuilder
+
 TRAINER_IMAGE = "ghcr.io/model-freshness/freshness-trainer:0.1.0"
 
 
 def sample_spec() -> dict[str, Any]:
     """A ModelDeployment spec that exercises every field the builders turn into pod settings."""
-    return {
-        "paused": True,  # an operator running elsewhere in the session must leave it alone
-        "source": {"repo": "https://git.example.com/acme/cats-dogs.git", "revision": "main"},
-        "data": {"reference": "data/train", "current": "s3://prod-samples/cats-dogs/"},
-        "serving": {
-            "deployment": "cats-dogs",
-            "container": "server",
-            "image": "registry.example.com/cats-dogs",
-        },
-        "drift": {"threshold": 0.3, "minSamples": 200, "accuracyDrop": 0.05},
-        "training": {
-            "params": {"train.num_classes": 3},
-            "candidates": [{"train.lr": 0.01}],
-            "resources": {"limits": {"nvidia.com/gpu": 1}},
-            "remote": "/mnt/dvc-remote",
-        },
-    }
+    builder = (
+        ModelDeploymentBuilder("sample")
+        .paused()  # an operator running elsewhere in the session must leave it alone
+        .spec(
+            source={"revision": "main"},
+            drift={"threshold": 0.3, "minSamples": 200, "accuracyDrop": 0.05},
+            training={"params": {"train.num_classes": 3}, "resources": {"limits": {"nvidia.com/gpu": 1}}},
+        )
+        .candidates({"train.lr": 0.01})
+        .spec(training={"remote": "/mnt/dvc-remote"})
+    )
+    return dict(builder.obj()["spec"])
 
 
 def step_jobs(owner: builders.Owner, spec: dict[str, Any]) -> list[dict[str, Any]]:

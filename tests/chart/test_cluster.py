@@ -16,10 +16,11 @@ import pytest
 import yaml
 from freshness_operator import builders
 
+from testkit.wait import wait_for
 from tests.chart.contract import rbac_table
 from tests.chart.step_jobs import sample_spec, step_jobs
 from tests.chart.tools import CHART, REPO, Helm, helm_candidates, require_tool
-from tests.conftest import Cluster, wait_for
+from tests.conftest import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Cluster, wait_for
+from testkit.wait import wait_for
+from tests.conftest import Cluster
 
 pytestmark = pytest.mark.cluster
 

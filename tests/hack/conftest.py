@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cluster, wait_for
+from testkit.wait import wait_for
+from tests.conftest import Cluster
 from tests.hack.runner_kit import RUNNER_ONLY, Runner
 
 ROOT = Path(__file__).resolve().parents[2]

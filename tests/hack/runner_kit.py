@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Cluster, wait_for
+from testkit.wait import wait_for
+from tests.conftest import Cluster
 
 RUNNER_ONLY = "PROCESS_RUNNER_TEST_MARKER"  # set for the runner only: no pod may see it
 

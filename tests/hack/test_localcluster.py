@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,23 +39,15 @@ def test_missing_binary_is_named(tmp_path: Path) -> None:
         localcluster.up(tmp_path / "state", bin_dir=bin_dir)
 
 
-def test_started_processes_are_stopped_when_a_later_component_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_started_processes_are_stopped_when_a_later_component_fails(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # An "etcd" that stays up and answers nothing: start-up times out on it, and it must be killed.
     _fake_bin(bin_dir, "etcd", "exec sleep 300")
-    original = localcluster._wait
-
-    def short_wait(name: str, log: Path, pid: int, check: Callable[[], bool], timeout: float) -> None:
-        original(name, log, pid, check, 1.0)
-
-    monkeypatch.setattr(localcluster, "_wait", short_wait)
-    with pytest.raises(localcluster.ClusterError, match="etcd did not become healthy"):
-        localcluster.up(tmp_path / "state", bin_dir=bin_dir)
+    with pytest.raises(localcluster.ClusterError, match="etcd did not become healthy within 1s"):
+        localcluster.up(tmp_path / "state", bin_dir=bin_dir, timeouts=localcluster.Timeouts(etcd=1.0))
     sleepers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == "sleep 300 "]
-    assert not [p for p in sleepers if localcluster._alive(p)], "the launcher left a process running"
+    assert not [p for p in sleepers if localcluster.alive(p)], "the launcher left a process running"
 
 
 def _cmdline(proc_dir: Path) -> str:
@@ -77,3 +68,28 @@ def test_kwok_node_has_gpus_and_the_annotation_kwok_manages() -> None:
     node = localcluster.kwok_node("n0", gpus=4)
     assert node["metadata"]["annotations"][localcluster.KWOK_NODE_ANNOTATION] == "fake"  # type: ignore[index]
     assert json.loads(json.dumps(node))["status"]["capacity"]["nvidia.com/gpu"] == "4"
+
+
+def test_an_extra_component_is_started_recorded_and_stopped_with_the_rest(tmp_path: Path) -> None:
+    """The wiring a new component (a registry, Kueue) uses: a Component in a wave of its own."""
+    (tmp_path / "logs").mkdir()
+    info = localcluster.ClusterInfo(tmp_path, tmp_path, tmp_path / "admin.kubeconfig", "https://127.0.0.1:1")
+    sleeper = localcluster.Component("sleeper", lambda i: ["sleep", "301"], lambda i: True, lambda t: 5)
+    localcluster.start_wave(info, [sleeper], localcluster.Timeouts())
+    pid = info.pids["sleeper"]
+    assert localcluster.alive(pid)
+    assert json.loads((tmp_path / "state.json").read_text())["argv"]["sleeper"] == ["sleep", "301"]
+    assert localcluster.down(tmp_path, info) == ["sleeper"]
+    assert not localcluster.alive(pid)
+
+
+def test_an_extra_component_that_never_gets_healthy_is_named_with_its_timeout(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    info = localcluster.ClusterInfo(tmp_path, tmp_path, tmp_path / "admin.kubeconfig", "https://127.0.0.1:1")
+    mute = localcluster.Component("mute", lambda i: ["sleep", "302"], lambda i: False, lambda t: t.kwok)
+    try:
+        with pytest.raises(localcluster.ClusterError, match=r"mute did not become healthy within 1s; see its log: "):
+            localcluster.start_wave(info, [mute], localcluster.Timeouts(kwok=1.0))
+    finally:
+        localcluster.down(tmp_path, info)
+    assert not localcluster.alive(info.pids["mute"])

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cluster, wait_for
+from testkit.wait import wait_for
+from tests.conftest import Cluster
 from tests.hack.runner_kit import RUNNER_ONLY, Runner, condition, terminated
 
 pytestmark = pytest.mark.cluster

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hack.prometheus import Prometheus
+from testkit.wait import wait_for
 from tests.chart.tools import require_tool
-from tests.conftest import wait_for
 
 
 @pytest.fixture(autouse=True)

@@ -18,22 +18,11 @@ import pytest
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+from testkit.manifests import DIGEST, SERVING_IMAGE, ModelDeploymentBuilder, ServingDeploymentBuilder
+from testkit.results import drift_doc, package_doc, train_doc
+from testkit.wait import wait_for
 from tests.conftest import Cluster
-from tests.operator.cluster_kit import (
-    DIGEST,
-    SERVING_IMAGE,
-    Kit,
-    Operator,
-    apply_crd,
-    drift_doc,
-    mdep,
-    package_doc,
-    restricted_namespace,
-    serving_deployment,
-    stall_new_pods,
-    train_doc,
-    wait_for,
-)
+from tests.operator.cluster_kit import Kit, Operator, apply_crd, restricted_namespace, stall_new_pods
 
 pytestmark = pytest.mark.cluster
 OLD_IMAGE = f"{SERVING_IMAGE}:0.1"
@@ -173,7 +162,7 @@ def test_status_lost_after_the_patch_then_a_kill_rolls_back_to_the_original_imag
     kit = own
     cleanup = stall_new_pods(cluster, kit, OLD_IMAGE)
     try:
-        kit.apply(mdep("cats", rollout={"progressDeadlineSeconds": 20}))
+        kit.apply(ModelDeploymentBuilder("cats").spec(rollout={"progressDeadlineSeconds": 20}).obj())
         to_packaging(kit)
         expression = "!has(object.status.candidate) || !has(object.status.candidate.rolloutStartedAt)"
         with policy(cluster, kit.ns, "modeldeployments/status", "modelfreshness.io", expression, "chaos: write lost"):
@@ -197,13 +186,13 @@ def test_a_patch_the_api_refuses_fails_the_rollout_visibly_and_is_not_retried(cl
     """Issue 15, fault 2: the Deployment patch gets a 422 (an admission policy here). The rollout
     fails with the API's message in status, condition and Event; no endless retry in Packaging."""
     kit = own
-    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
-    kit.apply(mdep("cats"))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").image(OLD_IMAGE).obj())
+    kit.apply(ModelDeploymentBuilder("cats").obj())
     to_packaging(kit, rev="abababab12")
     expression = "object.spec.template.spec.containers.all(c, !c.image.contains('@sha256:'))"
     message = "spec.template.spec.containers[0].image: images pinned by digest are not allowed here"
     with policy(cluster, kit.ns, "deployments", "apps", expression, message):
-        probe = serving_deployment("cats-dogs", f"{OLD_IMAGE}@{DIGEST}")
+        probe = ServingDeploymentBuilder("cats-dogs").image(f"{OLD_IMAGE}@{DIGEST}").obj()
         wait_for(
             "the policy to refuse",
             lambda: (
@@ -248,7 +237,7 @@ def test_killed_on_the_watch_event_of_each_of_its_own_writes(cluster: Cluster, o
     try:
         jobs = ("get", "jobs", "-o", "jsonpath={.metadata.name}{'\\n'}")
         killer = KillOn(kit, lambda line: line == "cats-drift-1", *jobs)
-        kit.apply(mdep("cats", drift={"interval": "1h"}, rollout={"progressDeadlineSeconds": 20}))
+        kit.apply(ModelDeploymentBuilder("cats").interval("1h").spec(rollout={"progressDeadlineSeconds": 20}).obj())
         killer.wait("a kill on the drift Job's creation")
         phases = ("get", "mdep", "cats", "-o", "jsonpath={.status.phase}{'\\n'}")
         killer = KillOn(kit, lambda line: line == "Training", *phases)
@@ -305,8 +294,8 @@ class Annotator:
 def test_a_loop_under_a_stream_of_conflicting_annotations(cluster: Cluster, own: Kit) -> None:
     """Issue 15, part 5: conflicts on every write during every phase; the loop still completes once."""
     kit = own
-    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
-    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").image(OLD_IMAGE).obj())
+    kit.apply(ModelDeploymentBuilder("cats").interval("1h").obj())
     kit.wait_job("cats", "drift", "cats-drift-1")
     annotator = Annotator(kit, "cats")
     try:
@@ -331,8 +320,8 @@ def test_the_api_server_and_etcd_restart_mid_retrain(cluster: Cluster, own: Kit)
     if cluster.restart is None:
         pytest.skip("needs the suite's own local control plane (MODELFRESHNESS_USE_EXISTING_CLUSTER is set)")
     kit = own
-    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
-    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").image(OLD_IMAGE).obj())
+    kit.apply(ModelDeploymentBuilder("cats").interval("1h").obj())
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
     kit.wait_job("cats", "train", "cats-train-1-0")
     cluster.restart(("etcd", "kube-apiserver"))

@@ -1,4 +1,4 @@
-"""The operator against the real local control plane (hack/localcluster.py), end to end.
+"""The operator against the real local control plane (hack/localcluster/), end to end.
 
 The operator runs as a subprocess (``python -m freshness_operator``); the tests play the step
 containers (see cluster_kit.Kit.finish) and the serving Deployment's users.
@@ -17,25 +17,11 @@ import pytest
 import yaml
 from freshness_contract.argv import PackageArgs, TrainArgs
 
+from testkit.manifests import DIGEST, REPO, SERVING_IMAGE, ModelDeploymentBuilder, ServingDeploymentBuilder, merge
+from testkit.results import bare_result, drift_doc, package_doc, train_doc
+from testkit.wait import wait_for
 from tests.conftest import Cluster
-from tests.operator.cluster_kit import (
-    DIGEST,
-    ROOT,
-    SERVING_IMAGE,
-    Kit,
-    Operator,
-    apply_crd,
-    bare_result,
-    drift_doc,
-    mdep,
-    merge,
-    package_doc,
-    restricted_namespace,
-    serving_deployment,
-    stall_new_pods,
-    train_doc,
-    wait_for,
-)
+from tests.operator.cluster_kit import Kit, Operator, apply_crd, restricted_namespace, stall_new_pods
 
 pytestmark = pytest.mark.cluster
 OLD_IMAGE = f"{SERVING_IMAGE}:0.1"
@@ -64,7 +50,7 @@ def operator(cluster: Cluster, crd: None, prefix: str, tmp_path_factory: pytest.
 def kit(cluster: Cluster, operator: Operator, prefix: str) -> Iterator[Kit]:
     ns = restricted_namespace(cluster, f"{prefix}-{uuid.uuid4().hex[:5]}")
     kit = Kit(cluster, ns, operator)
-    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").image(OLD_IMAGE).obj())
     yield kit
     cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
@@ -82,17 +68,17 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
         "spec.drift.trigger": {"drift": {"trigger": "always"}},
     }
     for field, spec in cases.items():
-        manifest = mdep("bad", **spec)
+        manifest = ModelDeploymentBuilder("bad").spec(**spec).obj()
         manifest["metadata"]["namespace"] = "default"
         out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False)
         assert out.returncode != 0, f"{field}: accepted"
         assert field in out.stderr, out.stderr
     # Issue 19: 0s passed the CRD and failed in the operator as InvalidSpec.
-    zero = mdep("bad", drift={"interval": "0s"})
+    zero = ModelDeploymentBuilder("bad").interval("0s").obj()
     zero["metadata"]["namespace"] = "default"
     out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(zero), check=False)
     assert out.returncode != 0 and "spec.drift.interval" in out.stderr and "at least 1s" in out.stderr, out.stderr
-    missing = mdep("bad")
+    missing = ModelDeploymentBuilder("bad").obj()
     del missing["spec"]["serving"]["container"]
     missing["metadata"]["namespace"] = "default"
     out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(missing), check=False)
@@ -101,10 +87,10 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
 
 def test_examples_are_accepted(cluster: Cluster, crd: None) -> None:
     for name in ("modeldeployment.yaml", "serving-deployment.yaml"):
-        obj = yaml.safe_load((ROOT / "examples" / name).read_text())
+        obj = yaml.safe_load((REPO / "examples" / name).read_text())
         obj["metadata"]["namespace"] = "default"
         cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj))
-    for obj in yaml.safe_load_all((ROOT / "examples" / "prerequisites.yaml").read_text()):
+    for obj in yaml.safe_load_all((REPO / "examples" / "prerequisites.yaml").read_text()):
         if obj["kind"] != "Namespace":
             obj["metadata"]["namespace"] = "default"  # a dry-run Namespace is not there for its Secrets
         cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj))
@@ -113,11 +99,12 @@ def test_examples_are_accepted(cluster: Cluster, crd: None) -> None:
 def test_happy_path(kit: Kit) -> None:
     candidates = [{"train.lr": 0.01}, {"train.lr": 0.001}, {"train.lr": 0.0001}]
     kit.apply(
-        mdep(
-            "cats",
+        ModelDeploymentBuilder("cats")
+        .spec(
             drift={"interval": "3s"},
             training={"candidates": candidates, "maxParallel": 2, "params": {"train.num_classes": 3}},
         )
+        .obj()
     )
     # 1. first check: no drift -> Monitoring
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(False, 0.05))
@@ -182,7 +169,7 @@ def test_happy_path(kit: Kit) -> None:
 
 
 def test_candidate_worse_than_serving_is_rejected(kit: Kit) -> None:
-    kit.apply(mdep("cats"))
+    kit.apply(ModelDeploymentBuilder("cats").obj())
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
     kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.70, baseline=0.80))
     status = kit.until(
@@ -196,7 +183,7 @@ def test_candidate_worse_than_serving_is_rejected(kit: Kit) -> None:
 
 
 def test_failed_training_job_and_bad_results(kit: Kit) -> None:
-    kit.apply(mdep("cats"))
+    kit.apply(ModelDeploymentBuilder("cats").obj())
     # a malformed drift result fails the check, with the reason in status and an Event
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), raw="{this is not json")
     kit.until("Ready=False MalformedResult", lambda: kit.condition("cats", "Ready") == ("False", "MalformedResult"))
@@ -220,7 +207,7 @@ def test_failed_training_job_and_bad_results(kit: Kit) -> None:
 def test_results_without_their_section_or_with_a_foreign_image_change_nothing(kit: Kit) -> None:
     """Issue 10's faults: ``ok`` without the step's section, or an image that was not asked for,
     fail the step with MalformedResult naming the field; the serving Deployment keeps its image."""
-    kit.apply(mdep("cats"))
+    kit.apply(ModelDeploymentBuilder("cats").obj())
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), raw=bare_result("drift"))
     kit.until("Ready=False MalformedResult", lambda: kit.condition("cats", "Ready") == ("False", "MalformedResult"))
     drift = kit.status("cats")["drift"]
@@ -248,8 +235,13 @@ def test_results_without_their_section_or_with_a_foreign_image_change_nothing(ki
     kit.finish(kit.wait_job("cats", "train", "cats-train-2-0"), train_doc(0.95, rev="cccccccc33"))
     evil = {"step": "package", "ok": True, "package": {"image": f"evil.example/x:1@{DIGEST}", "digest": DIGEST}}
     kit.finish(kit.wait_job("cats", "package", "cats-package-2"), evil)
-    kit.until("the retrain's MalformedResult", lambda: kit.status("cats")["candidate"].get("retrain") == 2
-              and kit.status("cats")["candidate"].get("reason") == "MalformedResult")
+    kit.until(
+        "the retrain's MalformedResult",
+        lambda: (
+            kit.status("cats")["candidate"].get("retrain") == 2
+            and kit.status("cats")["candidate"].get("reason") == "MalformedResult"
+        ),
+    )
     message = kit.status("cats")["candidate"]["message"]
     assert message.startswith("result field package.image: got 'evil.example/x:1@"), message
     assert kit.image() == OLD_IMAGE and "RolloutStarted" not in kit.events("cats")
@@ -258,7 +250,7 @@ def test_results_without_their_section_or_with_a_foreign_image_change_nothing(ki
 def test_new_version_never_ready_is_rolled_back(cluster: Cluster, kit: Kit) -> None:
     cleanup = stall_new_pods(cluster, kit, OLD_IMAGE)
     try:
-        kit.apply(mdep("cats", rollout={"progressDeadlineSeconds": 20}))
+        kit.apply(ModelDeploymentBuilder("cats").spec(rollout={"progressDeadlineSeconds": 20}).obj())
         kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
         kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="dddddddd44"))
         kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-dddddddd"))
@@ -281,7 +273,7 @@ def test_new_version_never_ready_is_rolled_back(cluster: Cluster, kit: Kit) -> N
 
 
 def test_storm_control_consecutive_and_cooldown(kit: Kit) -> None:
-    kit.apply(mdep("cats", drift={"consecutive": 2}, policy={"cooldown": "1h"}))
+    kit.apply(ModelDeploymentBuilder("cats").spec(drift={"consecutive": 2}, policy={"cooldown": "1h"}).obj())
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
     kit.until(
         "Suppressed ConsecutiveNotReached",
@@ -300,7 +292,7 @@ def test_storm_control_consecutive_and_cooldown(kit: Kit) -> None:
 
 
 def test_pause_stops_actions_but_keeps_status(kit: Kit) -> None:
-    kit.apply(mdep("cats", paused=True, training={"candidates": [{"train.lr": 0.1}, {"train.lr": 0.01}]}))
+    kit.apply(ModelDeploymentBuilder("cats").paused().candidates({"train.lr": 0.1}, {"train.lr": 0.01}).obj())
     kit.wait_phase("cats", "Paused")
     assert kit.jobs("cats", "drift") == [] and kit.condition("cats", "Ready") == ("False", "Paused")
     kit.kubectl("patch", "mdep", "cats", "--type=merge", "-p", '{"spec": {"paused": false}}')
@@ -320,7 +312,7 @@ def test_pause_stops_actions_but_keeps_status(kit: Kit) -> None:
 
 
 def test_delete_collects_jobs_and_leaves_the_deployment(kit: Kit) -> None:
-    kit.apply(mdep("cats"))
+    kit.apply(ModelDeploymentBuilder("cats").obj())
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
     kit.wait_job("cats", "train", "cats-train-1-0")
     labels = f'name="cats",namespace="{kit.ns}"'
@@ -336,7 +328,7 @@ def test_delete_collects_jobs_and_leaves_the_deployment(kit: Kit) -> None:
 def test_a_deployment_without_the_opt_in_label_is_never_patched(kit: Kit) -> None:
     kit.kubectl("label", "deployment", "cats-dogs", "modelfreshness.io/serving-for-")
     generation = kit.get("deployment", "cats-dogs")["metadata"]["generation"]
-    kit.apply(mdep("cats"))
+    kit.apply(ModelDeploymentBuilder("cats").obj())
     # said before any retrain starts
     kit.until("Ready=False ServingNotOptedIn", lambda: kit.condition("cats", "Ready") == ("False", "ServingNotOptedIn"))
     # the whole loop runs up to the rollout, which refuses to patch
@@ -365,13 +357,13 @@ def test_a_deployment_without_the_opt_in_label_is_never_patched(kit: Kit) -> Non
 def test_the_example_admission_policy_refuses_a_repo_outside_the_allowed_prefix(
     cluster: Cluster, crd: None, prefix: str
 ) -> None:
-    policy, binding = yaml.safe_load_all((ROOT / "examples" / "admission-policy.yaml").read_text())
+    policy, binding = yaml.safe_load_all((REPO / "examples" / "admission-policy.yaml").read_text())
     ns = restricted_namespace(cluster, f"{prefix}-vap-{uuid.uuid4().hex[:5]}")
     # Its own names, bound to this test's namespace only: other tests here use other repositories.
     name = f"{policy['metadata']['name']}-{ns}"
     policy["metadata"]["name"] = binding["metadata"]["name"] = binding["spec"]["policyName"] = name
     binding["spec"]["matchResources"] = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-    example = yaml.safe_load((ROOT / "examples" / "modeldeployment.yaml").read_text())
+    example = yaml.safe_load((REPO / "examples" / "modeldeployment.yaml").read_text())
     example["metadata"]["namespace"] = ns
 
     def dry_run(**spec: Any) -> subprocess.CompletedProcess[str]:
@@ -405,12 +397,13 @@ def test_restart_in_the_middle_of_training(cluster: Cluster, crd: None, tmp_path
     op = Operator(cluster, f"{prefix}-*", tmp_path / "operator.log").start()
     kit = Kit(cluster, ns, op)
     try:
-        kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+        kit.apply(ServingDeploymentBuilder("cats-dogs").image(OLD_IMAGE).obj())
         kit.apply(
-            mdep(
-                "cats",
-                training={"candidates": [{"train.lr": 0.1}, {"train.lr": 0.01}, {"train.lr": 0.001}], "maxParallel": 2},
+            ModelDeploymentBuilder("cats")
+            .spec(
+                training={"candidates": [{"train.lr": 0.1}, {"train.lr": 0.01}, {"train.lr": 0.001}], "maxParallel": 2}
             )
+            .obj()
         )
         kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
         kit.until("two training Jobs", lambda: len(kit.jobs("cats", "train")) == 2)
@@ -442,7 +435,7 @@ def test_restart_in_the_middle_of_training(cluster: Cluster, crd: None, tmp_path
 def test_one_loop_at_a_time(kit: Kit) -> None:
     # Issue 19: a cooldown that ends (here: is lowered) while a check runs started a retrain at once;
     # the check, measuring the old model, then drove a second retrain after the first rolled out.
-    kit.apply(mdep("cats", policy={"cooldown": "1h"}))
+    kit.apply(ModelDeploymentBuilder("cats").spec(policy={"cooldown": "1h"}).obj())
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
     kit.finish(kit.wait_job("cats", "train", "cats-train-1-0"), train_doc(0.93, rev="1a1a1a1a11"))
     kit.finish(kit.wait_job("cats", "package", "cats-package-1"), package_doc("v1-1a1a1a1a"))
@@ -476,7 +469,7 @@ def test_one_loop_at_a_time(kit: Kit) -> None:
 def test_a_stuck_step_shows_at_once(kit: Kit) -> None:
     # Issue 19: a training pod Pending on FailedScheduling showed Ready=True Training until the
     # 2h training.timeout. The kwok nodes have 8 GPUs each: 100 can never be scheduled.
-    kit.apply(mdep("cats", training={"resources": {"limits": {"nvidia.com/gpu": 100}}}))
+    kit.apply(ModelDeploymentBuilder("cats").spec(training={"resources": {"limits": {"nvidia.com/gpu": 100}}}).obj())
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(True))
     kit.wait_job("cats", "train", "cats-train-1-0")
     kit.until(
@@ -496,7 +489,7 @@ def test_setup_problems_hold_the_loop_and_ready_follows_the_world(kit: Kit) -> N
     # Issue 19: a missing Deployment showed phase Pending with no Event while drift Jobs still
     # started, and Ready kept ServingDeploymentNotFound after the Deployment came back.
     kit.kubectl("delete", "deployment", "cats-dogs")
-    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.apply(ModelDeploymentBuilder("cats").interval("1h").obj())
     kit.until(
         "Ready=False ServingDeploymentNotFound",
         lambda: kit.condition("cats", "Ready") == ("False", "ServingDeploymentNotFound"),
@@ -504,7 +497,7 @@ def test_setup_problems_hold_the_loop_and_ready_follows_the_world(kit: Kit) -> N
     kit.until("a ServingDeploymentNotFound event", lambda: "ServingDeploymentNotFound" in kit.events("cats"))
     assert "ServingDeploymentNotFound" in kit.operator.tail(400)
     assert kit.jobs("cats", "drift") == []
-    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").image(OLD_IMAGE).obj())
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1"), drift_doc(False, 0.05))
     kit.until("Ready=True", lambda: kit.condition("cats", "Ready") == ("True", "Monitoring"))
     # check-now: a new annotation value asks for a check long before the 1h interval
@@ -517,10 +510,12 @@ def test_setup_problems_hold_the_loop_and_ready_follows_the_world(kit: Kit) -> N
     kit.finish("cats-package-1", package_doc("v1-3c3c3c3c"))
     kit.until(
         "RollingOut, held by the missing Deployment",
-        lambda: kit.status("cats").get("phase") == "RollingOut"
-        and kit.condition("cats", "Ready") == ("False", "ServingDeploymentNotFound"),
+        lambda: (
+            kit.status("cats").get("phase") == "RollingOut"
+            and kit.condition("cats", "Ready") == ("False", "ServingDeploymentNotFound")
+        ),
     )
-    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").image(OLD_IMAGE).obj())
     kit.until("the held rollout", lambda: kit.image() == f"{SERVING_IMAGE}:v1-3c3c3c3c@{DIGEST}")
     kit.until("v1 serving", lambda: kit.status("cats").get("model", {}).get("version") == "v1-3c3c3c3c")
     assert kit.condition("cats", "Ready") == ("True", "Monitoring")
@@ -532,9 +527,9 @@ def test_setup_problems_hold_the_loop_and_ready_follows_the_world(kit: Kit) -> N
 
 
 def test_two_modeldeployments_on_one_deployment_warn(kit: Kit) -> None:
-    kit.apply(mdep("cats"))
+    kit.apply(ModelDeploymentBuilder("cats").obj())
     kit.until("cats reconciled", lambda: kit.condition("cats", "DeploymentShared") == ("False", "Exclusive"))
-    kit.apply(mdep("cats-copy"))
+    kit.apply(ModelDeploymentBuilder("cats-copy").obj())
     shared = ("True", "SharedServingDeployment")
     kit.until("cats: DeploymentShared", lambda: kit.condition("cats", "DeploymentShared") == shared)
     kit.until("cats-copy: DeploymentShared", lambda: kit.condition("cats-copy", "DeploymentShared") == shared)
@@ -545,7 +540,7 @@ def test_two_modeldeployments_on_one_deployment_warn(kit: Kit) -> None:
 
 def test_a_step_pod_waiting_on_a_missing_secret_shows_at_once(kit: Kit) -> None:
     # As the kubelet reports it: the container waits with CreateContainerConfigError.
-    kit.apply(mdep("cats", drift={"interval": "1h"}))
+    kit.apply(ModelDeploymentBuilder("cats").interval("1h").obj())
     kit.wait_job("cats", "drift", "cats-drift-1")
     pod = kit.until(
         "the drift pod running",
@@ -570,7 +565,7 @@ def test_a_step_pod_waiting_on_a_missing_secret_shows_at_once(kit: Kit) -> None:
 def test_a_harmless_input_change_is_reported_and_a_costly_one_retrains(kit: Kit) -> None:
     """spec.drift.trigger impact (the default) through the real API server: the signals survive the
     status schema, a distribution change without an accuracy cost is reported, an estimated drop retrains."""
-    kit.apply(mdep("cats"))
+    kit.apply(ModelDeploymentBuilder("cats").obj())
     harmless = drift_doc(True)
     harmless["drift"].update(
         estimatedAccuracy={"value": 0.925, "low": 0.9, "high": 0.95, "reference": 0.933},

@@ -19,21 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from testkit.manifests import DIGEST, SERVING_IMAGE, ModelDeploymentBuilder, ServingDeploymentBuilder
+from testkit.results import drift_doc, package_doc, train_doc
+from testkit.wait import wait_for
 from tests.conftest import Cluster
-from tests.operator.cluster_kit import (
-    DIGEST,
-    SERVING_IMAGE,
-    Kit,
-    Operator,
-    apply_crd,
-    drift_doc,
-    mdep,
-    package_doc,
-    restricted_namespace,
-    serving_deployment,
-    train_doc,
-    wait_for,
-)
+from tests.operator.cluster_kit import Kit, Operator, apply_crd, restricted_namespace
 from tests.operator.test_chaos import KillOn, image_watch
 
 pytestmark = pytest.mark.cluster
@@ -163,13 +153,13 @@ def test_kill_9_of_the_leader_hands_the_loop_to_the_standby_without_duplicates(c
     pair.wait_holder("a")
     b.start()  # the standby: watches, reconciles nothing
     kit = Kit(cluster, pair.ns, a)
-    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").image(OLD_IMAGE).obj())
     images = Recorder(kit, *image_watch())
     try:
         # 1. a creates the first drift Job and is killed on its watch event; b takes over.
         jobs = ("get", "jobs", "-o", "jsonpath={.metadata.name}{'\\n'}")
         killer, killed = kill_leader_on(kit, pair, "a", "cats-drift-1", *jobs)
-        kit.apply(mdep("cats", drift={"interval": "1h"}))
+        kit.apply(ModelDeploymentBuilder("cats").interval("1h").obj())
         wait_for("a killed on its drift Job", killer.fired.is_set, 90, pair.tails)
         pair.wait_holder("b")
         failover = time.monotonic() - killed[0]
@@ -225,11 +215,11 @@ def test_a_paused_leader_that_resumes_without_the_lease_sends_nothing(cluster: C
     pair.wait_holder("a")
     b.start()
     kit = Kit(cluster, pair.ns, b)
-    kit.apply(serving_deployment("cats-dogs", OLD_IMAGE))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").image(OLD_IMAGE).obj())
     images = Recorder(kit, *image_watch())
     assert a.proc is not None
     try:
-        kit.apply(mdep("cats", drift={"interval": "1h"}))
+        kit.apply(ModelDeploymentBuilder("cats").interval("1h").obj())
         kit.wait_job("cats", "drift", "cats-drift-1", timeout=90)
         os.kill(a.proc.pid, signal.SIGSTOP)
         frozen = True

@@ -25,19 +25,12 @@ from typing import Any
 import pytest
 
 from hack.prometheus import Prometheus
+from testkit.manifests import ModelDeploymentBuilder, ServingDeploymentBuilder
+from testkit.results import drift_doc, package_doc, train_doc
+from testkit.wait import wait_for
 from tests.chart.tools import Helm, helm_candidates, one, require_tool
-from tests.conftest import Cluster, wait_for
-from tests.operator.cluster_kit import (
-    CRD,
-    Kit,
-    Operator,
-    drift_doc,
-    mdep,
-    package_doc,
-    restricted_namespace,
-    serving_deployment,
-    train_doc,
-)
+from tests.conftest import Cluster
+from tests.operator.cluster_kit import CRD, Kit, Operator, restricted_namespace
 
 pytestmark = pytest.mark.cluster
 ALERT = "ModelDriftDetected"
@@ -223,8 +216,8 @@ def run(
     drift (resolved); the model server answers requests before the drift and after the rollout."""
     ns = restricted_namespace(cluster, namespace)
     kit = Kit(cluster, ns, operator)
-    kit.apply(serving_deployment("cats-dogs", "registry.example/cats-dogs:0.1"))
-    kit.apply(mdep("cats", drift={"interval": "3s"}))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").image("registry.example/cats-dogs:0.1").obj())
+    kit.apply(ModelDeploymentBuilder("cats").interval("3s").obj())
     start = time.time()
     stuck_for_a_while(kit, prometheus, kit.wait_job("cats", "drift", "cats-drift-1"))
     kit.finish("cats-drift-1", with_signals(drift_doc(False, 0.05), harmful=False))

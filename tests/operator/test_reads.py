@@ -16,17 +16,10 @@ import pytest
 
 from benchmarks.common import Api, Completer, Identity, delete_identity, diff, make_identity, request_counts
 from benchmarks.common import drift_doc as no_drift_doc
+from testkit.manifests import SERVING_IMAGE, ModelDeploymentBuilder, ServingDeploymentBuilder
+from testkit.results import drift_doc
 from tests.conftest import Cluster
-from tests.operator.cluster_kit import (
-    SERVING_IMAGE,
-    Kit,
-    Operator,
-    apply_crd,
-    drift_doc,
-    mdep,
-    restricted_namespace,
-    serving_deployment,
-)
+from tests.operator.cluster_kit import Kit, Operator, apply_crd, restricted_namespace
 
 pytestmark = pytest.mark.cluster
 NAMES = ("cats", "dogs", "owls")
@@ -66,7 +59,7 @@ def setting(cluster: Cluster, tmp_path: Path) -> Iterator[Setting]:
     ident = make_identity(api, ns, "operator", tmp_path)
     kit = Kit(cluster, ns, Operator(cluster, ns, tmp_path / "unused.log"))
     for name in NAMES:
-        kit.apply(serving_deployment(f"{name}-serving", f"{SERVING_IMAGE}:0.1", serving_for=name))
+        kit.apply(ServingDeploymentBuilder(f"{name}-serving").image(f"{SERVING_IMAGE}:0.1").serving_for(name).obj())
     try:
         yield Setting(cluster, api, ident, kit, tmp_path)
     finally:
@@ -76,7 +69,7 @@ def setting(cluster: Cluster, tmp_path: Path) -> Iterator[Setting]:
 
 
 def spec(name: str, interval: str) -> dict[str, Any]:
-    return mdep(name, serving={"deployment": f"{name}-serving"}, drift={"interval": interval})
+    return ModelDeploymentBuilder(name).serving(f"{name}-serving").interval(interval).obj()
 
 
 def test_a_drift_check_costs_at_most_five_api_requests(setting: Setting) -> None:
