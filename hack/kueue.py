@@ -31,6 +31,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 
 from hack import localcluster as lc
+from hack.localcluster import certificates as certs_
+from hack.localcluster import processes as proc
 
 GO_MOD = lc.REPO / "hack" / "gomod" / "kueue" / "go.mod"
 NAMESPACE = "kueue-system"
@@ -86,11 +88,11 @@ def _kubectl(kubeconfig: Path, bin_dir: Path, *args: str, input: str | None = No
 def _serving_cert(certs: Path) -> bytes:
     """A CA and a serving certificate for 127.0.0.1; returns the CA (PEM) for the caBundle."""
     certs.mkdir(parents=True, exist_ok=True)
-    ca_key = lc._key()
-    ca = lc._cert("modelfreshness-kueue-webhook-ca", ca_key)
-    key = lc._key()
-    lc._write_key(key, certs / "tls.key")
-    lc._write_cert(lc._cert("kueue-webhook", key, issuer=(ca, ca_key), sans=["127.0.0.1"]), certs / "tls.crt")
+    ca_key = certs_._key()
+    ca = certs_._cert("modelfreshness-kueue-webhook-ca", ca_key)
+    key = certs_._key()
+    certs_._write_key(key, certs / "tls.key")
+    certs_._write_cert(certs_._cert("kueue-webhook", key, issuer=(ca, ca_key), sans=["127.0.0.1"]), certs / "tls.crt")
     return ca.public_bytes(serialization.Encoding.PEM)
 
 
@@ -189,12 +191,12 @@ def start(kubeconfig: Path, bin_dir: Path, state_dir: Path, timeout: float = 180
     _wait_established(kubeconfig, bin_dir, manifests)
     config_file = state_dir / "config.yaml"
     argv = [*_launcher(state_dir), str(bin_dir / "kueue"), f"--config={config_file}", f"--kubeconfig={kubeconfig}"]
-    pid = lc._start("kueue", argv, state_dir)
+    pid = proc.start("kueue", argv, state_dir)
     kueue = Kueue(state_dir, kubeconfig, bin_dir, pid, webhook_port, health_port)
     (state_dir / "kueue.json").write_text(json.dumps({k: str(v) for k, v in asdict(kueue).items()}))
     try:
         ready = f"http://127.0.0.1:{health_port}/readyz"
-        lc._wait("kueue", kueue.log, pid, lambda: lc._http_ok(ready), timeout)
+        proc.wait_healthy("kueue", kueue.log, pid, lambda: proc.http_ok(ready), timeout)
         hooks = webhook_configurations(manifests, url, ca)
         _kubectl(*kc, "apply", "-f", "-", input="\n---\n".join(json.dumps(h) for h in hooks))
         _wait_webhook_served(kueue)
@@ -228,7 +230,7 @@ def _wait_webhook_served(kueue: Kueue, timeout: float = 60) -> None:
             _kubectl(kueue.kubeconfig, kueue.bin_dir, "create", "--dry-run=server", "-f", "-", input=json.dumps(probe))
             return
         except lc.ClusterError:
-            if time.monotonic() > deadline or not lc._alive(kueue.pid):
+            if time.monotonic() > deadline or not proc.alive(kueue.pid):
                 raise
             time.sleep(0.5)
 
@@ -241,9 +243,9 @@ def stop(kueue: Kueue) -> None:
             _kubectl(kueue.kubeconfig, kueue.bin_dir, "delete", kind, name, "--ignore-not-found")
         except lc.ClusterError as exc:
             print(f"warning: {exc}", file=sys.stderr)
-    if lc._alive(kueue.pid):
-        lc._stop(kueue.pid)
-    lc._reap(kueue.pid)
+    if proc.alive(kueue.pid):
+        proc.stop(kueue.pid)
+    proc.reap(kueue.pid)
 
 
 def main(argv: list[str] | None = None) -> int:

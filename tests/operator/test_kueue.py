@@ -19,22 +19,14 @@ import pytest
 import yaml
 
 from hack import kueue as kueue_mod
+from testkit.manifests import REPO, ModelDeploymentBuilder, ServingDeploymentBuilder
+from testkit.results import drift_doc, train_doc
 from tests.conftest import Cluster
-from tests.operator.cluster_kit import (
-    ROOT,
-    Kit,
-    Operator,
-    apply_crd,
-    drift_doc,
-    mdep,
-    restricted_namespace,
-    serving_deployment,
-    train_doc,
-)
+from tests.operator.cluster_kit import Kit, Operator, apply_crd, restricted_namespace
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 TIMEOUT = 60  # spec.training.timeout in seconds: the queued candidate waits about half of it
-QUEUES = ROOT / "examples" / "kueue-queues.yaml"
+QUEUES = REPO / "examples" / "kueue-queues.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +61,7 @@ def operator(cluster: Cluster, prefix: str, tmp_path_factory: pytest.TempPathFac
 def test_a_bad_queue_name_is_refused_naming_the_field(cluster: Cluster) -> None:
     apply_crd(cluster)
     for section in ("training", "package"):
-        manifest = mdep("bad", **{section: {"queue": "GPU_queue"}})
-        manifest["metadata"]["namespace"] = "default"
+        manifest = ModelDeploymentBuilder("bad").namespace("default").spec(**{section: {"queue": "GPU_queue"}}).obj()
         out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False)
         assert out.returncode != 0 and f"spec.{section}.queue" in out.stderr, out.stderr
         assert "LocalQueue" in out.stderr, out.stderr
@@ -125,7 +116,7 @@ def test_quota_for_two_gpus_queues_two_of_four_candidates(
     kit = Kit(cluster, ns, operator)
     for doc in _queues(ns):
         kit.apply(doc)
-    kit.apply(serving_deployment("cats-dogs", "registry.example/cats-dogs:0.1"))
+    kit.apply(ServingDeploymentBuilder("cats-dogs").obj())
     sweep = [{"train.lr": lr} for lr in (0.1, 0.03, 0.01, 0.003)]
     training = {
         "candidates": sweep,
@@ -134,7 +125,7 @@ def test_quota_for_two_gpus_queues_two_of_four_candidates(
         "resources": {"limits": {"nvidia.com/gpu": 1}},
         "timeout": f"{TIMEOUT}s",
     }
-    kit.apply(mdep("cats", training=training))
+    kit.apply(ModelDeploymentBuilder("cats").spec(training=training).obj())
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-1", timeout=90), drift_doc(True))
     # 1. Kueue admits two (2 GPUs of quota), two wait suspended: the status shows them Queued.
     two_and_two = lambda: len(_by_state(kit, "Running")) == 2 and len(_by_state(kit, "Queued")) == 2  # noqa: E731
