@@ -147,7 +147,7 @@ def test_quota_for_two_gpus_queues_two_of_four_candidates(
     kit.until("a CandidateQueued event", lambda: "CandidateQueued" in kit.events("cats"))
     # 2. One finishes: Kueue admits one of the two waiting (c); d keeps waiting on b and c.
     kit.finish(a, train_doc(0.84, rev="aaaaaaaa00"))
-    c = kit.until("a third admitted", lambda: next(iter(set(_by_state(kit, "Running")) - {b}), None), 90)
+    c = kit.until("a third admitted", lambda: next(iter(set(_by_state(kit, "Running")) - {a, b}), None), 90)
     d = q2 if c == q1 else q1
     assert _by_state(kit, "Queued") == [d]
     # 3. b runs for a while, then finishes: d is admitted about TIMEOUT/2 after it was created.
