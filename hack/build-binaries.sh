@@ -67,7 +67,8 @@ build_kueue() {
   [[ -x "$out" && -f "$dir/manifests/webhooks.yaml" ]] && return 0
   log "building kueue $KUEUE_VERSION"
   mkdir -p "$dir/manifests/crds"
-  (cd "$HERE/gomod/kueue" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" sigs.k8s.io/kueue/cmd/kueue)
+  local stamp="-X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION"  # else it logs v0.0.0-main
+  (cd "$HERE/gomod/kueue" && go build -trimpath -ldflags "-s -w $stamp" -o "$out.tmp" sigs.k8s.io/kueue/cmd/kueue)
   local src; src="$(cd "$HERE/gomod/kueue" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)"
   install -m 0644 "$src"/config/components/crd/bases/*.yaml "$dir/manifests/crds/"
   install -m 0644 "$src/config/components/webhook/manifests.yaml" "$dir/manifests/webhooks.yaml"
