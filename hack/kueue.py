@@ -209,11 +209,14 @@ def start(kubeconfig: Path, bin_dir: Path, state_dir: Path, timeout: float = 180
 def _wait_established(kubeconfig: Path, bin_dir: Path, manifests: Path, timeout: float = 60) -> None:
     """Poll: ``kubectl wait`` errors out on a CRD that has no status.conditions yet."""
     names = {f"{p.stem.split('_', 1)[1]}.kueue.x-k8s.io" for p in (manifests / "crds").glob("*.yaml")}
-    query = '{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}'
     deadline = time.monotonic() + timeout
     while True:
-        out = _kubectl(kubeconfig, bin_dir, "get", "crd", "-o", f"jsonpath={query}")
-        done = {line.split()[0] for line in out.splitlines() if line.endswith(" True")}
+        items = json.loads(_kubectl(kubeconfig, bin_dir, "get", "crd", "-o", "json"))["items"]
+        done = set()
+        for crd in items:
+            conditions = (crd.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                done.add(crd["metadata"]["name"])
         if names <= done:
             return
         if time.monotonic() > deadline:
