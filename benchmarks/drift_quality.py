@@ -6,7 +6,7 @@
 One run, three retrain rules, all without labels, each on the same batches:
 
 * **distribution** — today's rule: ``freshness-trainer drift``'s distribution test (per-feature K-S /
-  chi-square p-values of the feature table, Simes-combined, threshold 0.95; ``drift.decide``);
+  chi-square p-values of the feature table, Simes-combined, threshold 0.95; ``drift_rule.decide``);
 * **evidently** — Evidently's ``DataDriftPreset()`` default on the same columns: its default test
   per column (K-S for numerical columns while the reference has at most 1,000 rows, the two-sample
   proportions z-test for a two-valued categorical column, chi-square above two values; a column
@@ -16,7 +16,7 @@ One run, three retrain rules, all without labels, each on the same batches:
   batches every run (``--evidently-checks``; disagreements are printed and fail the run);
 * **impact** — the new trigger (``freshness_contract.trigger``, policy ``impact``): the estimated
   accuracy drop (reference accuracy on the held-out split minus the calibrated-confidence estimate,
-  ``checks.signals``) above ``accuracyDrop`` (0.05), or a significant novelty share.
+  ``drift_step.signals``) above ``accuracyDrop`` (0.05), or a significant novelty share.
 
 The reference of every rule is what the drift step now uses: the serving model's held-out split
 stored in the model file. Without ``--model`` the model is trained once per run exactly as
@@ -58,7 +58,7 @@ for _path in (ROOT, ROOT / "trainer", ROOT / "contract"):
         sys.path.insert(0, str(_path))
 
 from freshness_contract import trigger  # noqa: E402
-from freshness_trainer import checks, data, drift, engine, features, impact, model, params, sampledata  # noqa: E402
+from freshness_trainer import data, drift_rule, drift_step, engine, features, impact, model, params, sampledata  # noqa: E402
 from freshness_trainer.stages import prepare, train  # noqa: E402
 
 from benchmarks import drift_quality_report, drift_rules, drift_shifts  # noqa: E402
@@ -118,7 +118,7 @@ class Pool:
 class Context:
     ckpt: model.Checkpoint
     reference: features.Extracted
-    settings: engine.Settings
+    settings: engine.DeviceOptions
     tests: drift_rules.Tests
     impact: drift_rules.Impact
 
@@ -185,7 +185,7 @@ def check(ctx: Context, batch: Pool) -> Check:
     """All three rules on one batch, as the drift step and the operator apply them (labels unused)."""
     table = batch.table()
     pvalues = ctx.tests.pvalues(table)
-    distribution = drift.decide(pvalues).detected
+    distribution = drift_rule.decide(pvalues).detected
     share, evidently = ctx.tests.evidently(table, pvalues)
     estimate = ctx.impact.estimate(table["confidence"].to_numpy())
     novelty = ctx.impact.novelty(batch.distance)
@@ -197,16 +197,16 @@ def check(ctx: Context, batch: Pool) -> Check:
 
 
 def agrees_with_the_slow_path(ctx: Context, batch: Pool, c: Check) -> bool:
-    """The fast paths against ``drift.feature_pvalues``, ``checks.signals`` and ``DataDriftPreset()``."""
+    """The fast paths against ``drift_rule.feature_pvalues``, ``drift_step.signals`` and ``DataDriftPreset()``."""
     table = batch.table()
-    slow = drift.feature_pvalues(ctx.reference.table, table)
+    slow = drift_rule.feature_pvalues(ctx.reference.table, table)
     fast = ctx.tests.pvalues(table)
     same_p = slow.keys() == fast.keys() and all(abs(slow[k] - fast[k]) <= 1e-12 * max(1.0, slow[k]) for k in slow)
     share, dataset = drift_rules.evidently_preset(ctx.reference.table, table)
     current = features.Extracted(table, ctx.reference.pca, batch.embeddings)
-    # checks.signals reads the tables only; the image set stands in for the decoded window.
+    # drift_step.signals reads the tables only; the image set stands in for the decoded window.
     window = data.ImageSet(torch.zeros((len(batch.correct), 3, 1, 1), dtype=torch.uint8), None, list(ctx.ckpt.classes))
-    found = checks.signals(ctx.ckpt, checks.Tables(ctx.reference, current, None, window, None))
+    found = drift_step.signals(ctx.ckpt, drift_step.Tables(ctx.reference, current, None, window, None))
     nov_share, nov_p, nov_detected = ctx.impact.novelty(batch.distance)
     same_signals = (found.estimate is not None and abs(found.estimate.value - c.estimate) < 1e-12
                     and found.reference_accuracy == ctx.impact.reference_accuracy
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = features.reference_table(ckpt, ckpt.heldout)
     signals = drift_rules.Impact(impact.Calibration.from_json(ckpt.calibration), ckpt.metrics.get("val_acc"),
                                  reference.embeddings)
-    ctx = Context(ckpt, reference, engine.Settings.for_device("cpu"), drift_rules.Tests(reference.table), signals)
+    ctx = Context(ckpt, reference, engine.DeviceOptions.for_device("cpu"), drift_rules.Tests(reference.table), signals)
     print(f"# drift_quality  {meta['date']}  commit {meta['commit']}  {meta['host']}  {meta['cpus']} CPUs  "
           f"load {meta['load'][0]:.2f}  torch {meta['torch']}", flush=True)
     print(f"# reference: held-out split, {len(ctx.reference.table)} images; val_acc "
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     meta.update(elapsed_s=round(time.perf_counter() - started), load_end=list(os.getloadavg()), pool=pool,
                 batches=batches, sizes=list(sizes), reference=len(ctx.reference.table),
                 val_acc=ckpt.metrics.get("val_acc"), accuracy_drop=ACCURACY_DROP,
-                threshold=drift.DEFAULT_THRESHOLD)
+                threshold=drift_rule.DEFAULT_THRESHOLD)
     doc = drift_quality_report.document(meta, cells)
     print(drift_quality_report.markdown(doc))
     if args.json:
@@ -304,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         drift_quality_report.plot(doc, args.png)
     checked = sum(c["evidentlyChecked"] for c in cells)
     wrong = sum(c["evidentlyDisagreements"] for c in cells)
-    print(f"# fast paths vs drift.feature_pvalues, checks.signals and DataDriftPreset(): {wrong} disagreements "
-          f"in {checked} checked batches")
+    print(f"# fast paths vs drift_rule.feature_pvalues, drift_step.signals and DataDriftPreset(): {wrong} "
+          f"disagreements in {checked} checked batches")
     return 1 if wrong else 0
 
 

@@ -1,11 +1,11 @@
 """The two distribution rules of the drift-quality benchmark, fast enough for ~10,000 batches.
 
-* ``Tests.pvalues`` returns exactly what ``drift.feature_pvalues`` (the drift step's per-column
+* ``Tests.pvalues`` returns exactly what ``drift_rule.feature_pvalues`` (the drift step's per-column
   tests, equal to Evidently's) returns, memoised: scipy's two-sample K-S p-value is a function of
   the two sample sizes and the statistic D alone (exact below 10,000 rows, asymptotic above), and
   D is a multiple of 1/(n1·n2), so one ``ks_2samp`` call per distinct (n1, n2, D) answers every
   batch with that D; the chi-square p-value of ``predicted`` is a function of its counts. The
-  benchmark compares it with ``drift.feature_pvalues`` on sample batches every run.
+  benchmark compares it with ``drift_rule.feature_pvalues`` on sample batches every run.
 * ``Tests.evidently`` is ``DataDriftPreset()``'s default decision on the same columns: per column
   Evidently's default test while the reference has at most 1,000 rows (K-S for a numerical column
   with more than five values, else chi-square above two values and the two-sample proportions
@@ -21,7 +21,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-from freshness_trainer import drift, impact
+from freshness_trainer import drift_rule, impact
 from freshness_trainer.features import CATEGORICAL
 from scipy.stats import betabinom, ks_2samp, norm
 
@@ -68,11 +68,12 @@ class Tests:
         key = (test, column, len(current), tuple(sorted(Counter(current.to_numpy()).items(), key=str)))
         if key not in self._memo:
             ref = self.reference[column]
-            self._memo[key] = drift.chi_square_pvalue(ref, current) if test == "chi" else z_test_pvalue(ref, current)
+            chi = test == "chi"
+            self._memo[key] = drift_rule.chi_square_pvalue(ref, current) if chi else z_test_pvalue(ref, current)
         return self._memo[key]
 
     def pvalues(self, current: pd.DataFrame) -> dict[str, float]:
-        """``drift.feature_pvalues(reference, current)``, memoised."""
+        """``drift_rule.feature_pvalues(reference, current)``, memoised."""
         out = {}
         for col in self.reference.columns:
             if col in CATEGORICAL:

@@ -10,7 +10,7 @@ names, which costs the same to decode and score).
 The serving model is an untrained AlexNet of the repository's ``params.yaml`` shape (64 px, 256
 hidden units, 2 classes) saved as the trainer saves it: weights do not change the cost.
 
-1. **The check** (``freshness_trainer.checks.run``, the function the CLI's ``drift`` command calls):
+1. **The check** (``freshness_trainer.drift_step.run``, the function the CLI's ``drift`` command calls):
    load the model, list and decode both folders, extract the feature tables with the serving model
    (PCA fitted on the reference), the novelty signal (nearest neighbours in the embedding space),
    the per-feature tests through Evidently, the decision rule, then the drift report (its gallery
@@ -23,7 +23,7 @@ hidden units, 2 classes) saved as the trainer saves it: weights do not change th
    what the CLI runs (Evidently ``ValueDrift`` per column + the HTML report), the same without the
    report, Evidently used as its documentation recommends for a dataset-level verdict
    (``DriftedColumnsCount`` alone, no widgets), and the scipy twin of the tests
-   (``drift.feature_pvalues``, the same p-values, checked equal by tests/trainer/test_drift_rule.py).
+   (``drift_rule.feature_pvalues``, the same p-values, checked equal by tests/trainer/test_drift_rule.py).
    The cost is per column test, so the table gives milliseconds per column as well.
 """
 
@@ -52,7 +52,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "trainer"))
 
-from freshness_trainer import checks, data, drift, engine, fastpath, features, impact, model, report, sampledata  # noqa: E402
+from freshness_trainer import (  # noqa: E402
+    data,
+    drift_rule,
+    drift_step,
+    engine,
+    fastpath,
+    features,
+    impact,
+    model,
+    report,
+    sampledata,
+)
 from freshness_trainer.features import CATEGORICAL  # noqa: E402
 
 CLASSES = ["cats", "dogs"]
@@ -91,16 +102,16 @@ def current_folder(pool: Path, out: Path, n: int) -> Path:
 
 @dataclass
 class CheckTimes:
-    """One check split by stage, as checks.run performs it, and its verdict."""
+    """One check split by stage, as drift_step.run performs it, and its verdict."""
 
     seconds: dict[str, float]
-    verdict: drift.Verdict
+    verdict: drift_rule.Verdict
     reference: pd.DataFrame
     current: pd.DataFrame
 
 
-def staged_check(inputs: checks.DriftInputs, settings: engine.Settings) -> CheckTimes:
-    """The calls of ``checks.run`` one by one (same functions, same order), timed per stage."""
+def staged_check(inputs: drift_step.DriftInputs, settings: engine.DeviceOptions) -> CheckTimes:
+    """The calls of ``drift_step.run`` one by one (same functions, same order), timed per stage."""
     t: dict[str, float] = {}
     mark = start = time.perf_counter()
     ckpt = model.load(inputs.model)
@@ -123,10 +134,10 @@ def staged_check(inputs: checks.DriftInputs, settings: engine.Settings) -> Check
     with tempfile.TemporaryDirectory() as tmp:
         html = os.path.join(tmp, "report.html")
         mark = time.perf_counter()
-        pvalues = drift.evidently_pvalues(ref_table, cur_table, html=html)
+        pvalues = drift_rule.evidently_pvalues(ref_table, cur_table, html=html)
         t["Evidently tests + its HTML"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        verdict = drift.decide(pvalues, threshold=inputs.threshold)
+        verdict = drift_rule.decide(pvalues, threshold=inputs.threshold)
         t["decision rule"] = time.perf_counter() - mark
         mark = time.perf_counter()
         context = report.Context(len(cur), len(ref), inputs.current, inputs.reference)
@@ -160,7 +171,7 @@ def evidently_count(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[boo
         numerical_columns=[c for c in reference.columns if c not in CATEGORICAL],
         categorical_columns=[c for c in reference.columns if c in CATEGORICAL],
     )
-    metric = DriftedColumnsCount(num_method="ks", cat_method="chisquare", threshold=drift.STATTEST_THRESHOLD)
+    metric = DriftedColumnsCount(num_method="ks", cat_method="chisquare", threshold=drift_rule.STATTEST_THRESHOLD)
     snapshot = Report([metric]).run(
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference, data_definition=definition),
@@ -176,19 +187,19 @@ def decision_stage(ref: pd.DataFrame, cur: pd.DataFrame, report: str, repeat: in
     """The decision stage alone, four ways, on the same feature tables (see the module docstring)."""
 
     def cli_way() -> bool:
-        return drift.decide(drift.evidently_pvalues(ref, cur, html=report)).detected
+        return drift_rule.decide(drift_rule.evidently_pvalues(ref, cur, html=report)).detected
 
     def no_report() -> bool:
-        return drift.decide(drift.evidently_pvalues(ref, cur)).detected
+        return drift_rule.decide(drift_rule.evidently_pvalues(ref, cur)).detected
 
     def scipy_twin() -> bool:
-        return drift.decide(drift.feature_pvalues(ref, cur)).detected
+        return drift_rule.decide(drift_rule.feature_pvalues(ref, cur)).detected
 
     ways: list[tuple[str, Callable[[], Any]]] = [
         ("Evidently ValueDrift per column + HTML report (what the CLI runs)", cli_way),
         ("Evidently ValueDrift per column, no report", no_report),
         ("Evidently DriftedColumnsCount alone (its docs' dataset verdict)", lambda: evidently_count(ref, cur)[0]),
-        ("scipy twin of the same tests (drift.feature_pvalues)", scipy_twin),
+        ("scipy twin of the same tests (drift_rule.feature_pvalues)", scipy_twin),
     ]
     out: dict[str, dict[str, Any]] = {}
     for name, fn in ways:
@@ -228,7 +239,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"torch {torch.__version__} threads={torch.get_num_threads()}"
     )
     tmp = Path(tempfile.mkdtemp(prefix="drift-throughput-"))
-    settings = engine.Settings.for_device("cpu")
+    settings = engine.DeviceOptions.for_device("cpu")
     results: dict[int, dict[str, Any]] = {}
     try:
         mark = time.perf_counter()
@@ -238,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         save_serving_model(model_path, args.image_size, args.hidden_units)
         for n in sizes:
             cur_dir = current_folder(tmp / "production" / "iid", tmp / f"current-{n}", n)
-            inputs = checks.DriftInputs(
+            inputs = drift_step.DriftInputs(
                 reference=str(tmp / "reference"),
                 current=str(cur_dir),
                 model=str(model_path),
@@ -247,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             # One untimed run first warms up imports, torch and the page cache (the smallest size only).
             warm = n == sizes[0] and not args.smoke
-            whole, outcome = timed(functools.partial(checks.run, inputs), repeat, warmup=warm)
+            whole, outcome = timed(functools.partial(drift_step.run, inputs), repeat, warmup=warm)
             staged = [staged_check(inputs, settings) for _ in range(repeat)]
             stages = {k: statistics.median(s.seconds[k] for s in staged) for k in staged[-1].seconds}
             last = staged[-1]
@@ -266,7 +277,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print("\n## Seconds per check (`checks.run`, what `freshness-trainer drift` calls), median of", repeat)
+    print("\n## Seconds per check (`drift_step.run`, what `freshness-trainer drift` calls), median of", repeat)
     print("| current images | reference images | seconds per check | images/s | verdict | HTML report KiB |")
     print("|---|---|---|---|---|---|")
     for n, r in results.items():

@@ -106,7 +106,7 @@ def tutorial(folder: Path, args: argparse.Namespace, device: torch.device) -> fl
 
 def fast(folder: Path, args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
     """(b): GPU decode + cached data + engine.fit; returns (end-to-end img/s, training-only img/s)."""
-    settings = engine.Settings.for_device(device, compile=args.compile)
+    settings = engine.DeviceOptions.for_device(device, compile=args.compile)
     index = data.list_images(str(folder), labelled=True, min_classes=2)
 
     def train(images: torch.Tensor, labels: torch.Tensor, epochs: int) -> None:
@@ -131,7 +131,7 @@ def fast(folder: Path, args: argparse.Namespace, device: torch.device) -> tuple[
 
 def drift_rate(folder: Path, args: argparse.Namespace, device: torch.device) -> float:
     """Drift-check features (serving model + image statistics) end to end from the folder, img/s."""
-    settings = engine.Settings.for_device(device)
+    settings = engine.DeviceOptions.for_device(device)
     net = model.build("alexnet", 2, hidden_units=args.hidden_units).eval()
     ckpt = model.Checkpoint(net.to(device), list(sampledata.BASE_CLASSES), args.size)
     index = data.list_images(str(folder), labelled=True, min_classes=2)

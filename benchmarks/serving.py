@@ -104,7 +104,7 @@ def load_level(port: int, bodies: list[bytes], clients: int, seconds: float, max
 def ceiling(path: Path, images: torch.Tensor, seconds: float, batch: int, threads: int) -> float:
     """Images per second of ``engine.predict`` alone, ``batch`` images per call on ``threads`` threads."""
     ckpt = model.load(str(path))
-    settings = engine.Settings.for_device("cpu")
+    settings = engine.DeviceOptions.for_device("cpu")
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         make_model(path, args.image_size, args.hidden_units)
         tensor = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
         ckpt = model.load(str(path))
-        logits = engine.predict(ckpt.model, tensor, batch_size=16, settings=engine.Settings.for_device("cpu"))
+        logits = engine.predict(ckpt.model, tensor, batch_size=16, settings=engine.DeviceOptions.for_device("cpu"))
         expected = sorted({f"{i}:{ckpt.classes[j]}" for i, j in enumerate(logits.argmax(1).tolist())})
         result: dict[str, Any] = {
             "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "image_size": args.image_size,

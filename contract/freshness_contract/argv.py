@@ -15,6 +15,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, ClassVar, Self
 
 from freshness_contract.results import StepKind
+from freshness_contract.trigger import DEFAULT_THRESHOLD
 
 COMMAND = "freshness-trainer"
 
@@ -106,7 +107,7 @@ class DriftArgs(StepArgs):
     model: str | None = _opt("the serving model file", metavar="URI")
     threshold: float | None = _opt(
         "drift when the score, 1 - the Simes-combined p-value of the per-feature tests, reaches this "
-        "(0.95: at most 5%% false alarms per check)"
+        f"({DEFAULT_THRESHOLD}: at most 5%% false alarms per check)"
     )
     min_samples: int | None = _opt("fail with TooFewSamples below this many current images")
     accuracy_drop: float | None = _opt(

@@ -30,6 +30,11 @@ from dataclasses import dataclass
 
 POLICIES = ("impact", "distribution")
 DEFAULT_POLICY = "impact"
+DEFAULT_THRESHOLD = 0.95
+"""The drift score (1 - the Simes-combined p-value) at which the distribution test fires: at most
+about 5% false alarms per check. The one place this number is written in code: the CRD's default
+(checked by tests/operator/test_crd.py), params.yaml (tests/trainer/test_params.py) and the
+trainer's ``drift_rule`` follow it."""
 DEFAULT_ACCURACY_DROP = 0.05
 """The accuracy drop that counts when ``spec.drift.accuracyDrop`` is unset (the trainer's default too)."""
 

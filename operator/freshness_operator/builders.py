@@ -10,26 +10,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from freshness_contract import RESULT_PATH_ENV, TERMINATION_LOG
 from freshness_contract.argv import COMMAND, DriftArgs, PackageArgs, TrainArgs
 
 from freshness_operator import GROUP, KIND, VERSION, labels
-from freshness_operator.core.actions import CreateDriftJob, CreatePackageJob, CreateTrainJob
+from freshness_operator.core.actions import CreateDriftJob, CreateJob, CreatePackageJob, CreateTrainJob
+from freshness_operator.core.owner import Owner
 from freshness_operator.core.spec import Spec
 
 NONROOT_UID = 65532  # no privileges needed: the image's files only have to be world-readable
 _WORK = "/work"
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The ModelDeployment the children belong to."""
-
-    name: str
-    namespace: str
-    uid: str
 
 
 def format_override(key: str, value: Any) -> str:
@@ -158,6 +150,19 @@ def _job(owner: Owner, spec: Spec, p: _JobParts) -> dict[str, Any]:
     }
 
 
+def job(owner: Owner, spec: Spec, action: CreateJob, image: str) -> dict[str, Any]:
+    """The Job manifest a create action asks for, whatever its kind."""
+    match action:
+        case CreateDriftJob():
+            return drift_job(owner, spec, action, image)
+        case CreateTrainJob():
+            return train_job(owner, spec, action, image)
+        case CreatePackageJob():
+            return package_job(owner, spec, action, image)
+        case _:
+            assert_never(action)
+
+
 def drift_job(owner: Owner, spec: Spec, action: CreateDriftJob, image: str) -> dict[str, Any]:
     d = spec.drift
     args = DriftArgs(
@@ -176,12 +181,12 @@ def drift_job(owner: Owner, spec: Spec, action: CreateDriftJob, image: str) -> d
         spec,
         _JobParts(
             name=action.name,
-            step="drift",
+            step=action.kind.value,
             image=image,
             args=args,
             deadline_seconds=d.timeout_seconds,
             backoff_limit=0,  # a failed check is reported; the schedule is the retry
-            extra_labels={labels.CHECK: str(action.number)},
+            extra_labels={labels.CHECK: str(action.sequence)},
             annotations={},
             resources=dict(d.resources),
             node_selector={},
@@ -207,12 +212,12 @@ def train_job(owner: Owner, spec: Spec, action: CreateTrainJob, image: str) -> d
         spec,
         _JobParts(
             name=action.name,
-            step="train",
+            step=action.kind.value,
             image=image,
             args=args,
             deadline_seconds=t.timeout_seconds,
             backoff_limit=t.backoff_limit,
-            extra_labels={labels.RETRAIN: str(action.retrain), labels.CANDIDATE: str(action.index)},
+            extra_labels={labels.RETRAIN: str(action.sequence), labels.CANDIDATE: str(action.index)},
             annotations={labels.OVERRIDES: json.dumps(action.overrides, sort_keys=True, separators=(",", ":"))},
             resources=dict(t.resources),
             node_selector=dict(t.node_selector),
@@ -233,12 +238,12 @@ def package_job(owner: Owner, spec: Spec, action: CreatePackageJob, image: str) 
         spec,
         _JobParts(
             name=action.name,
-            step="package",
+            step=action.kind.value,
             image=image,
             args=args,
             deadline_seconds=p.timeout_seconds,
             backoff_limit=spec.training.backoff_limit,
-            extra_labels={labels.RETRAIN: str(action.retrain)},
+            extra_labels={labels.RETRAIN: str(action.sequence)},
             annotations={},
             resources={},
             node_selector={},

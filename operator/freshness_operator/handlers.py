@@ -23,8 +23,8 @@ from freshness_operator.kube import Kube
 from freshness_operator.leadership import Leadership
 from freshness_operator.metrics import Metrics
 from freshness_operator.observe import pod_waiting
-from freshness_operator.reconcile import Deps
-from freshness_operator.runner import Runner
+from freshness_operator.reconcile import Deps, reconciler
+from freshness_operator.reconcile_queue import ReconcileQueue
 from freshness_operator.settings import Settings
 
 WATCH_SERVER_TIMEOUT = 300  # the API server ends each watch after this; kopf starts a new one
@@ -47,16 +47,19 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     metrics: Metrics = memo["metrics"]
     cache = Cache()
     cache.bind(indexes)  # live views: kopf fills them from the watches before any other handler runs
-    memo["runner"] = Runner(Deps(kube=await Kube.connect(), settings=config, metrics=metrics, cache=cache))
-    memo["leadership"] = Leadership(config, memo["runner"], metrics)  # a standby's runner waits for the Lease
+    kube = await Kube.connect()
+    deps = Deps(kube=kube, settings=config, metrics=metrics, cache=cache)
+    memo["kube"], memo["cache"] = kube, cache
+    memo["queue"] = ReconcileQueue(reconciler(deps), clock=deps.clock, metrics=metrics)
+    memo["leadership"] = Leadership(config, memo["queue"], metrics, kube)  # a standby's queue waits for the Lease
     memo["leadership"].start()
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: Any, **_: Any) -> None:
-    runner: Runner = memo["runner"]
-    await memo["leadership"].close()  # stops the runner, then frees the Lease if held
-    await runner.deps.kube.close()
+    await memo["leadership"].close()  # stops the queue, then frees the Lease if held
+    kube: Kube = memo["kube"]
+    await kube.close()
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -101,27 +104,28 @@ def deployment_index(namespace: str | None, name: str, body: kopf.Body, **_: Any
 async def modeldeployment_event(
     event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **kwargs: Any
 ) -> None:
-    runner: Runner = memo["runner"]
-    runner.serving = kwargs["serving_index"]  # kopf keeps the index current; reconciles read peers from it
+    queue: ReconcileQueue = memo["queue"]
+    queue.serving = kwargs["serving_index"]  # kopf keeps the index current; reconciles read peers from it
     key = (namespace or "", name)
     if event["type"] == "DELETED":
-        runner.forget(key)
-        runner.deps.cache.forget(*key)
-    elif not runner.is_own_write(key, meta.get("resourceVersion")):
-        runner.kick(key)
+        queue.forget(key)
+        cache: Cache = memo["cache"]
+        cache.forget(*key)
+    elif not queue.is_own_write(key, meta.get("resourceVersion")):
+        queue.kick(key)
     # Others rolling the same Deployment learn of this one (DeploymentShared) as it comes and goes.
     serving = ((event.get("object") or {}).get("spec") or {}).get("serving") or {}
-    for peer in runner.serving.get((key[0], str(serving.get("deployment", ""))), ()):
+    for peer in queue.serving.get((key[0], str(serving.get("deployment", ""))), ()):
         if peer != name:
-            runner.kick((key[0], peer))
+            queue.kick((key[0], peer))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={labels.MANAGED_BY: labels.MANAGER})
 async def job_event(namespace: str | None, meta: kopf.Meta, memo: Any, **_: Any) -> None:
-    runner: Runner = memo["runner"]
+    queue: ReconcileQueue = memo["queue"]
     for ref in meta.get("ownerReferences") or []:
         if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
-            runner.kick((namespace or "", ref["name"]))
+            queue.kick((namespace or "", ref["name"]))
 
 
 @kopf.on.event("", "v1", "pods", labels={labels.MANAGED_BY: labels.MANAGER})
@@ -129,16 +133,16 @@ async def step_pod_event(namespace: str | None, body: kopf.Body, memo: Any, **kw
     """Only a stuck pod kicks: its recovery shows in the Job's status (ready/active), which kicks too."""
     if pod_waiting(dict(body)) is None:
         return
-    runner: Runner = memo["runner"]
+    queue: ReconcileQueue = memo["queue"]
     index: kopf.Index[tuple[str, str], str] = kwargs["child_index"]
     owner = (body.get("metadata", {}).get("labels") or {}).get(labels.DEPLOYMENT, "")
     for mdep in index.get((namespace or "", owner), []):
-        runner.kick((namespace or "", mdep))
+        queue.kick((namespace or "", mdep))
 
 
 @kopf.on.event("apps", "v1", "deployments")
 async def deployment_event(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
-    runner: Runner = memo["runner"]
+    queue: ReconcileQueue = memo["queue"]
     index: kopf.Index[tuple[str, str], str] = kwargs["serving_index"]
     for mdep in index.get((namespace or "", name), []):
-        runner.kick((namespace or "", mdep))
+        queue.kick((namespace or "", mdep))

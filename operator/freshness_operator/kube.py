@@ -12,14 +12,14 @@ import logging
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from freshness_operator import GROUP, KIND, PLURAL, VERSION, labels
-from freshness_operator.builders import Owner
+from freshness_operator.core.owner import Owner
 from freshness_operator.leader import Conflict
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,26 @@ class NotLeading(Exception):
     """A write refused before it was sent: this replica does not hold the leader Lease (``leader``)."""
 
 
+class KubeApi(Protocol):
+    """What a reconcile asks of the API (``Kube`` here; the fake API of tests/operator/test_wiring.py).
+
+    Reads answer None for an object that does not exist; writes raise ``ApiError`` (``.permanent``
+    for a refusal retrying cannot fix) or a transport error (``TRANSPORT_ERRORS``).
+    """
+
+    async def get_mdep(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
+    async def delete_job(self, namespace: str, name: str) -> None: ...
+    async def patch_deployment(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
+    async def replace_status(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def post_event(self, owner: Owner, reason: str, message: str, *, warning: bool) -> None: ...
+
+
 class Kube:
-    """Touches the API. Create it with ``await Kube.connect()``; close it with ``close()``.
+    """Touches the API: ``KubeApi``, plus the Lease for ``leadership``.
+
+    Create it with ``await Kube.connect()``; close it with ``close()``.
 
     ``fence``, when set (leader election on), is asked before every write but the Lease's own:
     False raises ``NotLeading`` and nothing is sent.

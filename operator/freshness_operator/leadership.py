@@ -1,7 +1,7 @@
 """Wiring of the leader election (``leader``) into the operator: the Lease over ``kube.Kube``,
-the runner paused on a standby, the ``modelfreshness_leader`` gauge, the write fence.
+the reconcile queue paused on a standby, the ``modelfreshness_leader`` gauge, the write fence.
 
-With ``FRESHNESS_LEADER_ELECTION`` off nothing here runs: the runner acts from the start, as
+With ``FRESHNESS_LEADER_ELECTION`` off nothing here runs: the queue acts from the start, as
 before, and the gauge says 1.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from freshness_operator.kube import Kube
 from freshness_operator.leader import Elector
 from freshness_operator.metrics import Metrics
-from freshness_operator.runner import Runner
+from freshness_operator.reconcile_queue import ReconcileQueue
 from freshness_operator.settings import Settings
 
 
@@ -35,16 +35,18 @@ class KubeLease:
 class Leadership:
     """Starts acting when the Lease is acquired, stops when it is lost; ``close`` releases it."""
 
-    def __init__(self, settings: Settings, runner: Runner, metrics: Metrics) -> None:
-        self.runner, self.metrics = runner, metrics
+    def __init__(self, settings: Settings, queue: ReconcileQueue, metrics: Metrics, kube: Kube | None) -> None:
+        """``kube`` is needed only with leader election on (the Lease, the write fence)."""
+        self.queue, self.metrics = queue, metrics
         self.elector: Elector | None = None
         self._task: asyncio.Task[None] | None = None
         if not settings.leader_election:
             metrics.leader.set(1)
             return
-        runner.active = False
+        if kube is None:
+            raise ValueError("leader election needs the API client (kube)")
+        queue.active = False
         metrics.leader.set(0)
-        kube = runner.deps.kube
         self.elector = Elector(
             KubeLease(kube, settings),
             settings.lease_namespace,
@@ -62,11 +64,11 @@ class Leadership:
 
     def _started(self) -> None:
         self.metrics.leader.set(1)
-        self.runner.resume()
+        self.queue.resume()
 
     def _stopped(self) -> None:
         self.metrics.leader.set(0)
-        self.runner.pause()
+        self.queue.pause()
 
     async def close(self) -> None:
         """Stop campaigning, stop acting and wait for the reconciles to end, then free the Lease."""
@@ -75,6 +77,6 @@ class Leadership:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self.elector is None:
-            await self.runner.close()
+            await self.queue.close()
             return
-        await self.elector.release(before=self.runner.close)
+        await self.elector.release(before=self.queue.close)

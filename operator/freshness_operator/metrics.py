@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from freshness_operator.core.actions import Action, Count, ObserveDuration, ObserveQueued
+from freshness_operator.core.actions import Action, Count, Metric, ObserveDuration, ObserveQueued
 from freshness_operator.core.spec import Spec
 from freshness_operator.core.status import Phase, Status
 
@@ -105,6 +105,11 @@ class Metrics:
         self.retrains = Counter("modelfreshness_retrains", "Retrains by result", (*_LABELS, "result"), registry=r)
         self.rollouts = Counter("modelfreshness_rollouts", "Rollouts by result", (*_LABELS, "result"), registry=r)
         self.rollbacks = Counter("modelfreshness_rollbacks", "Automatic rollbacks", _LABELS, registry=r)
+        self._counters = {
+            Metric.DRIFT_CHECKS: self.checks,
+            Metric.RETRAINS: self.retrains,
+            Metric.ROLLOUTS: self.rollouts,
+        }
         self.steps = Histogram(
             "modelfreshness_step_duration_seconds",
             "Duration of step Jobs",
@@ -135,16 +140,18 @@ class Metrics:
     def record(self, namespace: str, name: str, actions: Iterable[Action]) -> None:
         """Apply the core's Count and ObserveDuration actions."""
         self._ensure_series(namespace, name)
-        counters = {"drift_checks": self.checks, "retrains": self.retrains, "rollouts": self.rollouts}
         for a in actions:
-            if isinstance(a, Count) and a.metric == "rollbacks":
-                self.rollbacks.labels(namespace, name).inc()
-            elif isinstance(a, Count) and a.metric in counters:
-                counters[a.metric].labels(namespace, name, a.result or "").inc()
-            elif isinstance(a, ObserveDuration):
-                self.steps.labels(namespace, name, a.step).observe(a.seconds)
-            elif isinstance(a, ObserveQueued):
-                self.queued.labels(namespace, name).observe(a.seconds)
+            match a:
+                case Count(metric=Metric.ROLLBACKS):
+                    self.rollbacks.labels(namespace, name).inc()
+                case Count(metric=metric, result=result):
+                    self._counters[metric].labels(namespace, name, result or "").inc()
+                case ObserveDuration(kind=kind, seconds=seconds):
+                    self.steps.labels(namespace, name, kind.value).observe(seconds)
+                case ObserveQueued(seconds=seconds):
+                    self.queued.labels(namespace, name).observe(seconds)
+                case _:
+                    pass  # the wiring executes the others
 
     def update(self, namespace: str, name: str, spec: Spec | None, status: Status) -> None:
         """Set the gauges from the status just written."""

@@ -17,21 +17,21 @@ import freshness_contract as contract
 from freshness_operator import labels
 from freshness_operator.core.observed import (
     DeploymentObservation,
+    JobKind,
     JobObservation,
     JobState,
     Observed,
-    Step,
     StepOutcome,
     Waiting,
 )
 from freshness_operator.core.serde import parse_time
 
-_NUMBER_LABEL = {Step.DRIFT: labels.CHECK, Step.TRAIN: labels.RETRAIN, Step.PACKAGE: labels.RETRAIN}
+_SEQUENCE_LABEL = {JobKind.DRIFT: labels.CHECK, JobKind.TRAIN: labels.RETRAIN, JobKind.PACKAGE: labels.RETRAIN}
 # The spec field that sets each step's Job deadline, named when a step runs out of time.
 TIMEOUT_FIELD = {
-    Step.DRIFT: "spec.drift.timeout",
-    Step.TRAIN: "spec.training.timeout",
-    Step.PACKAGE: "spec.package.timeout",
+    JobKind.DRIFT: "spec.drift.timeout",
+    JobKind.TRAIN: "spec.training.timeout",
+    JobKind.PACKAGE: "spec.package.timeout",
 }
 # Container waiting reasons that mean "this will not start by itself" (kubelet's names).
 STUCK_REASONS = frozenset(
@@ -95,8 +95,8 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
     meta = job["metadata"]
     lbl = meta.get("labels") or {}
     try:
-        step = Step(lbl[labels.STEP])
-        number = int(lbl[_NUMBER_LABEL[step]])
+        kind = JobKind(lbl[labels.STEP])
+        sequence = int(lbl[_SEQUENCE_LABEL[kind]])
         index = int(lbl[labels.CANDIDATE]) if labels.CANDIDATE in lbl else None
         overrides = json.loads((meta.get("annotations") or {}).get(labels.OVERRIDES, "{}"))
     except (ValueError, KeyError, TypeError):
@@ -108,10 +108,10 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
     finished = None
     if complete:
         finished = _time(status.get("completionTime") or complete.get("lastTransitionTime"))
-        outcome = _succeeded_outcome(step, pods)
+        outcome = _succeeded_outcome(kind, pods)
     elif failed:
         finished = _time(failed.get("lastTransitionTime"))
-        outcome = _failed_outcome(step, failed, pods)
+        outcome = _failed_outcome(kind, failed, pods)
     # Suspended and unfinished: Kueue holds it until its ClusterQueue admits it. Its startTime is
     # set on admission (and reset on every resume: activeDeadlineSeconds counts from there).
     queued = bool((job.get("spec") or {}).get("suspend")) and state is JobState.RUNNING
@@ -119,8 +119,8 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
     created = _time(meta.get("creationTimestamp"))
     return JobObservation(
         name=meta["name"],
-        step=step,
-        number=number,
+        kind=kind,
+        sequence=sequence,
         state=state,
         index=index,
         overrides=overrides if isinstance(overrides, dict) else {},
@@ -173,7 +173,7 @@ def _latest(pods: list[dict[str, Any]], phase: str) -> dict[str, Any] | None:
     return max(matching, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
 
 
-def outcome_of(step: Step, message: str | None) -> StepOutcome:
+def outcome_of(step: JobKind, message: str | None) -> StepOutcome:
     """A succeeded pod's termination message as the step's outcome: its typed section, or why not."""
     try:
         result = contract.parse(message, expected_step=step.value)
@@ -184,14 +184,14 @@ def outcome_of(step: Step, message: str | None) -> StepOutcome:
     return StepOutcome(True, result.reason, result.message, result.section)
 
 
-def _succeeded_outcome(step: Step, pods: list[dict[str, Any]]) -> StepOutcome:
+def _succeeded_outcome(step: JobKind, pods: list[dict[str, Any]]) -> StepOutcome:
     pod = _latest(pods, "Succeeded")
     term = _terminated(pod) if pod else None
     message = term.get("message") if term else None
     return outcome_of(step, message if isinstance(message, str) else None)
 
 
-def _failed_outcome(step: Step, condition: dict[str, Any], pods: list[dict[str, Any]]) -> StepOutcome:
+def _failed_outcome(step: JobKind, condition: dict[str, Any], pods: list[dict[str, Any]]) -> StepOutcome:
     pod = _latest(pods, "Failed")
     term = _terminated(pod) if pod else None
     if term:

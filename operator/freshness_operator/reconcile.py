@@ -11,14 +11,14 @@ recorded intent back from the API before it sends the patch.
 
 An action the API refuses for good (``ApiError.permanent``) is fed back: the reconcile decides
 again with it in ``observed.refused``, and the core fails the step that asked for it. An action
-that keeps failing with a retryable error goes to the runner's backoff; past
+that keeps failing with a retryable error goes to the reconcile queue's backoff; past
 ``RETRIES_BEFORE_REPORTING`` failed reconciles, Ready turns False with reason ApiRetrying.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -29,16 +29,17 @@ from freshness_operator.core import SpecError, decide, parse_spec
 from freshness_operator.core import actions as act
 from freshness_operator.core.decide import Decision, reject_spec, retrying
 from freshness_operator.core.observed import Refusal
+from freshness_operator.core.owner import Owner
 from freshness_operator.core.serde import from_dict, to_dict
 from freshness_operator.core.spec import Spec
 from freshness_operator.core.status import Status
-from freshness_operator.kube import TRANSPORT_ERRORS, ApiError, Kube
+from freshness_operator.kube import TRANSPORT_ERRORS, ApiError, KubeApi
 from freshness_operator.metrics import Metrics
 from freshness_operator.observe import observe
 from freshness_operator.settings import Settings
 
 log = logging.getLogger(__name__)
-MAX_REFUSALS = 3  # re-decisions after refusals in one reconcile; more go to the runner's backoff
+MAX_REFUSALS = 3  # re-decisions after refusals in one reconcile; more go to the reconcile queue's backoff
 STATUS_RETRIES = 5  # status writes put again after a 409 that only metadata caused
 RETRIES_BEFORE_REPORTING = 4  # failed reconciles in a row (1+2+5+10 s of backoff) before ApiRetrying
 Retryable = (ApiError, *TRANSPORT_ERRORS)
@@ -60,20 +61,41 @@ class ActionFailed(Exception):
         self.obj, self.error = obj, error
 
 
-@dataclass(frozen=True)
-class Deps:
-    kube: Kube
-    settings: Settings
-    metrics: Metrics
-    cache: Cache
-
-
 def utcnow() -> datetime:
-    """The only clock of the operator; the core gets ``now`` from here."""
+    """The clock of decisions: wall time in whole seconds, as the status writes times (``Deps.clock``).
+
+    Reconciles read it once per decision and give it to the core as ``now``; the reconcile queue's
+    timers and backoff use the same one. Other clocks have other jobs: the leader election and the
+    cache measure intervals on ``time.monotonic`` (a wall-clock jump must not end a lease), Events
+    are stamped by ``kube`` and the model-age gauge by ``metrics`` at scrape time.
+    """
     return datetime.now(UTC).replace(microsecond=0)
 
 
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Deps:
+    kube: KubeApi
+    settings: Settings
+    metrics: Metrics
+    cache: Cache
+    clock: Clock = utcnow
+
+
 Peers = Callable[[str, str], Iterable[str]]
+# One reconcile of (namespace, name): (when to look again, the resourceVersion of the status written).
+Reconcile = Callable[[str, str, Peers, int], Awaitable[tuple[datetime | None, str | None]]]
+
+
+def reconciler(deps: Deps) -> Reconcile:
+    """``reconcile`` with its dependencies bound: what the reconcile queue runs."""
+
+    async def run(namespace: str, name: str, peers: Peers, failures: int) -> tuple[datetime | None, str | None]:
+        return await reconcile(deps, namespace, name, peers, failures)
+
+    return run
 
 
 def no_peers(namespace: str, deployment: str) -> Iterable[str]:
@@ -86,20 +108,20 @@ async def reconcile(
     """Reconcile once. Returns when to look again and the resourceVersion the status write made.
 
     ``peers(namespace, deployment)`` names the ModelDeployments serving through that Deployment;
-    ``failures`` counts the reconciles before this one that failed in a row (the runner's backoff).
+    ``failures`` counts the reconciles before this one that failed in a row (the reconcile queue's backoff).
     """
     body = await _read_mdep(deps, namespace, name)
     if body is None:
         deps.metrics.forget(namespace, name)
         return None, None
     meta = body["metadata"]
-    owner = builders.Owner(name=name, namespace=namespace, uid=meta["uid"])
+    owner = Owner(name=name, namespace=namespace, uid=meta["uid"])
     generation = int(meta.get("generation") or 0)
     status = from_dict(Status, body.get("status") or {})
     try:
         spec = parse_spec(body.get("spec") or {})
     except SpecError as exc:
-        decision = reject_spec(status=status, error=exc, now=utcnow(), generation=generation)
+        decision = reject_spec(status=status, error=exc, now=deps.clock(), generation=generation)
         return None, await _commit(deps, body, owner, None, decision)
     jobs, pods = deps.cache.children(namespace, name)
     deployment = await _read_deployment(deps, namespace, spec.serving.deployment)
@@ -109,7 +131,7 @@ async def reconcile(
     refusal: Refusal | None = None
     for _ in range(MAX_REFUSALS):
         seen = replace(observed, refused=refusal)
-        decision = decide(name=name, spec=spec, status=status, observed=seen, now=utcnow(), generation=generation)
+        decision = decide(name=name, spec=spec, status=status, observed=seen, now=deps.clock(), generation=generation)
         try:
             return decision.requeue_at, await _commit(deps, body, owner, spec, decision)
         except Refused as exc:
@@ -145,20 +167,18 @@ async def _read_deployment(deps: Deps, namespace: str, name: str) -> dict[str, A
 
 
 async def _report_retrying(
-    deps: Deps, body: dict[str, Any], owner: builders.Owner, status: Status, exc: ActionFailed, generation: int
+    deps: Deps, body: dict[str, Any], owner: Owner, status: Status, exc: ActionFailed, generation: int
 ) -> None:
     """Ready=False ApiRetrying on the status as it was; best effort (the API may be what fails)."""
     error = f"{exc}; retrying with backoff"
-    decision = retrying(status=status, error=error, now=utcnow(), generation=generation)
+    decision = retrying(status=status, error=error, now=deps.clock(), generation=generation)
     try:
         await _commit(deps, body, owner, None, decision)
     except Retryable as write_error:
         log.warning("%s %s/%s: ApiRetrying not recorded: %s", KIND, owner.namespace, owner.name, write_error)
 
 
-async def _commit(
-    deps: Deps, body: dict[str, Any], owner: builders.Owner, spec: Spec | None, decision: Decision
-) -> str | None:
+async def _commit(deps: Deps, body: dict[str, Any], owner: Owner, spec: Spec | None, decision: Decision) -> str | None:
     where = f"{KIND} {owner.namespace}/{owner.name}"
     if spec is not None:
         for action in decision.actions:
@@ -181,7 +201,7 @@ async def _write_status(deps: Deps, body: dict[str, Any], status: dict[str, Any]
     """PUT the status, guarded by resourceVersion. A 409 caused only by someone else's metadata
     write (an annotation, a label) leaves the decision valid: it is put again on the fresh object,
     so a stream of annotations cannot starve the operator's writes. Any other change re-raises the
-    409 and the runner decides again."""
+    409 and the queue decides again."""
     meta = body["metadata"]
     for _ in range(STATUS_RETRIES):
         try:
@@ -192,7 +212,7 @@ async def _write_status(deps: Deps, body: dict[str, Any], status: dict[str, Any]
             if exc.status != 409:
                 raise
             # The watch may not have shown the newer object yet: read it from the API, and give it
-            # to the cache, so the reconcile the runner reruns after this conflict sees it too.
+            # to the cache, so the reconcile the queue reruns after this conflict sees it too.
             fresh = await deps.kube.get_mdep(meta["namespace"], meta["name"])
             if fresh is not None:
                 deps.cache.wrote_mdep(fresh)
@@ -215,7 +235,7 @@ def _same_inputs(before: dict[str, Any], now: dict[str, Any]) -> bool:
     )
 
 
-async def _execute(deps: Deps, owner: builders.Owner, spec: Spec, action: act.Action, where: str) -> None:
+async def _execute(deps: Deps, owner: Owner, spec: Spec, action: act.Action, where: str) -> None:
     """Run one action; a permanent refusal raises ``Refused``, a retryable error ``ActionFailed``."""
     obj, target = _object_of(owner, spec, action)
     try:
@@ -232,7 +252,7 @@ async def _execute(deps: Deps, owner: builders.Owner, spec: Spec, action: act.Ac
 REFUSABLE = (act.CreateDriftJob, act.CreateTrainJob, act.CreatePackageJob, act.PatchImage)
 
 
-def _object_of(owner: builders.Owner, spec: Spec, action: act.Action) -> tuple[str, str]:
+def _object_of(owner: Owner, spec: Spec, action: act.Action) -> tuple[str, str]:
     """The object an action acts on, for messages, and the Job name or image it carries."""
     if isinstance(action, act.PatchImage):
         return f"Deployment {owner.namespace}/{spec.serving.deployment}", action.image
@@ -240,26 +260,47 @@ def _object_of(owner: builders.Owner, spec: Spec, action: act.Action) -> tuple[s
     return f"Job {owner.namespace}/{name}", name
 
 
-async def _send(deps: Deps, owner: builders.Owner, spec: Spec, action: act.Action, where: str) -> None:
-    kube = deps.kube
-    image = spec.training.image or deps.settings.trainer_image
-    manifest = None
-    if isinstance(action, act.CreateDriftJob):
-        manifest = builders.drift_job(owner, spec, action, image)
-    elif isinstance(action, act.CreateTrainJob):
-        manifest = builders.train_job(owner, spec, action, image)
-    elif isinstance(action, act.CreatePackageJob):
-        manifest = builders.package_job(owner, spec, action, image)
-    elif isinstance(action, act.DeleteJob):
-        log.info("%s: deleting old Job %s", where, action.name)
-        await kube.delete_job(owner.namespace, action.name)
-        deps.cache.deleted_job(owner.namespace, owner.name, action.name)
-    elif isinstance(action, act.PatchImage):
-        log.info("%s: %s image %s", where, "restoring" if action.rollback else "rolling out", action.image)
-        patch = builders.image_patch(spec.serving.container, action.image)
-        deps.cache.wrote_deployment(await kube.patch_deployment(owner.namespace, spec.serving.deployment, patch))
-    if manifest is not None:
-        created = await kube.create_job(manifest)
+async def _send(deps: Deps, owner: Owner, spec: Spec, action: act.Action, where: str) -> None:
+    await act.dispatch(action, _Sender(deps, owner, spec, where))
+
+
+@dataclass(frozen=True)
+class _Sender:
+    """The API side of ``act.dispatch``: Jobs and the Deployment patch. Events and counters are
+    sent after the status write (``_commit``), so here they do nothing."""
+
+    deps: Deps
+    owner: Owner
+    spec: Spec
+    where: str
+
+    async def create_job(self, action: act.CreateJob) -> None:
+        image = self.spec.training.image or self.deps.settings.trainer_image
+        manifest = builders.job(self.owner, self.spec, action, image)
+        created = await self.deps.kube.create_job(manifest)
         if created is not None:
-            deps.cache.created_job(created)
-        log.info("%s: Job %s %s", where, manifest["metadata"]["name"], "created" if created else "exists already")
+            self.deps.cache.created_job(created)
+        log.info("%s: Job %s %s", self.where, manifest["metadata"]["name"], "created" if created else "exists already")
+
+    async def delete_job(self, action: act.DeleteJob) -> None:
+        log.info("%s: deleting old Job %s", self.where, action.name)
+        await self.deps.kube.delete_job(self.owner.namespace, action.name)
+        self.deps.cache.deleted_job(self.owner.namespace, self.owner.name, action.name)
+
+    async def patch_image(self, action: act.PatchImage) -> None:
+        log.info("%s: %s image %s", self.where, "restoring" if action.rollback else "rolling out", action.image)
+        patch = builders.image_patch(self.spec.serving.container, action.image)
+        written = await self.deps.kube.patch_deployment(self.owner.namespace, self.spec.serving.deployment, patch)
+        self.deps.cache.wrote_deployment(written)
+
+    async def emit(self, action: act.Emit) -> None:
+        pass
+
+    async def count(self, action: act.Count) -> None:
+        pass
+
+    async def observe_duration(self, action: act.ObserveDuration) -> None:
+        pass
+
+    async def observe_queued(self, action: act.ObserveQueued) -> None:
+        pass

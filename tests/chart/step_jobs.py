@@ -8,6 +8,7 @@ from typing import Any
 from freshness_operator import builders
 from freshness_operator.core import names
 from freshness_operator.core.actions import CreateDriftJob, CreatePackageJob, CreateTrainJob
+from freshness_operator.core.owner import Owner
 from freshness_operator.core.spec import parse_spec
 
 from testkit.manifests import ModelDeploymentBuilder
@@ -31,7 +32,7 @@ def sample_spec() -> dict[str, Any]:
     return dict(builder.obj()["spec"])
 
 
-def step_jobs(owner: builders.Owner, spec: dict[str, Any]) -> list[dict[str, Any]]:
+def step_jobs(owner: Owner, spec: dict[str, Any]) -> list[dict[str, Any]]:
     """One drift, one train and one package Job for `owner`, as the operator would create them."""
     parsed = parse_spec(spec)
     mdep = owner.name

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from freshness_operator import builders
+from freshness_operator.core.owner import Owner
 
 from testkit.wait import wait_for
 from tests.chart.contract import rbac_table
@@ -277,7 +277,7 @@ def test_operator_jobs_are_admitted_under_restricted(cluster: Cluster, suffix: s
         mdep = model_deployment("cats-dogs", namespace)
         cluster.kubectl("apply", "-f", "-", input=json.dumps(mdep))
         uid = get_json(cluster, "mdep", "cats-dogs", "-n", namespace)["metadata"]["uid"]
-        jobs = step_jobs(builders.Owner("cats-dogs", namespace, uid), mdep["spec"])
+        jobs = step_jobs(Owner("cats-dogs", namespace, uid), mdep["spec"])
         assert {j["metadata"]["labels"]["modelfreshness.io/step"] for j in jobs} == {
             "drift",
             "train",

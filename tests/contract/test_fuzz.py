@@ -14,7 +14,7 @@ from typing import Any
 import freshness_contract as contract
 from freshness_contract import results
 from freshness_operator.core import actions as act
-from freshness_operator.core.observed import Step
+from freshness_operator.core.observed import JobKind
 from freshness_operator.observe import outcome_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -144,12 +144,12 @@ def test_any_document_gives_a_typed_result_or_a_result_error(doc: dict[str, Any]
 @given(documents("package"))
 def test_no_package_message_patches_another_image(doc: dict[str, Any]) -> None:
     sim = Sim().to_packaging()
-    assert sim.candidate.version == VERSION and sim.candidate.package_job
-    sim.finish_message(sim.candidate.package_job, json.dumps(doc))
+    assert sim.retrain.version == VERSION and sim.retrain.package_job
+    sim.finish_message(sim.retrain.package_job, json.dumps(doc))
     patched = [a.image for d in sim.history for a in d.actions if isinstance(a, act.PatchImage)]
     assert all(ALLOWED.fullmatch(image) for image in patched), patched
     if patched:
-        assert outcome_of(Step.PACKAGE, json.dumps(doc)).ok
+        assert outcome_of(JobKind.PACKAGE, json.dumps(doc)).ok
         assert sim.deployment.image == patched[0]
 
 
@@ -159,6 +159,6 @@ def test_no_drift_message_makes_up_a_verdict(doc: dict[str, Any]) -> None:
     sim = Sim().step()
     sim.finish_message("cats-drift-1", json.dumps(doc))
     verdict = {"NoDrift", "DriftDetected"} & set(sim.events())
-    outcome = outcome_of(Step.DRIFT, json.dumps(doc))
+    outcome = outcome_of(JobKind.DRIFT, json.dumps(doc))
     assert bool(verdict) == (outcome.ok and isinstance(outcome.result, results.DriftResult))
     assert (sim.status.drift.detected is None) != bool(verdict)

@@ -16,16 +16,16 @@ from freshness_operator.core import decide, parse_spec
 from freshness_operator.core.context import Decision
 from freshness_operator.core.observed import (
     DeploymentObservation,
+    JobKind,
     JobObservation,
     JobState,
     Observed,
     Refusal,
-    Step,
     StepOutcome,
     Waiting,
 )
 from freshness_operator.core.spec import Spec
-from freshness_operator.core.status import CandidateStatus, ModelStatus, Phase, Status
+from freshness_operator.core.status import ModelStatus, Phase, RetrainStatus, Status
 from freshness_operator.observe import outcome_of
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -158,29 +158,14 @@ class Sim:
         return d
 
     def _apply(self, a: act.Action) -> None:
-        if isinstance(a, act.CreateDriftJob):
-            self._create(a.name, Step.DRIFT, a.number)
-        elif isinstance(a, act.CreateTrainJob):
-            self._create(a.name, Step.TRAIN, a.retrain, a.index, a.overrides)
-        elif isinstance(a, act.CreatePackageJob):
-            self._create(a.name, Step.PACKAGE, a.retrain)
-        elif isinstance(a, act.DeleteJob):
-            self.jobs.pop(a.name, None)
-        elif isinstance(a, act.PatchImage):
-            gen = self.deployment.generation + 1
-            self.deployment = replace(self.deployment, image=a.image, generation=gen, updated_replicas=0)
+        act.dispatch(a, _World(self))
 
-    def _create(
-        self,
-        name: str,
-        step: Step,
-        number: int,
-        index: int | None = None,
-        overrides: dict[str, Any] | None = None,
-    ) -> None:
-        if name not in self.jobs:  # create-if-absent, like the API (409)
-            self.jobs[name] = JobObservation(
-                name, step, number, JobState.RUNNING, index, overrides or {}, started_at=self.now
+    def _create(self, a: act.CreateJob) -> None:
+        if a.name not in self.jobs:  # create-if-absent, like the API (409)
+            index = a.index if isinstance(a, act.CreateTrainJob) else None
+            overrides = a.overrides if isinstance(a, act.CreateTrainJob) else {}
+            self.jobs[a.name] = JobObservation(
+                a.name, a.kind, a.sequence, JobState.RUNNING, index, overrides, started_at=self.now
             )
 
     def finish(
@@ -196,13 +181,13 @@ class Sim:
         """Finish a Job with a result section (ok; read through the contract as the operator reads
         a termination message) or a failure reason, then decide."""
         if ok and result is not None:
-            step = self.jobs[name].step
+            step = self.jobs[name].kind
             return self.finish_message(name, contract.encode({"step": step.value, "ok": True, step.value: result}))
         return self.finish_outcome(name, StepOutcome(ok, reason, message), seconds)
 
     def finish_message(self, name: str, message: str | None, seconds: float = 5) -> Sim:
         """Finish a Job whose container wrote exactly this termination message, then decide."""
-        return self.finish_outcome(name, outcome_of(self.jobs[name].step, message), seconds, succeeded=True)
+        return self.finish_outcome(name, outcome_of(self.jobs[name].kind, message), seconds, succeeded=True)
 
     def finish_outcome(self, name: str, outcome: StepOutcome, seconds: float = 5, *, succeeded: bool = False) -> Sim:
         """Finish a Job with an outcome as given, bypassing the contract (the core's own defences)."""
@@ -270,7 +255,7 @@ class Sim:
     def finish_runs(self, *accs: float | None, baseline: float | None = 0.8) -> Sim:
         """Finish the running training Jobs in order with these val_acc values (None: fail)."""
         for acc in accs:
-            running = self.running(Step.TRAIN)
+            running = self.running(JobKind.TRAIN)
             assert running, "no training Job is running"
             if acc is None:
                 self.finish(running[0], ok=False, reason="TrainingError", message="loss is NaN")
@@ -280,7 +265,7 @@ class Sim:
 
     def package(self, image: str | None = None, digest: str = DIGEST) -> Sim:
         """Finish the package Job; by default with the image it was asked for, pinned by ``digest``."""
-        c = self.candidate
+        c = self.retrain
         assert c.package_job, "no package Job started"
         built = image or f"registry.example/cats-dogs:{c.version}@{digest}"
         return self.finish(c.package_job, {"image": built, "digest": digest})
@@ -363,15 +348,15 @@ class Sim:
         return some(self.status.model, "status.model")
 
     @property
-    def candidate(self) -> CandidateStatus:
+    def retrain(self) -> RetrainStatus:
         """The retrain in flight or the last one (asserted present)."""
-        return some(self.status.candidate, "status.candidate")
+        return some(self.status.retrain, "status.retrain")
 
-    def running(self, step: Step) -> list[str]:
-        return sorted(j.name for j in self.jobs.values() if j.step is step and j.state is JobState.RUNNING)
+    def running(self, step: JobKind) -> list[str]:
+        return sorted(j.name for j in self.jobs.values() if j.kind is step and j.state is JobState.RUNNING)
 
-    def of_step(self, step: Step) -> list[str]:
-        return sorted(j.name for j in self.jobs.values() if j.step is step)
+    def of_kind(self, step: JobKind) -> list[str]:
+        return sorted(j.name for j in self.jobs.values() if j.kind is step)
 
     def actions(self, kind: type) -> list[Any]:
         return [a for a in self.last.actions if isinstance(a, kind)]
@@ -396,3 +381,33 @@ class Sim:
         c = self.status.condition(type_)
         assert c is not None, f"no {type_} condition"
         return c.status, c.reason
+
+
+@dataclass
+class _World:
+    """The in-memory cluster's side of ``act.dispatch``: Jobs and the Deployment change; Events and
+    metrics are only read back from the decisions (``events``, ``counts``)."""
+
+    sim: Sim
+
+    def create_job(self, action: act.CreateJob) -> None:
+        self.sim._create(action)
+
+    def delete_job(self, action: act.DeleteJob) -> None:
+        self.sim.jobs.pop(action.name, None)
+
+    def patch_image(self, action: act.PatchImage) -> None:
+        dep = self.sim.deployment
+        self.sim.deployment = replace(dep, image=action.image, generation=dep.generation + 1, updated_replicas=0)
+
+    def emit(self, action: act.Emit) -> None:
+        pass
+
+    def count(self, action: act.Count) -> None:
+        pass
+
+    def observe_duration(self, action: act.ObserveDuration) -> None:
+        pass
+
+    def observe_queued(self, action: act.ObserveQueued) -> None:
+        pass

@@ -8,10 +8,11 @@ import kubernetes_validate
 import pytest
 from freshness_operator import builders, labels
 from freshness_operator.core.actions import CreateDriftJob, CreatePackageJob, CreateTrainJob
+from freshness_operator.core.owner import Owner
 
 from tests.operator.sim import make_spec
 
-OWNER = builders.Owner(name="cats", namespace="ml", uid="1234-5678")
+OWNER = Owner(name="cats", namespace="ml", uid="1234-5678")
 IMAGE = "registry.example/freshness-trainer:0.1"
 
 

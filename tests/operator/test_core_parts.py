@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from freshness_operator.core import names
 from freshness_operator.core.conditions import set_condition
-from freshness_operator.core.gate import best_run, evaluate
+from freshness_operator.core.gate import best_candidate, evaluate
 from freshness_operator.core.serde import from_dict, to_dict
 from freshness_operator.core.spec import Promotion, SpecError, parse_spec
-from freshness_operator.core.status import Condition, Phase, RunState, RunStatus, Stage, Status
+from freshness_operator.core.status import Candidate, CandidateState, Condition, Phase, RetrainStage, Status
 from freshness_operator.core.times import Cron, parse_duration
 
 from tests.operator.sim import BASE_SPEC, Sim, merge
@@ -123,9 +123,9 @@ def test_lists_stay_one_override() -> None:
 
 
 def run(
-    index: int, acc: float | None, state: RunState = RunState.SUCCEEDED, baseline: float | None = None
-) -> RunStatus:
-    return RunStatus(
+    index: int, acc: float | None, state: CandidateState = CandidateState.SUCCEEDED, baseline: float | None = None
+) -> Candidate:
+    return Candidate(
         index=index,
         job=f"j{index}",
         state=state,
@@ -135,10 +135,10 @@ def run(
 
 
 def test_best_run_ignores_failed_and_metricless_runs_and_breaks_ties_by_index() -> None:
-    runs = [run(0, 0.8), run(1, 0.99, RunState.FAILED), run(2, None), run(3, 0.8)]
-    best = best_run(runs, "val_acc")
+    runs = [run(0, 0.8), run(1, 0.99, CandidateState.FAILED), run(2, None), run(3, 0.8)]
+    best = best_candidate(runs, "val_acc")
     assert best is not None and best.index == 0
-    assert best_run([run(0, None)], "val_acc") is None
+    assert best_candidate([run(0, None)], "val_acc") is None
 
 
 @pytest.mark.parametrize(
@@ -201,7 +201,7 @@ def test_status_round_trips_through_its_wire_form() -> None:
 def test_from_dict_tolerates_unknown_and_missing_keys() -> None:
     status = from_dict(Status, {"phase": "Training", "bogus": 1, "candidate": {"retrain": 2, "stage": "Packaging"}})
     assert status.phase is Phase.TRAINING
-    assert status.candidate is not None and status.candidate.stage is Stage.PACKAGING
+    assert status.retrain is not None and status.retrain.stage is RetrainStage.PACKAGING
     assert status.drift.sequence == 0
 
 

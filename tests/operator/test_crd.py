@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import types
@@ -11,7 +12,7 @@ from typing import Any
 
 import yaml
 from freshness_operator import GROUP, KIND, PLURAL, VERSION
-from freshness_operator.core.serde import camel
+from freshness_operator.core import serde
 from freshness_operator.core.status import Status
 
 from tests.operator.sim import BASE_SPEC, merge
@@ -77,7 +78,7 @@ def dataclass_paths(cls: type, prefix: str = "") -> list[str]:
     out = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        path, tp = f"{prefix}.{camel(f.name)}", hints[f.name]
+        path, tp = f"{prefix}.{serde.key(f)}", hints[f.name]
         out.append(path)
         optional = typing.get_origin(tp) in (typing.Union, types.UnionType)
         inner = next(a for a in typing.get_args(tp) if a is not type(None)) if optional else tp
@@ -174,3 +175,38 @@ def test_the_examples_work_as_written() -> None:
         if ref:
             secret = next(d for d in prereqs if d["kind"] == "Secret" and d["metadata"]["name"] == ref["name"])
             assert ref["key"] in secret["stringData"]
+
+
+def with_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """``value`` with the schema's ``default:`` values filled in, as the API server does on write:
+    an absent property with a default gets it (then its own defaults), in objects and array items."""
+    if isinstance(value, dict) and "properties" in schema:
+        out = dict(value)
+        for name, sub in schema["properties"].items():
+            if name not in out and "default" in sub:
+                out[name] = copy.deepcopy(sub["default"])
+            if name in out:
+                out[name] = with_defaults(sub, out[name])
+        return out
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [with_defaults(schema["items"], item) for item in value]
+    return value
+
+
+def test_the_operators_defaults_are_the_crds_defaults() -> None:
+    """One source per default: a spec with only its required fields parses to the same Spec as that
+    spec with every CRD ``default:`` applied, so spec.py's dataclass defaults (what the operator uses
+    for objects written before a default existed) cannot differ from what the API server writes."""
+    from freshness_operator.core.spec import parse_spec
+
+    (version,) = crd()["spec"]["versions"]
+    spec_schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    required = {
+        "source": {"repo": BASE_SPEC["source"]["repo"]},
+        "data": dict(BASE_SPEC["data"]),
+        "serving": {k: BASE_SPEC["serving"][k] for k in ("deployment", "container", "image")},
+    }
+    defaulted = with_defaults(spec_schema, required)
+    defaults = [path for path, node in walk(spec_schema, ".spec") if "default" in node]
+    assert len(defaults) >= 20, defaults  # the walk found the CRD's defaults
+    assert parse_spec(required) == parse_spec(defaulted)

@@ -18,8 +18,8 @@ from freshness_operator.core import actions as act
 from freshness_operator.core import names
 from freshness_operator.core.decide import retrying
 from freshness_operator.core.heartbeat import HEARTBEAT
-from freshness_operator.core.observed import JobObservation, JobState, Refusal, Step, StepOutcome
-from freshness_operator.core.status import ModelRef, Outcome, Phase, RunState, Status
+from freshness_operator.core.observed import JobKind, JobObservation, JobState, Refusal, StepOutcome
+from freshness_operator.core.status import CandidateState, ModelRef, Outcome, Phase, Status
 
 from tests.operator.sim import DIGEST, IMAGE0, Sim, drift_result, healthy, make_spec, some, train_result
 
@@ -84,7 +84,7 @@ def doc(step: str, section: dict[str, object] | None = None) -> str:
 
 def tamper_target(sim: Sim) -> Sim:
     """Someone edits the recorded target image between packaging and the rollout."""
-    sim.candidate.target_image = f"evil.example/x:1@{DIGEST}"
+    sim.retrain.target_image = f"evil.example/x:1@{DIGEST}"
     return sim
 
 
@@ -133,7 +133,7 @@ def check_during_rollout(sim: Sim) -> Sim:
     d.sequence += 1
     d.job, d.started_at = f"cats-drift-{d.sequence}", sim.now
     d.job_model = ModelRef(sim.model.version, sim.model.image)
-    sim.jobs[d.job] = JobObservation(d.job, Step.DRIFT, d.sequence, JobState.RUNNING, started_at=sim.now)
+    sim.jobs[d.job] = JobObservation(d.job, JobKind.DRIFT, d.sequence, JobState.RUNNING, started_at=sim.now)
     return sim.rollout_completes()
 
 
@@ -380,7 +380,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             check=lambda s: (
                 s.actions(act.CreateTrainJob)[0].overrides == {"train.num_classes": 3, "train.lr": 0.1},
                 s.condition("Training")[0] == "True",
-                s.candidate.runs[2].state is RunState.PENDING,
+                s.retrain.candidates[2].state is CandidateState.PENDING,
             ),
         ),
     ),
@@ -410,7 +410,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["CreatePackageJob"],
             ["CandidateAccepted", "PackagingStarted"],
             check=lambda s: (
-                s.candidate.best == 1,
+                s.retrain.best == 1,
                 s.actions(act.CreatePackageJob)[0].image == "registry.example/cats-dogs:v1-rev10000",
             ),
         ),
@@ -423,7 +423,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["TrainingFailed"],
             check=lambda s: (
-                s.candidate.outcome is Outcome.TRAINING_FAILED,
+                s.retrain.outcome is Outcome.TRAINING_FAILED,
                 s.condition("Ready") == ("False", "TrainingError"),
                 ("retrains", "failed") in s.counts(),
             ),
@@ -436,7 +436,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.FAILED,
             [],
             ["CandidateFailed", "TrainingFailed"],
-            check=lambda s: s.candidate.runs[0].reason == "MalformedResult",
+            check=lambda s: s.retrain.candidates[0].reason == "MalformedResult",
         ),
     ),
     "training: an ok outcome without a train section fails that candidate": (
@@ -447,7 +447,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["CandidateFailed", "TrainingFailed"],
             check=lambda s: (
-                (s.candidate.runs[0].reason, s.candidate.runs[0].message)
+                (s.retrain.candidates[0].reason, s.retrain.candidates[0].message)
                 == ("MalformedResult", "result field train: required when ok is true")
             ),
         ),
@@ -458,7 +458,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.check(True).finish("cats-train-1-0", {"metrics": {"val_acc": 0.9}}),
             Phase.FAILED,
             [],
-            check=lambda s: s.candidate.runs[0].reason == "MissingModel",
+            check=lambda s: s.retrain.candidates[0].reason == "MissingModel",
         ),
     ),
     "training: no candidate reports the promotion metric": (
@@ -468,7 +468,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.FAILED,
             [],
             ["TrainingFailed"],
-            check=lambda s: s.candidate.reason == "MetricMissing",
+            check=lambda s: s.retrain.reason == "MetricMissing",
         ),
     ),
     "training: the best candidate is worse than the serving model": (
@@ -479,7 +479,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["CandidateRejected"],
             check=lambda s: (
-                some(s.candidate.gate).reason == "NotBetterThanServing",
+                some(s.retrain.gate).reason == "NotBetterThanServing",
                 s.model.image == IMAGE0,
                 ("retrains", "rejected") in s.counts(),
                 s.condition("Training") == ("False", "CandidateRejected"),
@@ -493,7 +493,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.MONITORING,
             [],
             ["CandidateRejected"],
-            check=lambda s: some(s.candidate.gate).reason == "BelowMinValue",
+            check=lambda s: some(s.retrain.gate).reason == "BelowMinValue",
         ),
     ),
     "training: a best candidate at chance is rejected even with minValue 0": (
@@ -508,8 +508,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["CandidateRejected"],
             check=lambda s: (
-                some(s.candidate.gate).reason == "DidNotLearn",
-                "never right on class cats, dogs" in some(s.candidate.gate).message,
+                some(s.retrain.gate).reason == "DidNotLearn",
+                "never right on class cats, dogs" in some(s.retrain.gate).message,
                 s.model.image == IMAGE0,
                 s.condition("Training") == ("False", "CandidateRejected"),
             ),
@@ -555,7 +555,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.TRAINING,
             ["CreateTrainJob", "CreateTrainJob"],
             ["TrainingStarted"],
-            check=lambda s: s.candidate.trigger_check == s.status.drift.verdict_check,
+            check=lambda s: s.retrain.trigger_check == s.status.drift.verdict_check,
         ),
     ),
     "one loop: a verdict measured against a model that no longer serves is discarded": (
@@ -566,7 +566,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["VerdictDiscarded"],
             check=lambda s: (
-                s.status.retrains.count == 1,
+                s.status.retrains.last_sequence == 1,
                 some(s.status.drift.discarded).reason == "StaleVerdict",
                 s.condition("Drifted") == ("Unknown", "StaleVerdict"),
                 s.status.drift.share != 0.9,
@@ -593,7 +593,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.MONITORING,
             [],
             ["ServingImageChanged", "VerdictDiscarded"],
-            check=lambda s: s.status.candidate is None,
+            check=lambda s: s.status.retrain is None,
         ),
     ),
     "one loop: a waiting verdict about a replaced model does not start a retrain": (
@@ -603,7 +603,10 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.DRIFT_DETECTED,
             ["CreateDriftJob"],
             ["RetrainSuppressed"],
-            check=lambda s: (s.condition("Suppressed") == ("True", "StaleVerdict"), s.status.retrains.count == 1),
+            check=lambda s: (
+                s.condition("Suppressed") == ("True", "StaleVerdict"),
+                s.status.retrains.last_sequence == 1,
+            ),
         ),
     ),
     # ------------------------------------------------------------------ stuck steps
@@ -833,9 +836,9 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["Packaged"],
             check=lambda s: (
-                s.candidate.previous_image == IMAGE0,
-                s.candidate.target_image == f"registry.example/cats-dogs:v1-rev00000@{DIGEST}",
-                s.candidate.rollout_started_at is None,
+                s.retrain.previous_image == IMAGE0,
+                s.retrain.target_image == f"registry.example/cats-dogs:v1-rev00000@{DIGEST}",
+                s.retrain.rollout_started_at is None,
                 s.last.requeue_at == s.now,
             ),
         ),
@@ -849,7 +852,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["RolloutStarted"],
             check=lambda s: (
                 s.actions(act.PatchImage)[0].image == f"registry.example/cats-dogs:v1-rev00000@{DIGEST}",
-                s.candidate.previous_image == IMAGE0,
+                s.retrain.previous_image == IMAGE0,
                 s.condition("RolledOut") == ("Unknown", "RollingOut"),
             ),
         ),
@@ -866,8 +869,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
                 s.last.requeue_at is not None and s.last.requeue_at > s.now,
                 "ServingImageChanged" not in s.all_events(),
                 s.model.image == IMAGE0,
-                s.candidate.previous_image == IMAGE0,
-                s.candidate.rollout_started_at is not None,
+                s.retrain.previous_image == IMAGE0,
+                s.retrain.rollout_started_at is not None,
             ),
         ),
     ),
@@ -908,7 +911,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             [],
             check=lambda s: (
-                some(s.candidate.rollback).reason == "ProgressDeadlineExceeded",
+                some(s.retrain.rollback).reason == "ProgressDeadlineExceeded",
                 s.last.requeue_at == s.now,
             ),
         ),
@@ -922,7 +925,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["RolledBack"],
             check=lambda s: (
                 s.deployment.image == IMAGE0,
-                s.candidate.outcome is Outcome.ROLLED_BACK,
+                s.retrain.outcome is Outcome.ROLLED_BACK,
                 "ServingImageChanged" not in s.all_events(),
             ),
         ),
@@ -935,8 +938,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["RolloutFailed"],
             check=lambda s: (
-                s.candidate.reason == "PatchRefused",
-                "spec.template.spec.containers[0].image" in some(s.candidate.message),
+                s.retrain.reason == "PatchRefused",
+                "spec.template.spec.containers[0].image" in some(s.retrain.message),
                 s.condition("RolledOut") == ("False", "RolloutFailed"),
                 s.condition("Ready")[0] == "False",
                 s.deployment.image == IMAGE0,
@@ -954,7 +957,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.DEGRADED,
             [],
             ["RolloutFailed"],
-            check=lambda s: s.candidate.reason == "RollbackRefused",
+            check=lambda s: s.retrain.reason == "RollbackRefused",
         ),
     ),
     "packaging: the API refuses the package Job (403): PackagingFailed names the object": (
@@ -965,8 +968,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["PackagingFailed"],
             check=lambda s: (
-                s.candidate.reason == "JobRefused",
-                "Job default/" in some(s.candidate.message),
+                s.retrain.reason == "JobRefused",
+                "Job default/" in some(s.retrain.message),
                 s.condition("Ready") == ("False", "JobRefused"),
             ),
         ),
@@ -979,9 +982,9 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["CreateTrainJob"],
             ["CandidateFailed"],
             check=lambda s: (
-                s.candidate.runs[0].state is RunState.FAILED,
-                s.candidate.runs[0].reason == "JobRefused",
-                s.candidate.runs[1].state is RunState.RUNNING,
+                s.retrain.candidates[0].state is CandidateState.FAILED,
+                s.retrain.candidates[0].reason == "JobRefused",
+                s.retrain.candidates[1].state is CandidateState.RUNNING,
             ),
         ),
     ),
@@ -1010,7 +1013,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.MONITORING,
             [],
             check=lambda s: (
-                s.candidate.outcome is Outcome.REJECTED,
+                s.retrain.outcome is Outcome.REJECTED,
                 s.condition("RolledOut") == ("True", "RolledOut"),
                 all(c.observed_generation == s.generation for c in s.status.conditions),
             ),
@@ -1033,8 +1036,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["PackagingFailed"],
             check=lambda s: (
-                s.candidate.reason == "MalformedResult",
-                s.candidate.message == "result field package: required when ok is true",
+                s.retrain.reason == "MalformedResult",
+                s.retrain.message == "result field package: required when ok is true",
                 s.deployment.image == IMAGE0,
                 "result field package:" in s.event("PackagingFailed"),
                 s.condition("Ready") == ("False", "MalformedResult"),
@@ -1049,8 +1052,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["PackagingFailed"],
             check=lambda s: (
-                s.candidate.reason == "MalformedResult",
-                "result field package:" in some(s.candidate.message),
+                s.retrain.reason == "MalformedResult",
+                "result field package:" in some(s.retrain.message),
             ),
         ),
     ),
@@ -1064,8 +1067,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["PackagingFailed"],
             check=lambda s: (
-                s.candidate.reason == "MalformedResult",
-                some(s.candidate.message).startswith("result field package.image:"),
+                s.retrain.reason == "MalformedResult",
+                some(s.retrain.message).startswith("result field package.image:"),
                 s.deployment.image == IMAGE0,
             ),
         ),
@@ -1078,9 +1081,9 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["PackagingFailed"],
             check=lambda s: (
-                s.candidate.reason == "MalformedResult",
-                some(s.candidate.message).startswith("result field package.image: got 'evil.example/x:1@"),
-                "registry.example/cats-dogs:v1-rev00000@sha256:<64 hex>" in some(s.candidate.message),
+                s.retrain.reason == "MalformedResult",
+                some(s.retrain.message).startswith("result field package.image: got 'evil.example/x:1@"),
+                "registry.example/cats-dogs:v1-rev00000@sha256:<64 hex>" in some(s.retrain.message),
                 s.deployment.image == IMAGE0,
             ),
         ),
@@ -1092,7 +1095,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.FAILED,
             [],
             ["PackagingFailed"],
-            check=lambda s: (s.candidate.reason == "MalformedResult", s.deployment.image == IMAGE0),
+            check=lambda s: (s.retrain.reason == "MalformedResult", s.deployment.image == IMAGE0),
         ),
     ),
     "packaging: a digest that is not the image's is not rolled out": (
@@ -1105,7 +1108,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.FAILED,
             [],
             ["PackagingFailed"],
-            check=lambda s: (s.candidate.reason == "MalformedResult", s.deployment.image == IMAGE0),
+            check=lambda s: (s.retrain.reason == "MalformedResult", s.deployment.image == IMAGE0),
         ),
     ),
     # ------------------------------------------------------------------ RollingOut
@@ -1116,7 +1119,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.ROLLING_OUT,
             [],
             check=lambda s: (
-                s.last.requeue_at == min(some(s.candidate.rollout_started_at) + timedelta(seconds=600), beat(s))
+                s.last.requeue_at == min(some(s.retrain.rollout_started_at) + timedelta(seconds=600), beat(s))
             ),
         ),
     ),
@@ -1164,7 +1167,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.DEGRADED,
             [],
             ["RolloutFailed"],
-            check=lambda s: s.candidate.outcome is Outcome.ROLLOUT_FAILED,
+            check=lambda s: s.retrain.outcome is Outcome.ROLLOUT_FAILED,
         ),
     ),
     "rolling out: a missing serving Deployment holds the rollout, not fails it": (
@@ -1175,7 +1178,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["ServingDeploymentNotFound"],
             check=lambda s: (
-                s.candidate.outcome is None,
+                s.retrain.outcome is None,
                 s.condition("Ready") == ("False", "ServingDeploymentNotFound"),
                 s.condition("ServingFound") == ("False", "ServingDeploymentNotFound"),
             ),
@@ -1188,7 +1191,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.ROLLING_OUT,
             ["PatchImage"],
             ["RolloutStarted"],
-            check=lambda s: (s.candidate.previous_image == IMAGE0, "ServingFound" in s.all_events()),
+            check=lambda s: (s.retrain.previous_image == IMAGE0, "ServingFound" in s.all_events()),
         ),
     ),
     "rolling out: a Deployment without the opt-in label is never patched": (
@@ -1199,8 +1202,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["RolloutFailed"],
             check=lambda s: (
-                s.candidate.reason == "ServingNotOptedIn",
-                "add the label modelfreshness.io/serving-for=cats" in some(s.candidate.message),
+                s.retrain.reason == "ServingNotOptedIn",
+                "add the label modelfreshness.io/serving-for=cats" in some(s.retrain.message),
                 s.deployment.image == IMAGE0,
                 s.condition("Ready") == ("False", "ServingNotOptedIn"),
                 s.condition("RolledOut") == ("False", "RolloutFailed"),
@@ -1215,7 +1218,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.DEGRADED,
             [],
             ["RolloutFailed"],
-            check=lambda s: (s.candidate.reason == "ServingNotOptedIn", "'dogs'" in some(s.candidate.message)),
+            check=lambda s: (s.retrain.reason == "ServingNotOptedIn", "'dogs'" in some(s.retrain.message)),
         ),
     ),
     "rolling out: the opt-in removed during a stalled rollout: no rollback patch": (
@@ -1225,7 +1228,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.DEGRADED,
             [],
             ["RolloutFailed"],
-            check=lambda s: (s.candidate.reason == "ServingNotOptedIn", ("rollbacks", None) not in s.counts()),
+            check=lambda s: (s.retrain.reason == "ServingNotOptedIn", ("rollbacks", None) not in s.counts()),
         ),
     ),
     "rolling out: a long ModelDeployment name opts in with its hashed label value": (
@@ -1245,8 +1248,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["RolloutFailed"],
             check=lambda s: (
-                s.candidate.reason == "MalformedResult",
-                some(s.candidate.message).startswith("candidate.targetImage: got 'evil.example/x:1@"),
+                s.retrain.reason == "MalformedResult",
+                some(s.retrain.message).startswith("candidate.targetImage: got 'evil.example/x:1@"),
                 s.deployment.image == IMAGE0,
             ),
         ),
@@ -1258,7 +1261,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.DEGRADED,
             [],
             ["RolloutFailed"],
-            check=lambda s: s.candidate.reason == "ImageChanged",
+            check=lambda s: s.retrain.reason == "ImageChanged",
         ),
     ),
     # ------------------------------------------------------------------ Degraded and Failed
@@ -1350,9 +1353,10 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             ["StateRebuilt"],
             check=lambda s: (
-                [r.state for r in s.candidate.runs] == [RunState.RUNNING, RunState.RUNNING, RunState.PENDING],
+                [r.state for r in s.retrain.candidates]
+                == [CandidateState.RUNNING, CandidateState.RUNNING, CandidateState.PENDING],
                 s.status.drift.job is None,
-                len(s.of_step(Step.TRAIN)) == 2,
+                len(s.of_kind(JobKind.TRAIN)) == 2,
             ),
         ),
     ),
@@ -1373,7 +1377,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.MONITORING,
             [],
             ["StateRebuilt", "CandidateRejected"],
-            check=lambda s: (s.candidate.retrain == 1, s.of_step(Step.TRAIN) == ["cats-train-1-0"]),
+            check=lambda s: (s.retrain.sequence == 1, s.of_kind(JobKind.TRAIN) == ["cats-train-1-0"]),
         ),
     ),
     "restart: writes lost since the check: a packaged retrain rolls out once, from a recorded intent": (
@@ -1385,10 +1389,10 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["PatchImage"],
             ["RolloutStarted"],
             check=lambda s: (
-                s.candidate.retrain == 1,
-                s.candidate.previous_image == IMAGE0,
+                s.retrain.sequence == 1,
+                s.retrain.previous_image == IMAGE0,
                 "StateRebuilt" in s.all_events(),
-                s.of_step(Step.PACKAGE) == ["cats-package-1"],
+                s.of_kind(JobKind.PACKAGE) == ["cats-package-1"],
             ),
         ),
     ),
@@ -1422,6 +1426,6 @@ def test_a_retry_past_the_bound_turns_ready_false_once() -> None:
     assert (ready.status, ready.reason, ready.message, ready.observed_generation) == ("False", "ApiRetrying", error, 2)
     assert [a.reason for a in first.actions if isinstance(a, act.Emit)] == ["ApiRetrying"]
     assert again.actions == ()
-    assert first.status.candidate == sim.status.candidate and first.status.drift == sim.status.drift
+    assert first.status.retrain == sim.status.retrain and first.status.drift == sim.status.drift
     sim.status = first.status
     assert sim.step(1).condition("Ready") == ("True", "Monitoring")  # the next reconcile that works clears it

@@ -17,8 +17,8 @@ from freshness_operator import builders, labels
 from freshness_operator.cache import slim_job
 from freshness_operator.core import actions as act
 from freshness_operator.core.actions import CreatePackageJob, CreateTrainJob
-from freshness_operator.core.observed import JobObservation, JobState, Step
-from freshness_operator.core.status import Phase, RunState, RunStatus
+from freshness_operator.core.observed import JobKind, JobObservation, JobState
+from freshness_operator.core.status import Candidate, CandidateState, Phase
 from freshness_operator.metrics import Metrics
 from freshness_operator.observe import job_observation
 
@@ -33,20 +33,14 @@ QUEUED_SPEC: dict[str, Any] = {"training": {"candidates": SWEEP, "maxParallel": 
 class QueueSim(Sim):
     """Sim whose training Jobs Kueue's webhook creates suspended (when the spec names a queue)."""
 
-    def _create(
-        self,
-        name: str,
-        step: Step,
-        number: int,
-        index: int | None = None,
-        overrides: dict[str, Any] | None = None,
-    ) -> None:
-        queue = self.spec.training.queue if step is Step.TRAIN else None
-        if queue is None or name in self.jobs:
-            super()._create(name, step, number, index, overrides)
+    def _create(self, a: act.CreateJob) -> None:
+        queue = self.spec.training.queue if isinstance(a, act.CreateTrainJob) else None
+        if queue is None or a.name in self.jobs or not isinstance(a, act.CreateTrainJob):
+            super()._create(a)
             return
-        self.jobs[name] = JobObservation(
-            name, step, number, JobState.RUNNING, index, overrides or {}, queue=queue, queued=True, created_at=self.now
+        self.jobs[a.name] = JobObservation(
+            a.name, a.kind, a.sequence, JobState.RUNNING, a.index, a.overrides, queue=queue, queued=True,
+            created_at=self.now,
         )
 
     def admit(self, *indexes: int, after: float = 30) -> QueueSim:
@@ -66,13 +60,13 @@ class QueueSim(Sim):
         return self
 
     def names(self, *indexes: int) -> list[str]:
-        return [r.job for r in self.candidate.runs if r.index in indexes]
+        return [r.job for r in self.retrain.candidates if r.index in indexes]
 
-    def run(self, index: int) -> RunStatus:
-        return next(r for r in self.candidate.runs if r.index == index)
+    def run(self, index: int) -> Candidate:
+        return next(r for r in self.retrain.candidates if r.index == index)
 
     def states(self) -> list[str]:
-        return [r.state.value for r in self.candidate.runs]
+        return [r.state.value for r in self.retrain.candidates]
 
     def finish_index(self, index: int, acc: float) -> QueueSim:
         (name,) = self.names(index)
@@ -138,7 +132,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["CandidateQueued"],
             check=lambda s: (
                 s.states() == ["Queued"] * 4,
-                all(r.started_at is None and r.queued_at is not None for r in s.candidate.runs),
+                all(r.started_at is None and r.queued_at is not None for r in s.retrain.candidates),
                 s.condition("Training") == ("True", "CandidatesQueued"),
                 "4 candidate(s) wait for admission in LocalQueue gpu" in some(s.status.condition("Training")).message,
                 s.status.step == "train 0/4 (4 queued)",
@@ -148,7 +142,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
     ),
     "the retrain creates every Job at once; Kueue, not the operator, holds them": (
         queue_sim(),
-        qrow(lambda s: s.check(True), Phase.TRAINING, TRAIN4, check=lambda s: len(s.of_step(Step.TRAIN)) == 4),
+        qrow(lambda s: s.check(True), Phase.TRAINING, TRAIN4, check=lambda s: len(s.of_kind(JobKind.TRAIN)) == 4),
     ),
     "admission: two run from their startTime, the wait is observed once each, two stay Queued": (
         queue_sim(),
@@ -183,7 +177,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["CandidateTrained"],
             check=lambda s: (
                 s.states() == ["Succeeded", "Succeeded", "Queued", "Queued"],
-                s.candidate.gate is None,
+                s.retrain.gate is None,
                 "CandidateAccepted" not in s.all_events(),
             ),
         ),
@@ -197,8 +191,8 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["CreatePackageJob"],
             ["CandidateAccepted"],
             check=lambda s: (
-                s.candidate.best == 2,
-                some(s.candidate.gate).passed,
+                s.retrain.best == 2,
+                some(s.retrain.gate).passed,
                 some(s.run(2).queued_seconds) > some(s.run(0).queued_seconds),
                 len(s.queued_observed()) == 4,
             ),
@@ -212,7 +206,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             [],
             check=lambda s: (
                 s.states() == ["Queued", "Queued", "Pending", "Pending"],
-                len(s.of_step(Step.TRAIN)) == 2,
+                len(s.of_kind(JobKind.TRAIN)) == 2,
             ),
         ),
     ),
@@ -231,7 +225,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             lambda s: s.unsuspend_only(0),
             Phase.TRAINING,
             [],
-            check=lambda s: (s.run(0).state is RunState.QUEUED, s.queued_observed() == []),
+            check=lambda s: (s.run(0).state is CandidateState.QUEUED, s.queued_observed() == []),
         ),
     ),
     "preempted: an admitted Job suspended again is Queued again, and its next admission observed again": (
@@ -243,7 +237,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             ["CandidateAdmitted"],
             check=lambda s: (
                 "CandidateRequeued" in s.all_events(),
-                s.run(0).state is RunState.RUNNING,
+                s.run(0).state is CandidateState.RUNNING,
                 s.run(0).queued_seconds == pytest.approx(20.0),
                 s.queued_observed() == [pytest.approx(31.0), pytest.approx(31.0), pytest.approx(20.0)],
             ),
@@ -256,7 +250,7 @@ TABLE: dict[str, tuple[Callable[[], Sim], Row]] = {
             Phase.TRAINING,
             [],
             ["CandidateFailed"],
-            check=lambda s: (s.run(3).state is RunState.FAILED, s.run(3).reason == "JobNotFound"),
+            check=lambda s: (s.run(3).state is CandidateState.FAILED, s.run(3).reason == "JobNotFound"),
         ),
     ),
     "no queue: Jobs run at once, never Queued, nothing observed (unchanged behaviour)": (

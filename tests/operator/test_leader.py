@@ -12,16 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from freshness_operator.cache import Cache
 from freshness_operator.kube import Kube, NotLeading
 from freshness_operator.leader import Conflict, Elector, Timing, TimingError
 from freshness_operator.metrics import Metrics
-from freshness_operator.reconcile import Deps
-from freshness_operator.runner import Runner
 from freshness_operator.settings import Settings, SettingsError
 from kubernetes import client as k8s_client
 
-from tests.operator.test_runner import Script, make, settle
+from tests.operator.test_reconcile_queue import Script, make, settle
 
 TIMING = Timing(lease_duration=15, renew_deadline=10, retry_period=2)
 
@@ -298,13 +295,11 @@ def test_writes_are_fenced_but_reads_are_not() -> None:
     asyncio.run(go())
 
 
-def test_a_standby_runner_reconciles_nothing_until_resumed_and_stops_when_paused(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_standby_queue_reconciles_nothing_until_resumed_and_stops_when_paused() -> None:
     script = Script()
 
     async def go() -> None:
-        r = make(monkeypatch, script)
+        r = make(script)
         r.active = False
         r.kick(("ml", "cats"))
         r.kick(("ml", "dogs"))
@@ -313,23 +308,16 @@ def test_a_standby_runner_reconciles_nothing_until_resumed_and_stops_when_paused
         r.resume()
         await settle(r)
         assert script.calls == 2
-        slow = Script()
-        monkeypatch.setattr("freshness_operator.runner.reconcile", slow)
-
-        async def forever(*_: Any, **__: Any) -> Any:
-            slow.calls += 1
-            await asyncio.Event().wait()
-
-        monkeypatch.setattr("freshness_operator.runner.reconcile", forever)
+        script.hang = True  # the next reconcile never returns until cancelled
         r.kick(("ml", "cats"))
         await asyncio.sleep(0.05)
-        assert slow.calls == 1 and r._tasks
+        assert script.calls == 3 and r._tasks
         r.pause()
         await asyncio.sleep(0.05)
         assert not r._tasks and not r._timers, "a reconcile in flight survived the pause"
         r.kick(("ml", "cats"))
         await asyncio.sleep(0.05)
-        assert slow.calls == 1
+        assert script.calls == 3
         await r.close()
 
     asyncio.run(go())
@@ -358,6 +346,6 @@ def test_one_replica_without_election_acts_at_once() -> None:
     from freshness_operator.leadership import Leadership
 
     metrics = Metrics()
-    runner = Runner(Deps(kube=None, settings=Settings(), metrics=metrics, cache=Cache()))  # type: ignore[arg-type]
-    Leadership(Settings(), runner, metrics)
-    assert runner.active and metrics.registry.get_sample_value("modelfreshness_leader") == 1.0
+    queue = make(Script())
+    Leadership(Settings(), queue, metrics, None)
+    assert queue.active and metrics.registry.get_sample_value("modelfreshness_leader") == 1.0

@@ -8,7 +8,7 @@ from typing import Any
 import freshness_contract as contract
 import pytest
 from freshness_operator import labels
-from freshness_operator.core.observed import JobState, Step
+from freshness_operator.core.observed import JobKind, JobState
 from freshness_operator.observe import deployment_observation, observe
 
 UID = "mdep-uid"
@@ -66,7 +66,7 @@ TRAIN_OK = contract.encode({"step": "train", "ok": True, "train": {"metrics": {"
 def test_running_job() -> None:
     obs = observe(UID, [job("j", **{labels.CANDIDATE: "0"})], [], None, "server")
     (j,) = obs.jobs
-    assert (j.state, j.step, j.number, j.index, j.outcome) == (JobState.RUNNING, Step.TRAIN, 1, 0, None)
+    assert (j.state, j.kind, j.sequence, j.index, j.outcome) == (JobState.RUNNING, JobKind.TRAIN, 1, 0, None)
     assert j.overrides == {"train.lr": 0.1}
 
 

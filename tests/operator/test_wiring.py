@@ -13,9 +13,9 @@ from typing import Any
 import kopf
 import pytest
 from freshness_operator import handlers
-from freshness_operator.builders import Owner
 from freshness_operator.cache import Cache
 from freshness_operator.core import actions as act
+from freshness_operator.core.owner import Owner
 from freshness_operator.core.status import Status
 from freshness_operator.kube import ApiError
 from freshness_operator.metrics import Metrics
@@ -116,8 +116,11 @@ def test_metrics_follow_status_and_counters() -> None:
 def test_the_label_free_signals_are_gauges_and_vanish_when_a_check_lacks_them() -> None:
     m = Metrics()
     labels = 'name="cats",namespace="ml"'
-    sim = Sim().check(True, estimatedAccuracy={"value": 0.91, "low": 0.88, "high": 0.94, "reference": 0.93},
-                      novelty={"share": 0.02, "referenceRate": 0.016, "pValue": 0.4, "detected": False})
+    sim = Sim().check(
+        True,
+        estimatedAccuracy={"value": 0.91, "low": 0.88, "high": 0.94, "reference": 0.93},
+        novelty={"share": 0.02, "referenceRate": 0.016, "pValue": 0.4, "detected": False},
+    )
     m.update("ml", "cats", sim.spec, sim.status)
     text = scrape(m)
     assert f"modelfreshness_estimated_accuracy{{{labels}}} 0.91" in text
@@ -179,7 +182,7 @@ def test_every_counter_series_exists_at_zero_when_a_modeldeployment_is_first_see
 def test_counter_series_are_zeroed_before_the_first_increment() -> None:
     # The first reconcile records its counts before it sets the gauges: the zeros must not wait.
     m = Metrics()
-    m.record("ml", "cats", [act.Count("drift_checks", "failed")])
+    m.record("ml", "cats", [act.Count(act.Metric.DRIFT_CHECKS, "failed")])
     failed = 'modelfreshness_drift_checks_total{name="cats",namespace="ml",result="failed"}'
     zeros = [f"{s} 0.0" for s in counter_series("ml", "cats") if s != failed]
     assert len(zeros) == 7 and missing(scrape(m), [f"{failed} 1.0", *zeros]) == []
@@ -228,8 +231,10 @@ class Live(Mapping[Any, list[dict[str, Any]]]):
 
 
 class FakeKube:
-    """Records calls in order; holds one ModelDeployment and its serving Deployment, which the
-    cache reads as if the watches had shown them."""
+    """The whole ``kube.KubeApi`` in memory (``Deps(kube=FakeKube(...))`` is type-checked).
+
+    Records calls in order; holds one ModelDeployment and its serving Deployment, which the cache
+    reads as if the watches had shown them."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -242,7 +247,7 @@ class FakeKube:
             "metadata": {"name": "cats", "namespace": "ml", "uid": "u1", "generation": 1, "resourceVersion": "1"},
             "spec": spec,
         }
-        self.deployment = {
+        self.deployment: dict[str, Any] = {
             "metadata": {"generation": 1},
             "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "server", "image": "r/c:0.1"}]}}},
             "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
@@ -279,12 +284,25 @@ class FakeKube:
         self.body = {**body, "metadata": {**body["metadata"], "resourceVersion": version}}
         return self.body
 
+    async def delete_job(self, namespace: str, name: str) -> None:
+        self.calls.append(("delete_job", name))
+        self.jobs = [j for j in self.jobs if j["metadata"]["name"] != name]
+
+    async def patch_deployment(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("patch_deployment", name))
+        containers = patch["spec"]["template"]["spec"]["containers"]
+        template = self.deployment["spec"]["template"]["spec"]
+        for c in template["containers"]:
+            c.update(next((p for p in containers if p["name"] == c["name"]), {}))
+        self.deployment["metadata"]["generation"] += 1
+        return self.deployment
+
     async def post_event(self, owner: Owner, reason: str, message: str, *, warning: bool) -> None:
         self.calls.append(("event", reason))
 
 
 def run_once(kube: FakeKube, metrics: Metrics | None = None, failures: int = 0) -> tuple[Any, str | None]:
-    deps = Deps(kube=kube, settings=Settings(), metrics=metrics or Metrics(), cache=kube.cache())  # type: ignore[arg-type]
+    deps = Deps(kube=kube, settings=Settings(), metrics=metrics or Metrics(), cache=kube.cache())
     return asyncio.run(reconcile(deps, "ml", "cats", failures=failures))
 
 
@@ -321,7 +339,7 @@ def test_the_check_now_annotation_starts_a_check_through_reconcile() -> None:
 
 def test_reconcile_names_the_peers_on_the_same_deployment_but_not_itself() -> None:
     kube = FakeKube(copy.deepcopy(BASE_SPEC))
-    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics(), cache=kube.cache())  # type: ignore[arg-type]
+    deps = Deps(kube=kube, settings=Settings(), metrics=Metrics(), cache=kube.cache())
     index = {("ml", "cats-dogs"): ["cats", "cats-copy"]}
     asyncio.run(reconcile(deps, "ml", "cats", lambda ns, dep: index.get((ns, dep), [])))
     shared = next(c for c in kube.body["status"]["conditions"] if c["type"] == "DeploymentShared")

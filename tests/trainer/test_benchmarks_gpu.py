@@ -11,7 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
-from freshness_trainer import data, engine, evaluation, fastpath, model
+from freshness_trainer import data, engine, fastpath, model, scores
 
 from tests.trainer.conftest import Project
 
@@ -36,13 +36,13 @@ def test_fast_path_decodes_on_the_gpu_and_trains(tmp_path: Path) -> None:
     loaded = fastpath.load(data.list_images(str(tmp_path), labelled=True, min_classes=2), 224, device)
     assert loaded.images.device.type == "cuda" and loaded.images.shape == (256, 3, 224, 224)
     assert loaded.labels is not None
-    settings = engine.Settings.for_device(device)
+    settings = engine.DeviceOptions.for_device(device)
     assert settings.amp and settings.channels_last
     fitted = engine.fit(model.build("alexnet", 2), loaded.images, loaded.labels.to(device), optimizer="adamw",
                         lr=3e-4, momentum=0.9, batch_size=64, epochs=3, seed=0, settings=settings)
     logits = engine.predict(fitted.model, loaded.images, batch_size=128, settings=settings)
     assert fitted.losses[-1] < fitted.losses[0]
-    assert evaluation.score(logits, loaded.labels, ["cats", "dogs"]).accuracy > 0.5
+    assert scores.score(logits, loaded.labels, ["cats", "dogs"]).accuracy > 0.5
 
 
 def test_gpu_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:

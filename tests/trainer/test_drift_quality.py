@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from freshness_trainer import drift, engine, model, quality, sampledata
+from freshness_trainer import drift_rule, engine, model, quality, sampledata
 
 from tests.trainer.conftest import Project
 
@@ -27,7 +27,7 @@ def pools(project: Project) -> dict[str, quality.Pool]:
     batches = quality.render_conditions(POOL, conditions=("iid", "new-class"))
     batches.update({k: v for k, v in quality.render_conditions(SHIFT_POOL, conditions=sampledata.SHIFTS).items()
                     if k != "reference"})
-    return quality.feature_pools(ckpt, batches, engine.Settings.for_device("cpu"))
+    return quality.feature_pools(ckpt, batches, engine.DeviceOptions.for_device("cpu"))
 
 
 def test_false_positive_rate_at_default_threshold(pools: dict[str, quality.Pool]) -> None:
@@ -67,7 +67,7 @@ def test_scipy_statistic_is_what_evidently_computes(pools: dict[str, quality.Poo
     rng = np.random.default_rng(5)
     for name in ("iid", "new-class"):
         cur = pools[name].table.iloc[rng.choice(len(pools[name].table), 200, replace=False)].reset_index(drop=True)
-        ours = drift.feature_pvalues(ref, cur)
-        theirs = drift.evidently_pvalues(ref, cur)
+        ours = drift_rule.feature_pvalues(ref, cur)
+        theirs = drift_rule.evidently_pvalues(ref, cur)
         assert ours.keys() == theirs.keys()
         np.testing.assert_allclose([ours[k] for k in ours], [theirs[k] for k in ours], rtol=1e-9, atol=1e-300)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from freshness_trainer import drift
+from freshness_trainer import drift_rule
 
 
 def test_simes_combines_sorted_pvalues() -> None:
-    assert drift.simes({}) == 1.0
-    assert drift.simes({"a": 0.5}) == 0.5
+    assert drift_rule.simes({}) == 1.0
+    assert drift_rule.simes({"a": 0.5}) == 0.5
     # min(3*0.01/1, 3*0.02/2, 3*0.9/3) = 0.03
-    assert drift.simes({"a": 0.9, "b": 0.02, "c": 0.01}) == pytest.approx(0.03)
-    assert drift.simes({"a": 1.0, "b": 1.0}) == 1.0
+    assert drift_rule.simes({"a": 0.9, "b": 0.02, "c": 0.01}) == pytest.approx(0.03)
+    assert drift_rule.simes({"a": 1.0, "b": 1.0}) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -23,19 +23,19 @@ def test_simes_combines_sorted_pvalues() -> None:
         ({"a": 1e-6, "b": 0.9, "predicted": 0.3}, None, True, "one feature moved a lot"),
         ({"a": 0.02, "b": 0.03, "predicted": 0.04}, None, True, "all moved a little: Simes 0.04"),
         ({"a": 0.02, "b": 0.5, "predicted": 0.9}, None, False, "one moved a little: Simes 0.06"),
-        ({"a": 0.5, "b": 0.9}, drift.Accuracy(current=0.80, reference=0.90), True, "accuracy fell 10 points"),
-        ({"a": 0.5, "b": 0.9}, drift.Accuracy(current=0.88, reference=0.90), False, "accuracy fell 2 points"),
+        ({"a": 0.5, "b": 0.9}, drift_rule.Accuracy(current=0.80, reference=0.90), True, "accuracy fell 10 points"),
+        ({"a": 0.5, "b": 0.9}, drift_rule.Accuracy(current=0.88, reference=0.90), False, "accuracy fell 2 points"),
     ],
 )
-def test_decide(pvalues: dict[str, float], accuracy: drift.Accuracy | None, detected: bool, why: str) -> None:
-    v = drift.decide(pvalues, accuracy=accuracy)
+def test_decide(pvalues: dict[str, float], accuracy: drift_rule.Accuracy | None, detected: bool, why: str) -> None:
+    v = drift_rule.decide(pvalues, accuracy=accuracy)
     assert v.detected is detected, why
-    assert v.score == pytest.approx(1 - drift.simes(pvalues))
-    assert v.accuracy_drifted is (accuracy is not None and accuracy.drop > drift.DEFAULT_ACCURACY_DROP)
+    assert v.score == pytest.approx(1 - drift_rule.simes(pvalues))
+    assert v.accuracy_drifted is (accuracy is not None and accuracy.drop > drift_rule.DEFAULT_ACCURACY_DROP)
 
 
 def test_share_and_top_features_follow_evidentlys_conditions() -> None:
-    v = drift.decide({"a": 0.05, "predicted": 0.05, "b": 0.001, "c": 0.2})
+    v = drift_rule.decide({"a": 0.05, "predicted": 0.05, "b": 0.001, "c": 0.2})
     # K-S drifts at p <= 0.05, chi-square at p < 0.05 (Evidently's own conditions).
     assert v.drifted == ["a", "b"] and v.share == 0.5
     assert v.top_features() == ["b", "a"]
@@ -47,8 +47,8 @@ def test_scipy_pvalues_equal_evidentlys() -> None:
                         "predicted": rng.choice(["cats", "dogs"], 300)})
     cur = pd.DataFrame({"x": rng.normal(0.2, size=150), "y": rng.uniform(size=150),
                         "predicted": rng.choice(["cats", "dogs", "dogs"], 150)})
-    ours = drift.feature_pvalues(ref, cur)
-    theirs = drift.evidently_pvalues(ref, cur)
+    ours = drift_rule.feature_pvalues(ref, cur)
+    theirs = drift_rule.evidently_pvalues(ref, cur)
     assert list(ours) == list(theirs) == ["x", "y", "predicted"]
     np.testing.assert_allclose([ours[k] for k in ours], [theirs[k] for k in ours], rtol=1e-12)
     assert ours["x"] < 0.05 and ours["predicted"] < 0.05
@@ -61,6 +61,6 @@ def test_a_model_predicting_one_class_everywhere_is_no_evidence_of_drift() -> No
     rng = np.random.default_rng(1)
     ref = pd.DataFrame({"x": rng.normal(size=240), "predicted": ["cats"] * 240})
     cur = pd.DataFrame({"x": rng.normal(size=1000), "predicted": ["cats"] * 1000})
-    theirs = drift.evidently_pvalues(ref, cur)
-    assert theirs["predicted"] == drift.feature_pvalues(ref, cur)["predicted"] == 1.0
-    assert not drift.decide(theirs).detected
+    theirs = drift_rule.evidently_pvalues(ref, cur)
+    assert theirs["predicted"] == drift_rule.feature_pvalues(ref, cur)["predicted"] == 1.0
+    assert not drift_rule.decide(theirs).detected

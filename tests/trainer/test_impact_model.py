@@ -4,7 +4,7 @@ no drift against its held-out reference, where its training images would.
 
 The model is the ``base`` experiment of the project fixture (``dvc exp run``, default params: the
 model a retrain rolls out). The drift step's decision is applied as ``checks.run`` applies it (the
-feature tables, ``drift.decide``, ``impact.estimate_accuracy`` and ``impact.novelty``, the trigger
+feature tables, ``drift_rule.decide``, ``impact.estimate_accuracy`` and ``impact.novelty``, the trigger
 policy) to many fresh batches; the per-feature p-values come from scipy, which equal Evidently's
 (tests/trainer/test_drift_quality.py), because a full Evidently run per check would take minutes.
 A trainer-level test, not a cluster test: the operator's side (reference = the serving model's own
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from freshness_trainer import drift, engine, features, impact, model, sampledata
+from freshness_trainer import drift_rule, engine, features, impact, model, sampledata
 from freshness_trainer.data import list_images, load_images
 from scipy.stats import beta
 
@@ -54,7 +54,7 @@ def _to_tensor(batch: sampledata.Batch) -> torch.Tensor:
 def trained(project: Project) -> Fixture:
     ckpt = model.load(str(project.serving_model))
     assert ckpt.heldout is not None and ckpt.calibration is not None, "the train stage saves both with the model"
-    settings = engine.Settings.for_device("cpu")
+    settings = engine.DeviceOptions.for_device("cpu")
     ref = features.reference_table(ckpt, ckpt.heldout)
     ref_correct = ref.table["predicted"].to_numpy() == np.asarray(ckpt.classes, dtype=object)[ckpt.heldout.labels]
     batch = sampledata.render(sampledata.production_counts(POOL), half="production", seed=11)
@@ -102,7 +102,7 @@ def _check(trained: Fixture, rows: np.ndarray, cal: impact.Calibration, referenc
            ) -> tuple[bool, bool, bool, impact.Estimate]:
     """One drift check of a batch: (distribution detected, novelty detected, retrain under impact, estimate)."""
     cur = trained.iid.table.iloc[rows].reset_index(drop=True)
-    verdict = drift.decide(drift.feature_pvalues(reference, cur))
+    verdict = drift_rule.decide(drift_rule.feature_pvalues(reference, cur))
     est = impact.estimate_accuracy(cal, cur["confidence"].to_numpy())
     nov = impact.novelty(trained.heldout.embeddings, trained.iid.embeddings[rows])
     decision = impact.trigger("impact", verdict.detected, est, trained.ckpt.metrics["val_acc"], 0.05, nov)
@@ -135,10 +135,10 @@ def test_the_held_out_split_looks_like_fresh_traffic_where_the_training_split_do
     if trained.training is None:
         pytest.skip("the project copy keeps no data/prepared/train")
     fresh = trained.iid.table["confidence"].to_numpy()
-    p_training = drift.feature_pvalues(trained.training[["confidence"]], trained.iid.table[["confidence"]])
-    p_heldout = drift.feature_pvalues(trained.heldout.table[["confidence"]], trained.iid.table[["confidence"]])
+    p_training = drift_rule.feature_pvalues(trained.training[["confidence"]], trained.iid.table[["confidence"]])
+    p_heldout = drift_rule.feature_pvalues(trained.heldout.table[["confidence"]], trained.iid.table[["confidence"]])
     rng = np.random.default_rng(13)
-    flagged = sum(drift.decide(drift.feature_pvalues(
+    flagged = sum(drift_rule.decide(drift_rule.feature_pvalues(
         trained.training, trained.iid.table.iloc[rng.choice(POOL, N, replace=False)].reset_index(drop=True)
     )).detected for _ in range(TRIALS // 2))
     print(f"mean confidence: training {trained.training['confidence'].mean():.4f}, held out "

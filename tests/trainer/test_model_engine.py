@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from freshness_trainer import engine, evaluation, model
+from freshness_trainer import engine, model, scores
 from freshness_trainer.errors import TrainerError
 
 
@@ -72,7 +72,7 @@ def test_bad_model_files(tmp_path: Path) -> None:
 
 
 def test_cpu_settings_and_augmentation_shapes() -> None:
-    s = engine.Settings.for_device("cpu", compile=True)
+    s = engine.DeviceOptions.for_device("cpu", compile=True)
     assert (s.amp, s.channels_last, s.compile) == (False, False, False)
     x = engine.normalize(torch.randint(0, 255, (4, 3, 64, 64), dtype=torch.uint8), s)
     y = engine.augment(x, torch.Generator().manual_seed(0))
@@ -86,13 +86,13 @@ def test_fit_learns_a_trivial_task() -> None:
     bright = torch.randint(190, 255, (16, 3, 64, 64), generator=g, dtype=torch.uint8)
     images, labels = torch.cat([dark, bright]), torch.tensor([0] * 16 + [1] * 16)
     torch.manual_seed(0)
-    s = engine.Settings.for_device("cpu")
+    s = engine.DeviceOptions.for_device("cpu")
     fitted = engine.fit(model.build("alexnet", 2, hidden_units=32), images, labels, optimizer="adamw",
                         lr=3e-4, momentum=0.9, batch_size=16, epochs=4, seed=0, settings=s)
-    scores = evaluation.score(engine.predict(fitted.model, images, batch_size=32, settings=s), labels,
+    scored = scores.score(engine.predict(fitted.model, images, batch_size=32, settings=s), labels,
                               ["dark", "bright"])
     assert fitted.losses[-1] < fitted.losses[0]
-    assert scores.accuracy == 1.0 and scores.confusion == [[16, 0], [0, 16]]
+    assert scored.accuracy == 1.0 and scored.confusion == [[16, 0], [0, 16]]
     assert fitted.best_epoch == 4 and fitted.val_accuracy == []  # no validation data: the last epoch
 
 
@@ -112,7 +112,7 @@ def test_fit_keeps_the_best_epoch_on_the_validation_data() -> None:
     bright = torch.randint(190, 255, (16, 3, 64, 64), generator=g, dtype=torch.uint8)
     images, labels = torch.cat([dark, bright]), torch.tensor([0] * 16 + [1] * 16)
     swapped = 1 - labels
-    s = engine.Settings.for_device("cpu")
+    s = engine.DeviceOptions.for_device("cpu")
     fitted = engine.fit(model.build("alexnet", 2, hidden_units=32), images, labels, optimizer="adamw",
                         lr=3e-4, momentum=0.9, batch_size=16, epochs=4, seed=0, settings=s,
                         val_images=images, val_labels=swapped)
@@ -120,7 +120,7 @@ def test_fit_keeps_the_best_epoch_on_the_validation_data() -> None:
     assert fitted.val_accuracy == [0.0] * 4 and fitted.val_loss[0] < fitted.val_loss[-1]
     assert fitted.best_epoch == 1
     logits = engine.predict(fitted.model, images, batch_size=32, settings=s)
-    final = evaluation.score(logits, swapped, ["dark", "bright"])
+    final = scores.score(logits, swapped, ["dark", "bright"])
     assert final.loss == pytest.approx(fitted.val_loss[0], rel=1e-4)
 
 
@@ -137,11 +137,11 @@ def test_fit_keeps_the_best_epoch_on_the_validation_data() -> None:
     ],
 )
 def test_learned_flags_a_model_at_chance(accuracy: float, per_class: dict[str, float], expected: bool) -> None:
-    assert evaluation.learned(accuracy, per_class) is expected
+    assert scores.learned(accuracy, per_class) is expected
 
 
 def test_metrics_carry_the_learned_flag() -> None:
-    everything_cats = evaluation.score(torch.tensor([[2.0, 0.0]] * 4), torch.tensor([0, 0, 1, 1]), ["cats", "dogs"])
+    everything_cats = scores.score(torch.tensor([[2.0, 0.0]] * 4), torch.tensor([0, 0, 1, 1]), ["cats", "dogs"])
     assert everything_cats.metrics()["learned"] == 0.0
-    right = evaluation.score(torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 1]), ["cats", "dogs"])
+    right = scores.score(torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 1]), ["cats", "dogs"])
     assert right.metrics()["learned"] == 1.0

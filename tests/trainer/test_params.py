@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from freshness_trainer import drift, params
+from freshness_trainer import drift_rule, params
 from freshness_trainer.errors import TrainerError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +71,6 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_drift_section_matches_the_code_defaults() -> None:
     d = params.load(ROOT / "params.yaml").drift
-    assert d.threshold == drift.DEFAULT_THRESHOLD
-    assert d.accuracy_drop == drift.DEFAULT_ACCURACY_DROP
-    assert d.stattest_threshold == drift.STATTEST_THRESHOLD
+    assert d.threshold == drift_rule.DEFAULT_THRESHOLD
+    assert d.accuracy_drop == drift_rule.DEFAULT_ACCURACY_DROP
+    assert d.stattest_threshold == drift_rule.STATTEST_THRESHOLD

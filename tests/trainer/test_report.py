@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from freshness_trainer import drift, report
+from freshness_trainer import drift_rule, report
 from PIL import Image
 
 
@@ -53,14 +53,14 @@ def test_relative_paths_are_relative_to_the_listed_folder() -> None:
     ("score", "accuracy", "rule"),
     [
         (0.99, None, "statistical"),
-        (0.50, drift.Accuracy(current=0.6, reference=0.9), "accuracy"),
-        (0.99, drift.Accuracy(current=0.6, reference=0.9), "both"),
-        (0.50, drift.Accuracy(current=0.89, reference=0.9), "none"),
+        (0.50, drift_rule.Accuracy(current=0.6, reference=0.9), "accuracy"),
+        (0.99, drift_rule.Accuracy(current=0.6, reference=0.9), "both"),
+        (0.50, drift_rule.Accuracy(current=0.89, reference=0.9), "none"),
     ],
 )
-def test_the_verdict_names_the_rule_that_decided(score: float, accuracy: drift.Accuracy | None, rule: str) -> None:
+def test_the_verdict_names_the_rule_that_decided(score: float, accuracy: drift_rule.Accuracy | None, rule: str) -> None:
     pvalues = {"pc1": 1.0 - score, "predicted": 0.5}
-    verdict = drift.decide(pvalues, threshold=0.95, accuracy=accuracy)
+    verdict = drift_rule.decide(pvalues, threshold=0.95, accuracy=accuracy)
     page = report.render(verdict, report.Context(200, 300, "s3://prod", "data/train"), table([0.0]), table([1.0]), [])
     assert f"<tr><th>Decided by</th><td>{rule}" in page
     assert f'data-detected="{str(rule != "none").lower()}"' in page
@@ -71,7 +71,7 @@ def test_the_verdict_names_the_rule_that_decided(score: float, accuracy: drift.A
 
 
 def test_the_window_is_shown_when_known_and_evidently_is_embedded_escaped() -> None:
-    verdict = drift.decide({"pc1": 0.5}, threshold=0.95)
+    verdict = drift_rule.decide({"pc1": 0.5}, threshold=0.95)
     context = report.Context(10, 10, "cur", "ref", window="2026-12-01T00:00Z to 2026-12-02T00:00Z")
     page = report.render(verdict, context, table([0.0]), table([0.0]), [], '<html><p class="x">"Evidently"</p></html>')
     assert "2026-12-01T00:00Z to 2026-12-02T00:00Z" in page
@@ -84,10 +84,10 @@ def test_the_window_is_shown_when_known_and_evidently_is_embedded_escaped() -> N
 
 
 def test_the_three_signals_are_shown_after_the_verdict() -> None:
-    from freshness_trainer import checks, impact
+    from freshness_trainer import drift_step, impact
 
-    verdict = drift.decide({"pc1": 0.001}, threshold=0.95)  # the distribution test fires
-    found = checks.Impact(impact.Estimate(0.912, 0.88, 0.94), 0.933,
+    verdict = drift_rule.decide({"pc1": 0.001}, threshold=0.95)  # the distribution test fires
+    found = drift_step.Impact(impact.Estimate(0.912, 0.88, 0.94), 0.933,
                           impact.Novelty(0.31, 0.016, 1e-9, True), "heldOut")
     page = report.render(verdict, report.Context(10, 10, "cur", "ref"), table([0.0]), table([0.0]), [],
                          signals=found)
@@ -96,7 +96,7 @@ def test_the_three_signals_are_shown_after_the_verdict() -> None:
     assert "91.2% (95% interval 88.0% to 94.0%) against 93.3% on the held-out split: a drop of 2.1 points" in page
     assert 'data-signal="novelty" data-detected="true"' in page and "31.0% of production images" in page
     assert "the model's held-out validation split" in page
-    legacy = checks.Impact(None, None, impact.Novelty(0.0, 0.016, 1.0, False), "folder")
+    legacy = drift_step.Impact(None, None, impact.Novelty(0.0, 0.016, 1.0, False), "folder")
     page = report.render(verdict, report.Context(10, 10, "cur", "ref"), table([0.0]), table([0.0]), [],
                          signals=legacy)
     assert "not available: the model file carries no calibration" in page and "the reference folder" in page

@@ -58,10 +58,10 @@ class Items(HTMLParser):
 
 @pytest.fixture(scope="module")
 def bee_report(project: Project, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from freshness_trainer import checks
+    from freshness_trainer import drift_step
 
     out = tmp_path_factory.mktemp("report") / "drift.html"
-    outcome = checks.run(checks.DriftInputs(
+    outcome = drift_step.run(drift_step.DriftInputs(
         reference=str(sample_dir / "reference"), current=str(sample_dir / "production" / "new-class"),
         model=str(project.serving_model), min_samples=50, report=str(out), device="cpu",
     ))

@@ -38,7 +38,7 @@ def images() -> np.ndarray:
 
 def reference(model_file: Path, batch: torch.Tensor) -> np.ndarray:
     ckpt = model.load(str(model_file))
-    logits = engine.predict(ckpt.model, batch, batch_size=8, settings=engine.Settings.for_device("cpu"))
+    logits = engine.predict(ckpt.model, batch, batch_size=8, settings=engine.DeviceOptions.for_device("cpu"))
     return torch.softmax(logits, dim=1).numpy()
 
 

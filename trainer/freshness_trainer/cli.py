@@ -25,14 +25,14 @@ from freshness_contract.argv import DriftArgs, PackageArgs, TrainArgs
 from freshness_trainer.errors import TrainerError
 
 if TYPE_CHECKING:
-    from freshness_trainer.checks import Impact
+    from freshness_trainer.drift_step import Impact
 
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
 SERVER_IMAGE_ENV = "FRESHNESS_SERVER_IMAGE"  # the package step's default base image
 
 
 def _drift(ns: argparse.Namespace) -> dict[str, Any]:
-    from freshness_trainer import checks, drift, params
+    from freshness_trainer import drift_rule, drift_step, params
 
     args = DriftArgs.from_namespace(ns)
     if args.model is None:
@@ -41,7 +41,7 @@ def _drift(ns: argparse.Namespace) -> dict[str, Any]:
     window = _window(args.window)
     if args.newest is not None and args.newest < 1:
         raise TrainerError("InvalidArgument", f"--newest {args.newest}: expected a whole number >= 1")
-    outcome = checks.run(checks.DriftInputs(
+    outcome = drift_step.run(drift_step.DriftInputs(
         reference=args.reference,
         current=args.current,
         model=args.model,
@@ -50,6 +50,7 @@ def _drift(ns: argparse.Namespace) -> dict[str, Any]:
         accuracy_drop=d.accuracy_drop if args.accuracy_drop is None else args.accuracy_drop,
         report=args.report or "",
         pca_components=d.pca_components,
+        stattest_threshold=d.stattest_threshold,
         device=args.device,
         window=window,
         newest=args.newest,
@@ -57,7 +58,7 @@ def _drift(ns: argparse.Namespace) -> dict[str, Any]:
     v = outcome.verdict
     result: dict[str, Any] = {
         "detected": v.detected, "share": round(v.share, 6), "score": round(v.score, 6), "threshold": v.threshold,
-        "method": drift.METHOD, "samples": outcome.samples, "referenceSamples": outcome.reference_samples,
+        "method": drift_rule.METHOD, "samples": outcome.samples, "referenceSamples": outcome.reference_samples,
         "topFeatures": v.top_features(),
     }
     if outcome.report:
@@ -67,7 +68,8 @@ def _drift(ns: argparse.Namespace) -> dict[str, Any]:
     if v.accuracy is not None:
         result["accuracy"] = {"current": round(v.accuracy.current, 6), "reference": round(v.accuracy.reference, 6),
                               "drop": round(v.accuracy.drop, 6)}
-    why = f"score {v.score:.4f} vs threshold {v.threshold:.4f}; {len(v.drifted)} of {len(v.pvalues)} features at p<0.05"
+    features = f"{len(v.drifted)} of {len(v.pvalues)} features at p<{d.stattest_threshold:g}"
+    why = f"score {v.score:.4f} vs threshold {v.threshold:.4f}; {features}"
     if v.accuracy_drifted:
         why = f"accuracy drop; {why}"
     if outcome.impact is not None:

@@ -3,7 +3,7 @@
 Data arrive as one uint8 tensor (N, 3, S, S) already decoded and resized (``data.load_images`` on
 the CPU, ``fastpath.decode_folder`` on the GPU). Augmentation, normalisation and the forward pass
 run as batched tensor ops on whatever device the images sit on, so the GPU path needs no
-DataLoader workers: ``Settings`` only switches on bf16 autocast, channels_last and torch.compile.
+DataLoader workers: ``DeviceOptions`` only switches on bf16 autocast, channels_last and torch.compile.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from freshness_trainer.model import MEAN, STD
 
 
 @dataclass(frozen=True)
-class Settings:
-    """How to run the loops on a device. ``for_device`` picks the defaults."""
+class DeviceOptions:
+    """How to run the loops on a device; ``for_device`` picks the defaults for one."""
 
     device: torch.device
     amp: bool = False
@@ -31,10 +31,10 @@ class Settings:
     compile: bool = False
 
     @staticmethod
-    def for_device(device: str | torch.device | None = None, *, compile: bool = False) -> Settings:
+    def for_device(device: str | torch.device | None = None, *, compile: bool = False) -> DeviceOptions:
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         cuda = dev.type == "cuda"
-        return Settings(dev, amp=cuda, channels_last=cuda, compile=compile and cuda)
+        return DeviceOptions(dev, amp=cuda, channels_last=cuda, compile=compile and cuda)
 
 
 @functools.cache
@@ -43,7 +43,7 @@ def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return (torch.tensor(MEAN, device=device).view(1, 3, 1, 1), torch.tensor(STD, device=device).view(1, 3, 1, 1))
 
 
-def normalize(images: torch.Tensor, settings: Settings) -> torch.Tensor:
+def normalize(images: torch.Tensor, settings: DeviceOptions) -> torch.Tensor:
     """uint8 or [0,1] float images -> normalised float, on the settings' device and memory format."""
     x = images.to(settings.device, non_blocking=True)
     x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
@@ -77,7 +77,7 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -
         yield order[i : i + batch_size]
 
 
-def prepare_model(model: nn.Module, settings: Settings) -> nn.Module:
+def prepare_model(model: nn.Module, settings: DeviceOptions) -> nn.Module:
     """Move to the device, switch memory format and compile as the settings ask."""
     model = model.to(settings.device)
     if settings.channels_last:
@@ -88,7 +88,7 @@ def prepare_model(model: nn.Module, settings: Settings) -> nn.Module:
     return model
 
 
-def _autocast(settings: Settings) -> torch.autocast:
+def _autocast(settings: DeviceOptions) -> torch.autocast:
     return torch.autocast(settings.device.type, dtype=torch.bfloat16, enabled=settings.amp)
 
 
@@ -99,7 +99,7 @@ def train_one_epoch(
     labels: torch.Tensor,
     *,
     batch_size: int,
-    settings: Settings,
+    settings: DeviceOptions,
     generator: torch.Generator,
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     label_smoothing: float = 0.0,
@@ -125,7 +125,7 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int, settings: Settings) -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int, settings: DeviceOptions) -> torch.Tensor:
     """Logits (float32, on the CPU) for every image, in order."""
     model.eval()
     out = []
@@ -183,7 +183,7 @@ def fit(
     batch_size: int,
     epochs: int,
     seed: int,
-    settings: Settings,
+    settings: DeviceOptions,
     warmup_epochs: float = 0.0,
     label_smoothing: float = 0.0,
     val_images: torch.Tensor | None = None,

@@ -91,7 +91,7 @@ def image_statistics(images: torch.Tensor, batch_size: int = 512) -> dict[str, N
 
 
 @torch.no_grad()
-def model_outputs(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Settings, batch_size: int = 256
+def model_outputs(ckpt: Checkpoint, images: torch.Tensor, settings: engine.DeviceOptions, batch_size: int = 256
                   ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(embeddings of the last hidden layer, logits) for uint8 images, one forward pass."""
     trunk = engine.prepare_model(penultimate(ckpt.model), settings).eval()
@@ -126,7 +126,7 @@ def table(ckpt: Checkpoint, embeddings: NDArray[np.float64], logits: NDArray[np.
     return pd.DataFrame(cols)
 
 
-def extract(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Settings, *,
+def extract(ckpt: Checkpoint, images: torch.Tensor, settings: engine.DeviceOptions, *,
             pca: Pca | None = None, pca_components: int = 3) -> tuple[pd.DataFrame, Pca]:
     """Feature table of uint8 images; fits the PCA when none is given (do that on the reference)."""
     out = extract_all(ckpt, images, settings, pca=pca, pca_components=pca_components)
@@ -142,7 +142,7 @@ class Extracted:
     embeddings: NDArray[np.float64]
 
 
-def extract_all(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Settings, *,
+def extract_all(ckpt: Checkpoint, images: torch.Tensor, settings: engine.DeviceOptions, *,
                 pca: Pca | None = None, pca_components: int = 3) -> Extracted:
     """``extract`` that also returns the embeddings."""
     emb, logits = model_outputs(ckpt, images, settings)
@@ -151,7 +151,7 @@ def extract_all(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Setting
     return Extracted(table(ckpt, emb, logits, image_statistics(images.to(settings.device)), pca), pca, emb)
 
 
-def held_out(ckpt: Checkpoint, images: torch.Tensor, labels: torch.Tensor, settings: engine.Settings) -> HeldOut:
+def held_out(ckpt: Checkpoint, images: torch.Tensor, labels: torch.Tensor, settings: engine.DeviceOptions) -> HeldOut:
     """The model's outputs on its validation images: the reference the drift step uses (item 3 of issue 14)."""
     emb, logits = model_outputs(ckpt, images, settings)
     stats = image_statistics(images.to(settings.device))

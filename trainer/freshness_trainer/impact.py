@@ -2,7 +2,7 @@
 
 Three signals of a drift check (``freshness_contract.trigger`` decides which start a retrain):
 
-* **distribution** (``drift.decide``): the inputs changed; says nothing about the damage;
+* **distribution** (``drift_rule.decide``): the inputs changed; says nothing about the damage;
 * **estimated accuracy** (CBPE, NannyML's confidence-based performance estimation): the mean of the
   model's *calibrated* top-class confidence over the window estimates its accuracy there without
   labels. ``fit_calibration`` fits the calibration on the held-out validation split at training

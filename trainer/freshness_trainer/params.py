@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from freshness_contract.trigger import DEFAULT_ACCURACY_DROP, DEFAULT_THRESHOLD
 
 from freshness_trainer.errors import TrainerError
 
@@ -75,7 +76,7 @@ class DriftParams:
 
     threshold: float
     """Drift when 1 - the Simes-combined p-value of the per-feature tests reaches this (see
-    freshness_trainer.drift): 0.95 = at most 5% false alarms per check."""
+    freshness_trainer.drift_rule): freshness_contract.trigger.DEFAULT_THRESHOLD."""
     min_samples: int
     accuracy_drop: float
     """Labelled production: drift when accuracy falls more than this below the reference accuracy."""
@@ -85,8 +86,8 @@ class DriftParams:
 
 
 # The drift step's defaults when no params.yaml is given (tests check params.yaml agrees).
-DRIFT_DEFAULTS = DriftParams(threshold=0.95, min_samples=200, accuracy_drop=0.05, pca_components=3,
-                             stattest_threshold=0.05)
+DRIFT_DEFAULTS = DriftParams(threshold=DEFAULT_THRESHOLD, min_samples=200, accuracy_drop=DEFAULT_ACCURACY_DROP,
+                             pca_components=3, stattest_threshold=0.05)
 
 
 @dataclass(frozen=True)

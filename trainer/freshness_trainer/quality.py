@@ -3,7 +3,7 @@
 Used by tests/trainer/test_drift_quality.py (benchmarks/drift_quality.py draws its own graded
 shifts and batches). The expensive part (the serving model's forward pass) runs once per image:
 each condition's pool of images is turned into a feature table once, and every trial resamples
-rows of that table. The per-trial decision uses ``drift.feature_pvalues`` (scipy; the same tests
+rows of that table. The per-trial decision uses ``drift_rule.feature_pvalues`` (scipy; the same tests
 and numbers Evidently produces, checked in the tests) because running Evidently thousands of times
 would take hours on a CPU.
 
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from freshness_trainer import drift, engine, features, sampledata
+from freshness_trainer import drift_rule, engine, features, sampledata
 from freshness_trainer.model import Checkpoint
 
 CONDITIONS = ("iid", "new-class", *sampledata.SHIFTS)
@@ -51,7 +51,7 @@ def render_conditions(pool_size: int, seed: int = 0, conditions: tuple[str, ...]
     return out
 
 
-def feature_pools(ckpt: Checkpoint, batches: dict[str, sampledata.Batch], settings: engine.Settings,
+def feature_pools(ckpt: Checkpoint, batches: dict[str, sampledata.Batch], settings: engine.DeviceOptions,
                   pca_components: int = 3) -> dict[str, Pool]:
     """Feature tables (PCA fitted on ``batches['reference']``) and accuracies, one per batch."""
     ref_table, pca = features.extract(ckpt, to_tensor(batches["reference"]), settings, pca_components=pca_components)
@@ -70,9 +70,9 @@ def _accuracy(table: pd.DataFrame, batch: sampledata.Batch) -> float:
 Decision = Callable[[pd.DataFrame, pd.DataFrame], bool]
 
 
-def our_rule(threshold: float = drift.DEFAULT_THRESHOLD) -> Decision:
+def our_rule(threshold: float = drift_rule.DEFAULT_THRESHOLD) -> Decision:
     """The drift step's rule on feature tables (labels unused: production is usually unlabelled)."""
-    return lambda ref, cur: drift.decide(drift.feature_pvalues(ref, cur), threshold=threshold).detected
+    return lambda ref, cur: drift_rule.decide(drift_rule.feature_pvalues(ref, cur), threshold=threshold).detected
 
 
 def detection_rate(reference: pd.DataFrame, pool: pd.DataFrame, *, n: int, trials: int, seed: int,

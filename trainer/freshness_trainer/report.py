@@ -41,10 +41,10 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
-from freshness_trainer.drift import DEFAULT_ACCURACY_DROP, Verdict
+from freshness_trainer.drift_rule import DEFAULT_ACCURACY_DROP, Verdict
 
 if TYPE_CHECKING:
-    from freshness_trainer.checks import Impact
+    from freshness_trainer.drift_step import Impact
 
 GALLERY_SIZE = 12
 THUMBNAIL_PX = 96

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from freshness_operator.core import actions as act
 from freshness_operator.core.conditions import set_condition
-from freshness_operator.core.observed import Observed
+from freshness_operator.core.observed import JobKind, Observed
 from freshness_operator.core.spec import Spec
 from freshness_operator.core.status import (
     HISTORY_LIMIT,
-    CandidateStatus,
     HistoryEntry,
     ModelStatus,
     Outcome,
-    Stage,
+    RetrainStage,
+    RetrainStatus,
     Status,
 )
 
@@ -52,12 +52,12 @@ class Context:
     def emit(self, reason: str, message: str, *, warning: bool = False) -> None:
         self.actions.append(act.Emit(reason, message, warning))
 
-    def count(self, metric: str, result: str | None = None) -> None:
+    def count(self, metric: act.Metric, result: str | None = None) -> None:
         self.actions.append(act.Count(metric, result))
 
-    def duration(self, step: str, started: datetime | None, finished: datetime | None) -> None:
+    def duration(self, kind: JobKind, started: datetime | None, finished: datetime | None) -> None:
         if started is not None and finished is not None and finished >= started:
-            self.actions.append(act.ObserveDuration(step, (finished - started).total_seconds()))
+            self.actions.append(act.ObserveDuration(kind, (finished - started).total_seconds()))
 
     def wake_at(self, when: datetime) -> None:
         self.wakeups.append(when)
@@ -71,28 +71,18 @@ class Context:
             self.status.conditions, type_, status, reason, message, now=self.now, generation=self.generation
         )
 
-    def finish(self, c: CandidateStatus, outcome: Outcome, reason: str, message: str, result: str) -> None:
+    def finish(self, retrain: RetrainStatus, outcome: Outcome, reason: str, message: str, result: str) -> None:
         """Close the retrain with ``outcome``; ``result`` labels modelfreshness_retrains_total."""
-        c.stage, c.outcome, c.reason, c.message = Stage.DONE, outcome, reason, message
-        c.finished_at = self.now
-        c.after_check = self.status.drift.sequence
-        self.count("retrains", result)
+        retrain.stage, retrain.outcome, retrain.reason, retrain.message = RetrainStage.DONE, outcome, reason, message
+        retrain.finished_at = self.now
+        retrain.after_check = self.status.drift.sequence
+        self.count(act.Metric.RETRAINS, result)
 
     def push_history(self, old: ModelStatus | None, *, replaced_by: str | None, reason: str) -> None:
         if old is None or old.image is None:
             return
-        entry = HistoryEntry(
-            version=old.version,
-            image=old.image,
-            uri=old.uri,
-            experiment=old.experiment,
-            rev=old.rev,
-            metrics=old.metrics,
-            deployed_at=old.deployed_at,
-            replaced_at=self.now,
-            replaced_by=replaced_by,
-            reason=reason,
-        )
+        served = {f.name: getattr(old, f.name) for f in fields(ModelStatus)}
+        entry = HistoryEntry(**served, replaced_at=self.now, replaced_by=replaced_by, reason=reason)
         self.status.history = [entry, *self.status.history][:HISTORY_LIMIT]
 
     def decision(self) -> Decision:

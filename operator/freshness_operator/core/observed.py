@@ -16,7 +16,9 @@ class JobState(StrEnum):
     FAILED = "Failed"
 
 
-class Step(StrEnum):
+class JobKind(StrEnum):
+    """What a step Job does (its ``modelfreshness.io/step`` label; the step name in results)."""
+
     DRIFT = "drift"
     TRAIN = "train"
     PACKAGE = "package"
@@ -48,8 +50,8 @@ class Waiting:
 @dataclass(frozen=True)
 class JobObservation:
     name: str
-    step: Step
-    number: int
+    kind: JobKind
+    sequence: int  # the check's or the retrain's sequence number (its label)
     state: JobState
     index: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -129,5 +131,5 @@ class Observed:
     def job(self, name: str | None) -> JobObservation | None:
         return next((j for j in self.jobs if j.name == name), None)
 
-    def of_step(self, step: Step) -> list[JobObservation]:
-        return [j for j in self.jobs if j.step is step]
+    def of_kind(self, kind: JobKind) -> list[JobObservation]:
+        return [j for j in self.jobs if j.kind is kind]

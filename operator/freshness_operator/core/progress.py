@@ -4,17 +4,17 @@ crashing shows as ``StepProgressing=False`` at once, not when the Job's deadline
 from __future__ import annotations
 
 from freshness_operator.core.context import Context
-from freshness_operator.core.observed import JobObservation, JobState, Step
-from freshness_operator.core.status import RunState, Stage
+from freshness_operator.core.observed import JobKind, JobObservation, JobState
+from freshness_operator.core.status import CandidateState, RetrainStage
 
-_STEP_SPEC = {Step.DRIFT: "spec.drift", Step.TRAIN: "spec.training", Step.PACKAGE: "spec.package"}
+_STEP_SPEC = {JobKind.DRIFT: "spec.drift", JobKind.TRAIN: "spec.training", JobKind.PACKAGE: "spec.package"}
 
 
 def hint(job: JobObservation, reason: str) -> str:
     """What a user can change for this waiting reason (names the spec field)."""
-    section = _STEP_SPEC[job.step]
+    section = _STEP_SPEC[job.kind]
     if reason == "Unschedulable":
-        if job.step is Step.TRAIN:
+        if job.kind is JobKind.TRAIN:
             return "check spec.training.resources, nodeSelector and tolerations against the nodes"
         return f"check {section}.resources against the nodes"
     if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
@@ -26,12 +26,13 @@ def hint(job: JobObservation, reason: str) -> str:
 
 def _running(ctx: Context) -> list[str]:
     """The step Jobs the status has in flight (the same names on every reconcile: no extra writes)."""
-    d, c = ctx.status.drift, ctx.status.candidate
+    d, retrain = ctx.status.drift, ctx.status.retrain
     names = [d.job] if d.job else []
-    if c is not None and c.stage is Stage.TRAINING:
-        names += [r.job for r in c.runs if r.state is RunState.RUNNING]
-    if c is not None and c.stage is Stage.PACKAGING and c.package_started_at and c.package_job:
-        names.append(c.package_job)
+    if retrain is not None and retrain.stage is RetrainStage.TRAINING:
+        names += [r.job for r in retrain.candidates if r.state is CandidateState.RUNNING]
+    packaging = retrain is not None and retrain.stage is RetrainStage.PACKAGING and retrain.package_started_at
+    if packaging and retrain is not None and retrain.package_job:
+        names.append(retrain.package_job)
     return names
 
 
@@ -44,7 +45,7 @@ def step_progressing(ctx: Context) -> None:
         job = stuck[0]
         assert job.waiting is not None
         w = job.waiting
-        message = f"{job.step.value} Job {job.name}: pod {w.pod}: {w.message}; {hint(job, w.reason)}"
+        message = f"{job.kind.value} Job {job.name}: pod {w.pod}: {w.message}; {hint(job, w.reason)}"
         if len(stuck) > 1:
             message += f" ({len(stuck) - 1} more step Job(s) stuck)"
         if ctx.condition("StepProgressing", "False", w.reason, message):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from freshness_operator.core import actions as act
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import Refusal
-from freshness_operator.core.status import Outcome, RunState, StepError
+from freshness_operator.core.status import CandidateState, Outcome, StepError
 
 
 def apply(ctx: Context) -> None:
@@ -43,32 +43,33 @@ def _drift(ctx: Context, r: Refusal) -> None:
     d.job, d.job_model = None, None
     d.last_error = StepError("JobRefused", r.describe(), ctx.now)
     d.summary = "failing: JobRefused"
-    ctx.count("drift_checks", "failed")
+    ctx.count(act.Metric.DRIFT_CHECKS, "failed")
     ctx.emit("DriftCheckFailed", f"{r.target}: JobRefused: {r.describe()}", warning=True)
     if d.next_check_time is not None:
         ctx.wake_at(d.next_check_time)  # the next check comes when due, not in a tight loop
 
 
 def _retrain(ctx: Context, r: Refusal) -> None:
-    c = ctx.status.candidate
-    if c is None:
+    retrain = ctx.status.retrain
+    if retrain is None:
         return
     message = r.describe()
     ctx.recheck()  # the steps after the failed one (the gate, an outcome) come in the next decision
-    run = next((run for run in c.runs if run.job == r.target), None)
+    run = next((run for run in retrain.candidates if run.job == r.target), None)
     if r.action == "CreateTrainJob" and run is not None:
-        run.state, run.reason, run.message = RunState.FAILED, "JobRefused", message
+        run.state, run.reason, run.message = CandidateState.FAILED, "JobRefused", message
         run.finished_at = ctx.now
         ctx.emit("CandidateFailed", f"candidate {run.index} ({run.job}): JobRefused: {message}", warning=True)
     elif r.action == "CreatePackageJob":
-        ctx.emit("PackagingFailed", f"retrain {c.retrain}: JobRefused: {message}", warning=True)
-        ctx.finish(c, Outcome.PACKAGING_FAILED, "JobRefused", message, "failed")
-    elif c.outcome is Outcome.ROLLED_BACK:  # the rollback's patch: the failed image still serves
-        c.outcome, c.reason = Outcome.ROLLOUT_FAILED, "RollbackRefused"
-        c.message = f"restoring {c.previous_image} was refused: {message}"
-        ctx.emit("RollbackFailed", c.message, warning=True)
+        ctx.emit("PackagingFailed", f"retrain {retrain.sequence}: JobRefused: {message}", warning=True)
+        ctx.finish(retrain, Outcome.PACKAGING_FAILED, "JobRefused", message, "failed")
+    elif retrain.outcome is Outcome.ROLLED_BACK:  # the rollback's patch: the failed image still serves
+        retrain.outcome, retrain.reason = Outcome.ROLLOUT_FAILED, "RollbackRefused"
+        retrain.message = f"restoring {retrain.previous_image} was refused: {message}"
+        ctx.emit("RollbackFailed", retrain.message, warning=True)
     else:
-        c.reason = "PatchRefused"
-        ctx.count("rollouts", "failed")
-        ctx.emit("RolloutFailed", f"retrain {c.retrain}: PatchRefused: {c.target_image}: {message}", warning=True)
-        ctx.finish(c, Outcome.ROLLOUT_FAILED, "PatchRefused", f"{c.target_image} was refused: {message}", "failed")
+        retrain.reason = "PatchRefused"
+        ctx.count(act.Metric.ROLLOUTS, "failed")
+        image = retrain.target_image
+        ctx.emit("RolloutFailed", f"retrain {retrain.sequence}: PatchRefused: {image}: {message}", warning=True)
+        ctx.finish(retrain, Outcome.ROLLOUT_FAILED, "PatchRefused", f"{image} was refused: {message}", "failed")

@@ -1,21 +1,21 @@
-"""Rolling the serving Deployment to the packaged image, and rolling back. Pure."""
+"""Step 4d, rollout: the serving Deployment gets the packaged image, or its previous one back. Pure."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from freshness_operator.core import image, names, setup
-from freshness_operator.core.actions import PatchImage
+from freshness_operator.core import image, names, serving
+from freshness_operator.core.actions import Metric, PatchImage
 from freshness_operator.core.context import Context
-from freshness_operator.core.status import CandidateStatus, ModelStatus, Outcome, StepError
+from freshness_operator.core.status import ModelStatus, Outcome, RetrainStage, RetrainStatus, StepError
 
 
 def _problem(ctx: Context) -> tuple[str, str] | None:
-    dep, serving = ctx.observed.deployment, ctx.spec.serving
+    dep, serving_spec = ctx.observed.deployment, ctx.spec.serving
     if not dep.found:
-        return "ServingDeploymentNotFound", f"Deployment {serving.deployment} does not exist"
+        return "ServingDeploymentNotFound", f"Deployment {serving_spec.deployment} does not exist"
     if not dep.container_found:
-        return "ContainerNotFound", f"Deployment {serving.deployment} has no container {serving.container}"
+        return "ContainerNotFound", f"Deployment {serving_spec.deployment} has no container {serving_spec.container}"
     return opt_in_problem(ctx)
 
 
@@ -37,113 +37,117 @@ def opt_in_problem(ctx: Context) -> tuple[str, str] | None:
     )
 
 
-def advance(ctx: Context, c: CandidateStatus) -> None:
-    """Patch the image once, then judge the rollout from the Deployment's status."""
-    if c.rollout_started_at is None:
-        _start(ctx, c)
+def advance(ctx: Context) -> None:
+    """Step 4d: patch the image once, then judge the rollout from the Deployment's status."""
+    retrain = ctx.status.retrain
+    if retrain is None or retrain.stage is not RetrainStage.ROLLING_OUT:
+        return
+    if retrain.rollout_started_at is None:
+        _start(ctx, retrain)
     else:
-        _judge(ctx, c)
+        _judge(ctx, retrain)
 
 
-def _start(ctx: Context, c: CandidateStatus) -> None:
+def _start(ctx: Context, retrain: RetrainStatus) -> None:
     """Intent before action: record the previous image, then patch on the next reconcile.
 
     The first pass only writes ``previousImage`` (with ``targetImage``) to the status; the patch
     is sent by a reconcile that read that status back from the API, so a crash or a lost write
     after the patch is resolved from the record, never from the Deployment's (new) image.
     """
-    dep, serving = ctx.observed.deployment, ctx.spec.serving
+    dep, serving_spec = ctx.observed.deployment, ctx.spec.serving
     if not ctx.may_act:
         return
-    if setup.problem(ctx) is not None:
+    if serving.problem(ctx) is not None:
         return  # a setup problem: wait until it is fixed (ServingFound, Ready); the Deployment's events retry
     not_opted_in = opt_in_problem(ctx)
     if not_opted_in is not None:
-        _failed(ctx, c, *not_opted_in)  # never patched: its owner did not opt in (docs/security.md)
+        _failed(ctx, retrain, *not_opted_in)  # never patched: its owner did not opt in (docs/security.md)
         return
-    wrong = image.problem(serving.image, c.version, c.target_image)
+    wrong = image.problem(serving_spec.image, retrain.version, retrain.target_image)
     if wrong is not None:  # a status from elsewhere (edited, older operator): never patch it
-        _failed(ctx, c, "MalformedResult", f"candidate.targetImage: {wrong}; the Deployment was left alone")
+        _failed(ctx, retrain, "MalformedResult", f"candidate.targetImage: {wrong}; the Deployment was left alone")
         return
-    if c.previous_image is None:
-        c.previous_image = dep.image
+    if retrain.previous_image is None:
+        retrain.previous_image = dep.image
         ctx.recheck()
         return
-    if dep.image != c.target_image:
-        ctx.actions.append(PatchImage(str(c.target_image)))
+    if dep.image != retrain.target_image:
+        ctx.actions.append(PatchImage(str(retrain.target_image)))
     else:  # the patch went out, the status write after it was lost (a crash, a failover): the
         # Deployment may have finished rolling out already and sends no more events, so judge it now
         ctx.recheck()
-    c.rollout_started_at = ctx.now
-    ctx.emit("RolloutStarted", f"{serving.deployment}/{serving.container}: {c.previous_image} -> {c.target_image}")
+    retrain.rollout_started_at = ctx.now
+    where = f"{serving_spec.deployment}/{serving_spec.container}"
+    ctx.emit("RolloutStarted", f"{where}: {retrain.previous_image} -> {retrain.target_image}")
     ctx.wake_at(ctx.now + timedelta(seconds=ctx.spec.rollout.progress_deadline_seconds))
 
 
-def _judge(ctx: Context, c: CandidateStatus) -> None:
+def _judge(ctx: Context, retrain: RetrainStatus) -> None:
     dep, rollout = ctx.observed.deployment, ctx.spec.rollout
-    assert c.rollout_started_at is not None
+    assert retrain.rollout_started_at is not None
     problem = _problem(ctx)
     if problem is not None:
-        _failed(ctx, c, *problem)
-    elif c.rollback is not None:
-        _roll_back(ctx, c, c.rollback)
-    elif dep.image != c.target_image:
-        _failed(ctx, c, "ImageChanged", f"the container image was changed to {dep.image} during the rollout")
+        _failed(ctx, retrain, *problem)
+    elif retrain.rollback is not None:
+        _roll_back(ctx, retrain, retrain.rollback)
+    elif dep.image != retrain.target_image:
+        _failed(ctx, retrain, "ImageChanged", f"the container image was changed to {dep.image} during the rollout")
     elif dep.rolled_out:
-        _promote(ctx, c)
+        _promote(ctx, retrain)
     else:
-        deadline = c.rollout_started_at + timedelta(seconds=rollout.progress_deadline_seconds)
+        deadline = retrain.rollout_started_at + timedelta(seconds=rollout.progress_deadline_seconds)
         if not dep.progress_deadline_exceeded and ctx.now < deadline:
             ctx.wake_at(deadline)
             return
         message = dep.message or f"not available within {rollout.progress_deadline_seconds}s"
-        if rollout.auto_rollback and c.previous_image:
-            _decide_rollback(ctx, c, "ProgressDeadlineExceeded", message)
+        if rollout.auto_rollback and retrain.previous_image:
+            _decide_rollback(ctx, retrain, "ProgressDeadlineExceeded", message)
         else:
-            _failed(ctx, c, "ProgressDeadlineExceeded", message)
+            _failed(ctx, retrain, "ProgressDeadlineExceeded", message)
 
 
-def _decide_rollback(ctx: Context, c: CandidateStatus, reason: str, message: str) -> None:
+def _decide_rollback(ctx: Context, retrain: RetrainStatus, reason: str, message: str) -> None:
     """Intent before action: the rollback and its reason are written before the patch."""
     if not ctx.may_act:
         return  # paused: the rollback is an action too; it happens on resume
-    c.rollback = StepError(reason, message, ctx.now)
+    retrain.rollback = StepError(reason, message, ctx.now)
     ctx.recheck()
 
 
-def _roll_back(ctx: Context, c: CandidateStatus, why: StepError) -> None:
+def _roll_back(ctx: Context, retrain: RetrainStatus, why: StepError) -> None:
     """Restore the recorded previous image (never the one that failed), then close the retrain."""
-    previous = c.previous_image
+    previous = retrain.previous_image
     if not ctx.may_act or previous is None:
         return
     if ctx.observed.deployment.image != previous:  # equal: patched already, the status write was lost
         ctx.actions.append(PatchImage(previous, rollback=True))
-    ctx.count("rollouts", "failed")
-    ctx.count("rollbacks")
-    ctx.emit("RolloutFailed", f"{c.target_image}: {why.reason}: {why.message}", warning=True)
+    ctx.count(Metric.ROLLOUTS, "failed")
+    ctx.count(Metric.ROLLBACKS)
+    ctx.emit("RolloutFailed", f"{retrain.target_image}: {why.reason}: {why.message}", warning=True)
     ctx.emit("RolledBack", f"restored {previous} on {ctx.spec.serving.deployment}", warning=True)
-    ctx.finish(c, Outcome.ROLLED_BACK, why.reason, why.message, "failed")
+    ctx.finish(retrain, Outcome.ROLLED_BACK, why.reason, why.message, "failed")
 
 
-def _failed(ctx: Context, c: CandidateStatus, reason: str, message: str) -> None:
-    ctx.count("rollouts", "failed")
-    ctx.emit("RolloutFailed", f"retrain {c.retrain}: {reason}: {message}", warning=True)
-    ctx.finish(c, Outcome.ROLLOUT_FAILED, reason, message, "failed")
+def _failed(ctx: Context, retrain: RetrainStatus, reason: str, message: str) -> None:
+    ctx.count(Metric.ROLLOUTS, "failed")
+    ctx.emit("RolloutFailed", f"retrain {retrain.sequence}: {reason}: {message}", warning=True)
+    ctx.finish(retrain, Outcome.ROLLOUT_FAILED, reason, message, "failed")
 
 
-def _promote(ctx: Context, c: CandidateStatus) -> None:
-    best = c.best_run()
-    ctx.push_history(ctx.status.model, replaced_by=c.version, reason=f"Retrained after {c.trigger}")
+def _promote(ctx: Context, retrain: RetrainStatus) -> None:
+    best = retrain.best_candidate()
+    ctx.push_history(ctx.status.model, replaced_by=retrain.version, reason=f"Retrained after {retrain.trigger}")
     ctx.status.model = ModelStatus(
-        version=c.version,
-        image=c.target_image,
+        version=retrain.version,
+        image=retrain.target_image,
         uri=best.model if best else None,
         experiment=best.experiment if best else None,
         rev=best.rev if best else None,
         metrics=best.metrics if best else None,
         deployed_at=ctx.now,
     )
-    ctx.count("rollouts", "succeeded")
-    message = f"{ctx.spec.serving.deployment} serves {c.version} ({c.target_image})"
+    ctx.count(Metric.ROLLOUTS, "succeeded")
+    message = f"{ctx.spec.serving.deployment} serves {retrain.version} ({retrain.target_image})"
     ctx.emit("RolledOut", message)
-    ctx.finish(c, Outcome.ROLLED_OUT, "RolledOut", message, "succeeded")
+    ctx.finish(retrain, Outcome.ROLLED_OUT, "RolledOut", message, "succeeded")

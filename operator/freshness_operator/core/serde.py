@@ -18,6 +18,11 @@ def camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+def key(f: dataclasses.Field[Any]) -> str:
+    """A field's key on the wire: ``metadata["wire"]`` when set (``status.wire``), else camelCase."""
+    return str(f.metadata.get("wire") or camel(f.name))
+
+
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with seconds precision, as Kubernetes writes timestamps."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -34,7 +39,7 @@ def to_dict(obj: Any) -> Any:
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
             if value is not None:
-                out[camel(f.name)] = to_dict(value)
+                out[key(f)] = to_dict(value)
         return out
     if isinstance(obj, Enum):
         return obj.value
@@ -74,11 +79,7 @@ def _convert(tp: Any, value: Any) -> Any:
         if not isinstance(value, dict):
             return tp()
         hints = _hints(tp)
-        kwargs = {
-            f.name: _convert(hints[f.name], value[camel(f.name)])
-            for f in dataclasses.fields(tp)
-            if camel(f.name) in value
-        }
+        kwargs = {f.name: _convert(hints[f.name], value[key(f)]) for f in dataclasses.fields(tp) if key(f) in value}
         return tp(**kwargs)
     if tp is datetime:
         return parse_time(value) if isinstance(value, str) else None

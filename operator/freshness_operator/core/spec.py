@@ -1,7 +1,10 @@
 """The ModelDeployment spec as typed values, parsed once per reconcile. Pure.
 
-The CRD already validates and defaults; parsing repeats the defaults so the core also works on
-objects written before a default existed, and turns durations and schedules into numbers.
+The CRD validates and defaults. Each default is written once more here, as the dataclasses'
+field defaults (the parser reads those, never a literal of its own), so the core also works on
+objects written before a default existed; tests/operator/test_crd.py applies the CRD's
+``default:`` values to a minimal spec and checks that it parses to the same Spec, so the two
+cannot drift apart. Durations and schedules become numbers here.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from freshness_contract.trigger import DEFAULT_POLICY, POLICIES
+from freshness_contract.trigger import DEFAULT_POLICY, DEFAULT_THRESHOLD, POLICIES
 
 from freshness_operator.core.times import Cron, parse_duration
 
@@ -51,7 +54,7 @@ class Serving:
 class Drift:
     interval_seconds: int | None = DEFAULT_INTERVAL_SECONDS
     schedule: Cron | None = None
-    threshold: float = 0.95
+    threshold: float = DEFAULT_THRESHOLD
     min_samples: int = 200
     consecutive: int = 1
     accuracy_drop: float | None = None
@@ -181,7 +184,7 @@ def _drift(d: dict[str, Any]) -> Drift:
         if interval < 1:
             raise SpecError("spec.drift.interval", "must be at least 1s")
     accuracy = d.get("accuracyDrop")
-    min_samples = int(d.get("minSamples", 200))
+    min_samples = int(d.get("minSamples", Drift.min_samples))
     if min_samples < 1:
         raise SpecError("spec.drift.minSamples", "must be at least 1")
     window = d.get("window")
@@ -190,18 +193,18 @@ def _drift(d: dict[str, Any]) -> Drift:
     newest = d.get("newest")
     if newest is not None and int(newest) < 1:
         raise SpecError("spec.drift.newest", "must be at least 1")
-    trigger = d.get("trigger", DEFAULT_POLICY)
+    trigger = d.get("trigger", Drift.trigger)
     if trigger not in POLICIES:
         raise SpecError("spec.drift.trigger", f"{trigger!r} is not one of {', '.join(POLICIES)}")
     return Drift(
         interval_seconds=interval,
         schedule=schedule,
-        threshold=float(d.get("threshold", 0.95)),
+        threshold=float(d.get("threshold", Drift.threshold)),
         min_samples=min_samples,
-        consecutive=int(d.get("consecutive", 1)),
+        consecutive=int(d.get("consecutive", Drift.consecutive)),
         accuracy_drop=None if accuracy is None else float(accuracy),
         report_dir=d.get("reportDir"),
-        timeout_seconds=_duration(d, "timeout", "spec.drift", 3600),
+        timeout_seconds=_duration(d, "timeout", "spec.drift", Drift.timeout_seconds),
         resources=dict(d.get("resources") or {}),
         window=None if window is None else str(window),
         newest=None if newest is None else int(newest),
@@ -217,12 +220,12 @@ def _training(t: dict[str, Any]) -> Training:
         image=t.get("image"),
         params=_overrides(t.get("params"), "spec.training.params"),
         candidates=tuple(_overrides(c, f"spec.training.candidates[{i}]") for i, c in enumerate(candidates)),
-        max_parallel=max(1, int(t.get("maxParallel", 1))),
+        max_parallel=max(1, int(t.get("maxParallel", Training.max_parallel))),
         resources=dict(t.get("resources") or {}),
         node_selector=dict(t.get("nodeSelector") or {}),
         tolerations=tuple(t.get("tolerations") or ()),
-        timeout_seconds=_duration(t, "timeout", "spec.training", 7200),
-        backoff_limit=int(t.get("backoffLimit", 1)),
+        timeout_seconds=_duration(t, "timeout", "spec.training", Training.timeout_seconds),
+        backoff_limit=int(t.get("backoffLimit", Training.backoff_limit)),
         remote=t.get("remote"),
         queue=t.get("queue") or None,
     )
@@ -240,7 +243,7 @@ def parse_spec(raw: dict[str, Any]) -> Spec:
     return Spec(
         source=Source(
             repo=_required(source, "repo", "spec.source"),
-            revision=source.get("revision", "main"),
+            revision=source.get("revision", Source.revision),
             credentials_secret=source.get("credentialsSecret"),
         ),
         data=Data(_required(data, "reference", "spec.data"), _required(data, "current", "spec.data")),
@@ -250,27 +253,27 @@ def parse_spec(raw: dict[str, Any]) -> Spec:
             image=_required(serving, "image", "spec.serving"),
             model_uri=serving.get("modelUri"),
         ),
-        paused=bool(raw.get("paused", False)),
+        paused=bool(raw.get("paused", Spec.paused)),
         drift=_drift(raw.get("drift") or {}),
         training=_training(raw.get("training") or {}),
         package=Package(
             base_image=package.get("baseImage"),
-            push=bool(package.get("push", True)),
-            timeout_seconds=_duration(package, "timeout", "spec.package", 3600),
+            push=bool(package.get("push", Package.push)),
+            timeout_seconds=_duration(package, "timeout", "spec.package", Package.timeout_seconds),
             queue=package.get("queue") or None,
         ),
         promotion=Promotion(
-            metric=promotion.get("metric", "val_acc"),
-            min_improvement=float(promotion.get("minImprovement", 0.0)),
-            min_value=float(promotion.get("minValue", 0.0)),
+            metric=promotion.get("metric", Promotion.metric),
+            min_improvement=float(promotion.get("minImprovement", Promotion.min_improvement)),
+            min_value=float(promotion.get("minValue", Promotion.min_value)),
         ),
         rollout=Rollout(
-            progress_deadline_seconds=int(rollout.get("progressDeadlineSeconds", 600)),
-            auto_rollback=bool(rollout.get("autoRollback", True)),
+            progress_deadline_seconds=int(rollout.get("progressDeadlineSeconds", Rollout.progress_deadline_seconds)),
+            auto_rollback=bool(rollout.get("autoRollback", Rollout.auto_rollback)),
         ),
         policy=Policy(
-            cooldown_seconds=_duration(policy, "cooldown", "spec.policy", 24 * 3600),
-            max_retrains_per_day=int(policy.get("maxRetrainsPerDay", 2)),
+            cooldown_seconds=_duration(policy, "cooldown", "spec.policy", Policy.cooldown_seconds),
+            max_retrains_per_day=int(policy.get("maxRetrainsPerDay", Policy.max_retrains_per_day)),
         ),
         env=tuple(raw.get("env") or ()),
     )

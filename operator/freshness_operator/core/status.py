@@ -10,6 +10,15 @@ from typing import Any
 HISTORY_LIMIT = 10
 
 
+def wire(name: str) -> dict[str, str]:
+    """Field metadata: the status key this field is written as, when its Python name differs.
+
+    The status is a published API (the CRD's schema, dashboards, ``kubectl get -o jsonpath``): the
+    Python names follow the domain (a retrain has candidates), the wire keeps its first spelling.
+    """
+    return {"wire": name}
+
+
 class Phase(StrEnum):
     PENDING = "Pending"
     MONITORING = "Monitoring"
@@ -22,8 +31,9 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
-class Stage(StrEnum):
-    """Where the retrain in flight is; DONE once it has an outcome."""
+class RetrainStage(StrEnum):
+    """Where the retrain in flight is; DONE once it has an outcome. (Not a ``JobKind``: rolling out
+    runs no Job, and a stage lasts across several Jobs.)"""
 
     TRAINING = "Training"
     PACKAGING = "Packaging"
@@ -44,7 +54,9 @@ FAILED_OUTCOMES = {Outcome.TRAINING_FAILED, Outcome.PACKAGING_FAILED}
 DEGRADED_OUTCOMES = {Outcome.ROLLED_BACK, Outcome.ROLLOUT_FAILED}
 
 
-class RunState(StrEnum):
+class CandidateState(StrEnum):
+    """Where one candidate (one training Job of a retrain) is."""
+
     PENDING = "Pending"
     QUEUED = "Queued"  # its Job exists, suspended by Kueue until the LocalQueue's ClusterQueue admits it
     RUNNING = "Running"
@@ -100,6 +112,12 @@ class NoveltyStatus:
 
 @dataclass
 class DriftStatus:
+    """Drift checks: the one in flight, the last verdict, and the count of drifted ones in a row.
+
+    ``sequence`` numbers checks (1, 2, ...; in Job names and labels); ``verdict_check`` is the
+    sequence of the check whose verdict is shown.
+    """
+
     sequence: int = 0
     job: str | None = None
     started_at: datetime | None = None
@@ -143,11 +161,13 @@ class ModelStatus:
 
 
 @dataclass
-class RunStatus:
+class Candidate:
+    """One training run of a retrain: the spec's params with one entry of spec.training.candidates."""
+
     index: int
     job: str
     overrides: dict[str, Any] = field(default_factory=dict)
-    state: RunState = RunState.PENDING
+    state: CandidateState = CandidateState.PENDING
     reason: str | None = None
     message: str | None = None
     metrics: dict[str, float] | None = None
@@ -174,15 +194,19 @@ class Gate:
 
 
 @dataclass
-class CandidateStatus:
-    """The retrain in flight, or the last one with its outcome."""
+class RetrainStatus:
+    """The retrain in flight, or the last one with its outcome (``status.candidate`` on the wire).
 
-    retrain: int
-    stage: Stage = Stage.TRAINING
+    ``sequence`` numbers retrains of this ModelDeployment (1, 2, ...; in Job names and labels);
+    ``candidates`` are its training runs, ``best`` the index of the one the gate judged.
+    """
+
+    sequence: int = field(metadata=wire("retrain"))
+    stage: RetrainStage = RetrainStage.TRAINING
     started_at: datetime | None = None
     trigger: str | None = None
     trigger_check: int = 0
-    runs: list[RunStatus] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list, metadata=wire("runs"))
     best: int | None = None
     gate: Gate | None = None
     version: str | None = None
@@ -202,10 +226,10 @@ class CandidateStatus:
 
     @property
     def in_flight(self) -> bool:
-        return self.stage is not Stage.DONE
+        return self.stage is not RetrainStage.DONE
 
-    def best_run(self) -> RunStatus | None:
-        return next((r for r in self.runs if r.index == self.best), None)
+    def best_candidate(self) -> Candidate | None:
+        return next((r for r in self.candidates if r.index == self.best), None)
 
 
 @dataclass
@@ -214,18 +238,13 @@ class Retrains:
 
     last_started: datetime | None = None
     recent: list[datetime] = field(default_factory=list)
-    count: int = 0  # the highest retrain number used, so Job names are never reused
+    last_sequence: int = field(default=0, metadata=wire("count"))  # the highest used: Job names are never reused
 
 
 @dataclass
-class HistoryEntry:
-    version: str | None = None
-    image: str | None = None
-    uri: str | None = None
-    experiment: str | None = None
-    rev: str | None = None
-    metrics: dict[str, float] | None = None
-    deployed_at: datetime | None = None
+class HistoryEntry(ModelStatus):
+    """A model that served before: its ``ModelStatus`` fields, then when, by what and why it was replaced."""
+
     replaced_at: datetime | None = None
     replaced_by: str | None = None
     reason: str | None = None
@@ -238,7 +257,7 @@ class Status:
     conditions: list[Condition] = field(default_factory=list)
     drift: DriftStatus = field(default_factory=DriftStatus)
     model: ModelStatus | None = None
-    candidate: CandidateStatus | None = None
+    retrain: RetrainStatus | None = field(default=None, metadata=wire("candidate"))
     retrains: Retrains = field(default_factory=Retrains)
     history: list[HistoryEntry] = field(default_factory=list)
     step: str | None = None  # the step running now, for the STEP column

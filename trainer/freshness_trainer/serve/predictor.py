@@ -53,7 +53,7 @@ class FreshnessModel(Model):
         self.capture = capture
         self.reason = "not loaded yet"
         self.ckpt: model_file.Checkpoint | None = None
-        self.engine_settings = engine.Settings.for_device(settings.device)
+        self.engine_settings = engine.DeviceOptions.for_device(settings.device)
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         metrics.MODEL_READY.labels(self.name).set(0)
 

@@ -7,7 +7,7 @@ records the validation metrics, which the drift step uses as the serving model's
 accuracy, the calibration of its confidence fitted on the validation split (the drift step's
 label-free accuracy estimate) and the validation split's features (its reference: images the
 model never trained on); ``freshness_trainer.impact`` and ``model.HeldOut``. ``reports/train.json``
-carries ``learned`` (1/0, ``evaluation.learned``): 0 marks a model at chance, which the operator's
+carries ``learned`` (1/0, ``scores.learned``): 0 marks a model at chance, which the operator's
 gate refuses.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from freshness_trainer import data, engine, evaluation, fastpath, features, impact, model, params
+from freshness_trainer import data, engine, fastpath, features, impact, model, params, scores
 from freshness_trainer.errors import TrainerError
 from freshness_trainer.stages import run_main, write_json
 
@@ -32,7 +32,7 @@ def run(p: params.Params, data_dir: Path = DATA, model_path: Path = MODEL, metri
         device: str | None = None) -> dict[str, float]:
     """Train, save the model file and the training metrics; returns the metrics."""
     t = p.train
-    settings = engine.Settings.for_device(device, compile=t.compile)
+    settings = engine.DeviceOptions.for_device(device, compile=t.compile)
     train_index = data.list_images(str(data_dir / "train"), labelled=True, min_classes=2)
     if len(train_index.classes) != t.num_classes:
         raise TrainerError(
@@ -53,8 +53,8 @@ def run(p: params.Params, data_dir: Path = DATA, model_path: Path = MODEL, metri
     )
     elapsed = time.perf_counter() - started
     logits = engine.predict(fitted.model, val_set.images, batch_size=p.evaluate.batch_size, settings=settings)
-    scores = evaluation.score(logits, val_set.labels, train_set.classes)
-    ckpt = model.Checkpoint(fitted.model, train_set.classes, t.image_size, t.model_name, scores.metrics())
+    scored = scores.score(logits, val_set.labels, train_set.classes)
+    ckpt = model.Checkpoint(fitted.model, train_set.classes, t.image_size, t.model_name, scored.metrics())
     held = features.held_out(ckpt, val_set.images, val_set.labels, settings)
     prob = features.softmax(held.logits.double().numpy())
     correct = prob.argmax(axis=1) == held.labels.numpy()
@@ -65,7 +65,7 @@ def run(p: params.Params, data_dir: Path = DATA, model_path: Path = MODEL, metri
         "best_epoch": fitted.best_epoch,
         "train_seconds": round(elapsed, 3),
         "train_images_per_second": round(len(train_set) * t.epochs / max(elapsed, 1e-9), 2),
-        "learned": scores.metrics()["learned"],
+        "learned": scored.metrics()["learned"],
     }
     write_json(metrics_path, metrics)
     return metrics

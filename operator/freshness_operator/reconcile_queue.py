@@ -1,10 +1,14 @@
-"""Runs reconciles: one at a time per ModelDeployment, triggers coalesced, deadlines as timers.
+"""The reconcile queue: one reconcile at a time per ModelDeployment, triggers coalesced, deadlines
+as timers, failures retried with backoff.
+
+What a reconcile does and what time it is are given (``reconcile``, ``clock``): the handlers pass
+``reconcile.reconciler(deps)`` and ``deps.clock``; the tests pass a script and their own clock.
 
 Watch events (the ModelDeployment, its Jobs, its serving Deployment) call ``kick``; the only
 timers are the deadlines ``decide`` asks for (the next drift check, a cooldown's end, a rollout's
 progress deadline). No polling of child state.
 
-With leader election (``leadership``), a standby's runner is paused: kicks only mark the key,
+With leader election (``leadership``), a standby's queue is paused: kicks only mark the key,
 nothing reconciles. ``resume`` (the Lease acquired) reconciles every key seen; ``pause`` (the
 Lease lost) cancels the reconciles in flight and the timers at once.
 """
@@ -18,19 +22,21 @@ from datetime import datetime, timedelta
 
 from freshness_operator import KIND
 from freshness_operator.kube import ApiError, NotLeading
-from freshness_operator.reconcile import Deps, reconcile, utcnow
+from freshness_operator.metrics import Metrics
+from freshness_operator.reconcile import Clock, Reconcile
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 ERROR_BACKOFF_SECONDS = (1, 2, 5, 10, 30, 60)
 
 
-class Runner:
-    def __init__(self, deps: Deps, *, active: bool = True) -> None:
-        self.deps = deps
+class ReconcileQueue:
+    def __init__(self, reconcile: Reconcile, *, clock: Clock, metrics: Metrics, active: bool = True) -> None:
+        self._reconcile, self._clock, self._metrics = reconcile, clock, metrics
         self.active = active  # False: a standby (leader election), kicks are remembered, not run
         self._known: set[Key] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
+        self._holders: dict[Key, int] = {}  # tasks using (or waiting for) a key's lock
         self._dirty: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._errors: dict[Key, int] = {}
@@ -62,7 +68,7 @@ class Runner:
             task.cancel()
         self._errors.clear()
         for key in self._known:
-            self.deps.metrics.forget(*key)  # a standby publishes no per-object series of its own
+            self._metrics.forget(*key)  # a standby publishes no per-object series of its own
 
     def resume(self) -> None:
         """Start acting: reconcile every ModelDeployment seen so far (each sets its own timers)."""
@@ -71,13 +77,16 @@ class Runner:
             self.kick(key)
 
     def forget(self, key: Key) -> None:
+        """The object was deleted: drop its timer, backoff, own-write marker, series and lock."""
         self._known.discard(key)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
         self._errors.pop(key, None)
         self.written.pop(key, None)
-        self.deps.metrics.forget(*key)
+        self._metrics.forget(*key)
+        if not self._holders.get(key):
+            self._locks.pop(key, None)  # else the last task using it drops it (``_run``)
 
     async def close(self) -> None:
         for timer in self._timers.values():
@@ -88,16 +97,24 @@ class Runner:
 
     async def _run(self, key: Key) -> None:
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            while self.active and key in self._dirty:
-                self._dirty.discard(key)
-                when = await self._once(key)
-                self._schedule(key, when)
+        self._holders[key] = self._holders.get(key, 0) + 1
+        try:
+            async with lock:
+                while self.active and key in self._dirty:
+                    self._dirty.discard(key)
+                    when = await self._once(key)
+                    self._schedule(key, when)
+        finally:
+            self._holders[key] -= 1
+            if not self._holders[key]:
+                del self._holders[key]
+                if key not in self._known:
+                    self._locks.pop(key, None)  # deleted while this ran: nothing keeps its lock
 
     async def _once(self, key: Key) -> datetime | None:
         namespace, name = key
         try:
-            when, written = await reconcile(self.deps, namespace, name, self._peers, self._errors.get(key, 0))
+            when, written = await self._reconcile(namespace, name, self._peers, self._errors.get(key, 0))
         except NotLeading:
             self._dirty.add(key)  # the Lease was lost mid-reconcile; the next leader (maybe us) redoes it
             return None
@@ -126,7 +143,7 @@ class Runner:
         # Refusals by the API explain themselves; anything else gets its traceback once.
         trace = attempt == 0 and not isinstance(exc, ApiError)
         log.warning("%s %s/%s: reconcile failed (retry in %ss): %s", KIND, *key, delay, exc, exc_info=trace)
-        return utcnow() + timedelta(seconds=delay)
+        return self._clock() + timedelta(seconds=delay)
 
     def _schedule(self, key: Key, when: datetime | None) -> None:
         timer = self._timers.pop(key, None)
@@ -135,5 +152,5 @@ class Runner:
         if when is None:
             return
         # A little late rather than early: ``now`` has whole seconds and the timer loop its own clock.
-        delay = max(0.0, (when - utcnow()).total_seconds()) + 0.05
+        delay = max(0.0, (when - self._clock()).total_seconds()) + 0.05
         self._timers[key] = asyncio.get_running_loop().call_later(delay, self.kick, key)

@@ -1,4 +1,7 @@
-"""Setup problems: the serving Deployment or its container does not exist. Pure.
+"""Step 2, serving: what the serving Deployment runs, and whether it and its container exist. Pure.
+
+``status.model`` follows the Deployment's image (step 2), also when someone else changed it.
+Setup problems (step 2a): the serving Deployment or its container does not exist.
 
 Nothing starts while one lasts (no drift Job, no training Job, no rollout): a check of a model
 nobody serves, or a retrain that cannot be rolled out, is wasted work. A retrain already packaged
@@ -7,7 +10,9 @@ waits in RollingOut and rolls out when the Deployment appears (its watch event k
 
 from __future__ import annotations
 
+from freshness_operator.core import names
 from freshness_operator.core.context import Context
+from freshness_operator.core.status import ModelStatus, RetrainStage
 
 
 def problem(ctx: Context) -> tuple[str, str] | None:
@@ -57,3 +62,22 @@ def check(ctx: Context) -> None:
     ctx.condition("ServingFound", "True", "Found", f"Deployment {serving.deployment}, container {serving.container}")
     if was_missing:
         ctx.emit("ServingFound", f"Deployment {serving.deployment} and container {serving.container} exist now")
+
+
+def track(ctx: Context) -> None:
+    """Step 2: status.model follows what the Deployment runs (first sight, or changed by someone else)."""
+    dep, st = ctx.observed.deployment, ctx.status
+    c = st.retrain
+    if not dep.container_found or dep.image is None:
+        return
+    if c is not None and (c.stage is RetrainStage.ROLLING_OUT or dep.image == c.target_image):
+        return
+    if st.model is None or st.model.image is None:
+        st.model = ModelStatus(version=names.version_of_image(dep.image), image=dep.image)
+        return
+    if dep.image == st.model.image:
+        return
+    version = names.version_of_image(dep.image)
+    ctx.push_history(st.model, replaced_by=version, reason="ChangedOutsideOperator")
+    st.model = ModelStatus(version=version, image=dep.image, deployed_at=ctx.now)
+    ctx.emit("ServingImageChanged", f"{ctx.spec.serving.deployment} now runs {dep.image}, not set by the operator")

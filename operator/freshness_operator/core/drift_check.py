@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from freshness_contract import trigger
 from freshness_contract.results import Accuracy, DriftResult
 
-from freshness_operator.core import names, setup
-from freshness_operator.core.actions import CreateDriftJob
+from freshness_operator.core import names, serving
+from freshness_operator.core.actions import CreateDriftJob, Metric
 from freshness_operator.core.context import Context
-from freshness_operator.core.observed import JobState, StepOutcome
+from freshness_operator.core.observed import JobKind, JobState, StepOutcome
 from freshness_operator.core.spec import Drift
 from freshness_operator.core.status import DriftStatus, EstimateStatus, ModelRef, NoveltyStatus, StepError
 
@@ -29,7 +29,7 @@ def next_check(drift: Drift, after: datetime) -> datetime:
     return after + timedelta(seconds=drift.interval_seconds or 0)
 
 
-def finish_check(ctx: Context) -> None:
+def finish(ctx: Context) -> None:
     """Step 3: when the check in flight has finished, record its verdict or its failure."""
     d = ctx.status.drift
     if d.job is None:
@@ -43,7 +43,7 @@ def finish_check(ctx: Context) -> None:
         outcome = StepOutcome(False, "JobNotFound", f"drift Job {name} disappeared before it finished")
     else:
         outcome = job.outcome or StepOutcome(False, "MissingResult", "the Job finished without a result")
-        ctx.duration("drift", job.started_at, job.finished_at)
+        ctx.duration(JobKind.DRIFT, job.started_at, job.finished_at)
     if outcome.ok and not isinstance(outcome.result, DriftResult):
         # The contract refuses this already; a verdict is never made up from a missing section.
         outcome = StepOutcome(False, "MalformedResult", "result field drift: required when ok is true")
@@ -56,7 +56,7 @@ def finish_check(ctx: Context) -> None:
         return
     d.last_error = StepError(outcome.reason, outcome.message, ctx.now)
     d.summary = f"failing: {outcome.reason}"  # the column must not show the last good verdict
-    ctx.count("drift_checks", "failed")
+    ctx.count(Metric.DRIFT_CHECKS, "failed")
     ctx.emit("DriftCheckFailed", f"{name}: {outcome.reason}: {outcome.message}", warning=True)
 
 
@@ -80,7 +80,7 @@ def _discard(ctx: Context, r: DriftResult, measured: ModelRef | None) -> None:
     d.discarded = StepError("StaleVerdict", message, ctx.now)
     d.summary = "discarded: stale model"
     d.last_error = None
-    ctx.count("drift_checks", "succeeded")
+    ctx.count(Metric.DRIFT_CHECKS, "succeeded")
     ctx.emit("VerdictDiscarded", message)
 
 
@@ -163,7 +163,7 @@ def _record_verdict(ctx: Context, r: DriftResult, finished: datetime) -> None:
     d.discarded = None
     changed = " drifted" if d.detected else " changed" if r.detected else ""
     d.summary = f"{d.score:.2f}/{d.threshold:.2f}{changed}"
-    ctx.count("drift_checks", "succeeded")
+    ctx.count(Metric.DRIFT_CHECKS, "succeeded")
     verdict = f"share {d.share:.2f}, score {d.score:.3f}, threshold {d.threshold:.3f}, {d.samples} samples"
     allowed = spec.accuracy_drop if spec.accuracy_drop is not None else trigger.DEFAULT_ACCURACY_DROP
     signals = impact_text(d, allowed)
@@ -185,17 +185,17 @@ def _record_verdict(ctx: Context, r: DriftResult, finished: datetime) -> None:
         ctx.emit("NoDrift", f"check {d.sequence}: {verdict}; {signals}")
 
 
-def start_check_if_due(ctx: Context) -> None:
+def start_if_due(ctx: Context) -> None:
     """Step 6: start the next check when due, unless one is running or a retrain is in flight."""
     d = ctx.status.drift
-    c = ctx.status.candidate
+    retrain = ctx.status.retrain
     requested = ctx.observed.check_now
     asked = requested is not None and requested != d.check_requested
     due = next_check(ctx.spec.drift, d.started_at) if d.started_at is not None and not asked else ctx.now
     d.next_check_time = due
-    if d.job is not None or (c is not None and c.in_flight) or not ctx.may_act:
+    if d.job is not None or (retrain is not None and retrain.in_flight) or not ctx.may_act:
         return
-    if setup.problem(ctx) is not None:
+    if serving.problem(ctx) is not None:
         return  # ServingFound and Ready say why; the Deployment's watch event brings the next look
     if ctx.now < due:
         ctx.wake_at(due)
@@ -205,8 +205,8 @@ def start_check_if_due(ctx: Context) -> None:
     model = ctx.status.model.uri if ctx.status.model else None
     ctx.actions.append(CreateDriftJob(name, number, model or ctx.spec.serving.model_uri))
     d.sequence, d.job, d.started_at = number, name, ctx.now
-    serving = ctx.status.model
-    d.job_model = ModelRef(serving.version, serving.image) if serving is not None else None
+    model_now = ctx.status.model
+    d.job_model = ModelRef(model_now.version, model_now.image) if model_now is not None else None
     if asked:
         d.check_requested = requested
         ctx.emit("CheckRequested", f"{names.CHECK_NOW}={requested}: check {number} started now")

@@ -6,7 +6,7 @@ does not look drifted. Only a model file without one (written before issue 14) i
 ``--reference`` folder, which is then read instead. Beside the distribution verdict the step
 reports the label-free accuracy estimate and the novelty signal (``impact``).
 
-Touches the filesystem (images, model, report); the decisions are ``drift.decide`` and ``impact`` (pure).
+Touches the filesystem (images, model, report); the decisions are ``drift_rule.decide`` and ``impact`` (pure).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import fsspec
 
-from freshness_trainer import data, drift, engine, evaluation, features, impact, model, partitions, report
+from freshness_trainer import data, drift_rule, engine, features, impact, model, partitions, report, scores
 from freshness_trainer.errors import TrainerError
 
 
@@ -29,11 +29,14 @@ class DriftInputs:
     reference: str
     current: str
     model: str
-    threshold: float = drift.DEFAULT_THRESHOLD
+    threshold: float = drift_rule.DEFAULT_THRESHOLD
     min_samples: int = 200
-    accuracy_drop: float = drift.DEFAULT_ACCURACY_DROP
+    accuracy_drop: float = drift_rule.DEFAULT_ACCURACY_DROP
     report: str = ""
     pca_components: int = 3
+    stattest_threshold: float = drift_rule.STATTEST_THRESHOLD
+    """p-value under which one feature counts as drifted: the verdict's share and top features,
+    Evidently's per-column report (params.yaml drift.stattest_threshold). The score does not use it."""
     device: str | None = None
     window: timedelta | None = None
     """Of a time-partitioned capture (freshness_trainer.partitions), only samples this recent."""
@@ -56,7 +59,7 @@ class Impact:
 
 @dataclass(frozen=True)
 class DriftOutcome:
-    verdict: drift.Verdict
+    verdict: drift_rule.Verdict
     samples: int
     reference_samples: int
     report: str
@@ -65,12 +68,12 @@ class DriftOutcome:
     impact: Impact | None = None
 
 
-def _load(uri: str, ckpt: model.Checkpoint, device: engine.Settings, *, reference: bool) -> data.ImageSet:
+def _load(uri: str, ckpt: model.Checkpoint, device: engine.DeviceOptions, *, reference: bool) -> data.ImageSet:
     index = data.list_images(uri, labelled=True if reference else None, min_classes=2 if reference else 1)
     return _decode(index, ckpt, device)
 
 
-def _decode(index: data.ImageIndex, ckpt: model.Checkpoint, device: engine.Settings) -> data.ImageSet:
+def _decode(index: data.ImageIndex, ckpt: model.Checkpoint, device: engine.DeviceOptions) -> data.ImageSet:
     from freshness_trainer import fastpath
 
     return fastpath.load(index, ckpt.image_size, device.device, class_names=ckpt.classes)
@@ -98,7 +101,7 @@ class Tables:
     window: partitions.Window | None
 
 
-def feature_tables(inputs: DriftInputs, ckpt: model.Checkpoint, settings: engine.Settings) -> Tables:
+def feature_tables(inputs: DriftInputs, ckpt: model.Checkpoint, settings: engine.DeviceOptions) -> Tables:
     """Feature tables of the reference and current data (PCA fitted on the reference).
 
     The reference is the model's held-out split when the model file has one, else the folder.
@@ -131,37 +134,38 @@ def signals(ckpt: model.Checkpoint, t: Tables) -> Impact:
                   "folder" if t.ref is not None else "heldOut")
 
 
-def _accuracy(ckpt: model.Checkpoint, t: Tables, settings: engine.Settings) -> drift.Accuracy | None:
+def _accuracy(ckpt: model.Checkpoint, t: Tables, settings: engine.DeviceOptions) -> drift_rule.Accuracy | None:
     """Serving accuracy on labelled current images vs the reference accuracy (val_acc at training)."""
     cur = t.cur
     if cur.labels is None:
         return None
     logits = engine.predict(ckpt.model, cur.images, batch_size=256, settings=settings)
-    current = evaluation.score(logits, cur.labels, ckpt.classes).accuracy
+    current = scores.score(logits, cur.labels, ckpt.classes).accuracy
     reference = ckpt.metrics.get("val_acc")
     if reference is None and ckpt.heldout is not None:
-        reference = evaluation.score(ckpt.heldout.logits, ckpt.heldout.labels, ckpt.classes).accuracy
+        reference = scores.score(ckpt.heldout.logits, ckpt.heldout.labels, ckpt.classes).accuracy
     elif reference is None:  # an older model file: fall back to accuracy on the reference images
         assert t.ref is not None and t.ref.labels is not None
         ref_logits = engine.predict(ckpt.model, t.ref.images, batch_size=256, settings=settings)
-        reference = evaluation.score(ref_logits, t.ref.labels, ckpt.classes).accuracy
-    return drift.Accuracy(current=current, reference=reference)
+        reference = scores.score(ref_logits, t.ref.labels, ckpt.classes).accuracy
+    return drift_rule.Accuracy(current=current, reference=reference)
 
 
 def run(inputs: DriftInputs) -> DriftOutcome:
     """Check drift; writes the HTML report to ``inputs.report`` when given."""
     ckpt = model.load(inputs.model)
-    settings = engine.Settings.for_device(inputs.device)
+    settings = engine.DeviceOptions.for_device(inputs.device)
     ckpt.model.to(settings.device)
     t = feature_tables(inputs, ckpt, settings)
     ref_table, cur_table = t.reference.table, t.current.table
     found = signals(ckpt, t)
     with tempfile.TemporaryDirectory() as tmp:
         html = os.path.join(tmp, "report.html") if inputs.report else None
-        pvalues = drift.evidently_pvalues(ref_table, cur_table, html=html)
-        verdict = drift.decide(
+        alpha = inputs.stattest_threshold
+        pvalues = drift_rule.evidently_pvalues(ref_table, cur_table, alpha=alpha, html=html)
+        verdict = drift_rule.decide(
             pvalues, threshold=inputs.threshold, accuracy=_accuracy(ckpt, t, settings),
-            accuracy_drop=inputs.accuracy_drop,
+            accuracy_drop=inputs.accuracy_drop, alpha=alpha,
         )
         if html:
             span = t.window.describe() if t.window is not None else None

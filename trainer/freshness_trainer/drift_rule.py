@@ -30,14 +30,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from freshness_contract.trigger import DEFAULT_ACCURACY_DROP as DEFAULT_ACCURACY_DROP  # re-exported
+from freshness_contract.trigger import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD  # re-exported
 from scipy.stats import chisquare, ks_2samp
 
 from freshness_trainer.features import CATEGORICAL
 
 METHOD = "simes(ks,chisquare) over model outputs + image stats; score=1-p"
-DEFAULT_THRESHOLD = 0.95
-DEFAULT_ACCURACY_DROP = 0.05
-STATTEST_THRESHOLD = 0.05
+STATTEST_THRESHOLD = 0.05  # Evidently's per-column default; params.yaml drift.stattest_threshold
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""Phase and summary conditions, derived from the status the earlier steps produced. Pure."""
+"""Step 8, phase: the phase and the summary conditions, derived from the status the earlier steps produced. Pure."""
 
 from __future__ import annotations
 
 from freshness_contract.trigger import DEFAULT_ACCURACY_DROP
 
-from freshness_operator.core import drift, progress, queue, setup
+from freshness_operator.core import drift_check, progress, queue, serving
 from freshness_operator.core.conditions import stamp
 from freshness_operator.core.context import Context
 from freshness_operator.core.rollout import opt_in_problem
@@ -13,7 +13,7 @@ from freshness_operator.core.status import (
     FAILED_OUTCOMES,
     Outcome,
     Phase,
-    Stage,
+    RetrainStage,
     Status,
     StepError,
 )
@@ -23,16 +23,16 @@ def phase_of(status: Status, paused: bool) -> Phase:
     """The phase is a function of the status, so it survives restarts without being remembered."""
     if paused:
         return Phase.PAUSED
-    d, c = status.drift, status.candidate
-    if c is not None and c.in_flight:
-        return Phase(c.stage.value)
-    if c is not None and c.outcome in FAILED_OUTCOMES | DEGRADED_OUTCOMES:
-        cleared = d.verdict_check > c.after_check and d.detected is False
+    d, retrain = status.drift, status.retrain
+    if retrain is not None and retrain.in_flight:
+        return Phase(retrain.stage.value)
+    if retrain is not None and retrain.outcome in FAILED_OUTCOMES | DEGRADED_OUTCOMES:
+        cleared = d.verdict_check > retrain.after_check and d.detected is False
         if not cleared:
-            return Phase.FAILED if c.outcome in FAILED_OUTCOMES else Phase.DEGRADED
+            return Phase.FAILED if retrain.outcome in FAILED_OUTCOMES else Phase.DEGRADED
     if d.verdict_check == 0:
         return Phase.PENDING
-    acted_on = c is not None and c.trigger_check >= d.verdict_check
+    acted_on = retrain is not None and retrain.trigger_check >= d.verdict_check
     return Phase.DRIFT_DETECTED if d.detected and not acted_on else Phase.MONITORING
 
 
@@ -59,13 +59,13 @@ def summarize(ctx: Context) -> None:
 
 def running_step(status: Status) -> str | None:
     """What the STEP column shows: the step running now, or None."""
-    d, c = status.drift, status.candidate
-    if c is not None and c.stage is Stage.TRAINING:
-        done = sum(r.state.value in ("Succeeded", "Failed") for r in c.runs)
-        queued = sum(r.state.value == "Queued" for r in c.runs)
-        return f"train {done}/{len(c.runs)}" + (f" ({queued} queued)" if queued else "")
-    if c is not None and c.in_flight:
-        return c.stage.value.lower()
+    d, retrain = status.drift, status.retrain
+    if retrain is not None and retrain.stage is RetrainStage.TRAINING:
+        done = sum(r.state.value in ("Succeeded", "Failed") for r in retrain.candidates)
+        queued = sum(r.state.value == "Queued" for r in retrain.candidates)
+        return f"train {done}/{len(retrain.candidates)}" + (f" ({queued} queued)" if queued else "")
+    if retrain is not None and retrain.in_flight:
+        return retrain.stage.value.lower()
     if d.job is not None:
         return f"check {d.sequence}"
     return None
@@ -78,8 +78,9 @@ def _drifted(ctx: Context) -> None:
     elif d.verdict_check == 0:
         ctx.condition("Drifted", "Unknown", "NotChecked", "no drift check has finished yet")
     elif d.detected:
-        c = ctx.status.candidate
-        acted = f"; retrain {c.retrain} started for it" if c is not None and c.trigger_check >= d.verdict_check else ""
+        retrain = ctx.status.retrain
+        started = retrain is not None and retrain.trigger_check >= d.verdict_check
+        acted = f"; retrain {retrain.sequence} started for it" if started and retrain is not None else ""
         ctx.condition("Drifted", "True", "DriftDetected", f"check {d.verdict_check}: share {d.share:.2f}{acted}")
     else:
         ctx.condition("Drifted", "False", "NoDrift", f"check {d.verdict_check}: share {d.share:.2f}")
@@ -96,52 +97,58 @@ def _distribution(ctx: Context) -> None:
         ctx.condition("DistributionDrift", "False", "InputsUnchanged", where)
         return
     allowed = spec.accuracy_drop if spec.accuracy_drop is not None else DEFAULT_ACCURACY_DROP
-    acted = "it starts a retrain" if d.detected and "distribution" in (d.reasons or []) else (
-        f"trigger {d.trigger or spec.trigger} does not retrain for it alone: {drift.impact_text(d, allowed)}")
+    acted = (
+        "it starts a retrain"
+        if d.detected and "distribution" in (d.reasons or [])
+        else (
+            f"trigger {d.trigger or spec.trigger} does not retrain for it alone: {drift_check.impact_text(d, allowed)}"
+        )
+    )
     ctx.condition("DistributionDrift", "True", "InputsChanged", f"{where}; {acted}")
 
 
 def _training(ctx: Context) -> None:
-    c = ctx.status.candidate
-    if c is None:
+    retrain = ctx.status.retrain
+    if retrain is None:
         ctx.condition("Training", "False", "NoRetrain", "no retrain has started")
-    elif c.stage is Stage.TRAINING:
-        done = sum(r.state.value in ("Succeeded", "Failed") for r in c.runs)
-        message = f"retrain {c.retrain}: {done} of {len(c.runs)} finished"
-        waiting = queue.waiting(c, ctx.spec.training.queue)
+    elif retrain.stage is RetrainStage.TRAINING:
+        done = sum(r.state.value in ("Succeeded", "Failed") for r in retrain.candidates)
+        message = f"retrain {retrain.sequence}: {done} of {len(retrain.candidates)} finished"
+        waiting = queue.waiting(retrain, ctx.spec.training.queue)
         if waiting:
             ctx.condition("Training", "True", "CandidatesQueued", f"{message}; {waiting}")
         else:
             ctx.condition("Training", "True", "Training", message)
-    elif c.in_flight:
-        ctx.condition("Training", "False", "TrainingFinished", f"retrain {c.retrain}: {c.stage.value}")
+    elif retrain.in_flight:
+        ctx.condition("Training", "False", "TrainingFinished", f"retrain {retrain.sequence}: {retrain.stage.value}")
     else:
-        assert c.outcome is not None
-        ctx.condition("Training", "False", c.outcome.value, f"retrain {c.retrain}: {c.message or ''}")
+        assert retrain.outcome is not None
+        message = f"retrain {retrain.sequence}: {retrain.message or ''}"
+        ctx.condition("Training", "False", retrain.outcome.value, message)
 
 
 def _rolled_out(ctx: Context) -> None:
-    c = ctx.status.candidate
-    if c is not None and c.stage is Stage.ROLLING_OUT:
-        ctx.condition("RolledOut", "Unknown", "RollingOut", f"rolling out {c.target_image}")
-    elif c is not None and c.outcome is Outcome.ROLLED_OUT:
-        ctx.condition("RolledOut", "True", "RolledOut", c.message or "")
-    elif c is not None and c.outcome in DEGRADED_OUTCOMES:
-        assert c.outcome is not None
-        ctx.condition("RolledOut", "False", c.outcome.value, f"{c.reason}: {c.message}")
+    retrain = ctx.status.retrain
+    if retrain is not None and retrain.stage is RetrainStage.ROLLING_OUT:
+        ctx.condition("RolledOut", "Unknown", "RollingOut", f"rolling out {retrain.target_image}")
+    elif retrain is not None and retrain.outcome is Outcome.ROLLED_OUT:
+        ctx.condition("RolledOut", "True", "RolledOut", retrain.message or "")
+    elif retrain is not None and retrain.outcome in DEGRADED_OUTCOMES:
+        assert retrain.outcome is not None
+        ctx.condition("RolledOut", "False", retrain.outcome.value, f"{retrain.reason}: {retrain.message}")
     elif ctx.status.condition("RolledOut") is None:
         ctx.condition("RolledOut", "Unknown", "NoRollout", "the operator has not rolled out a model yet")
 
 
 def _ready(ctx: Context, phase: Phase) -> None:
     st = ctx.status
-    c, d = st.candidate, st.drift
+    retrain, d = st.retrain, st.drift
     stuck = st.condition("StepProgressing")
     if phase is Phase.PAUSED:
         status, reason, message = "False", "Paused", "spec.paused is true"
-    elif phase in (Phase.FAILED, Phase.DEGRADED) and c is not None:
-        status, reason, message = "False", c.reason or phase.value, c.message or ""
-    elif (problem := setup.problem(ctx)) is not None:
+    elif phase in (Phase.FAILED, Phase.DEGRADED) and retrain is not None:
+        status, reason, message = "False", retrain.reason or phase.value, retrain.message or ""
+    elif (problem := serving.problem(ctx)) is not None:
         status, (reason, message) = "False", problem
     elif (not_opted_in := opt_in_problem(ctx)) is not None:
         status, reason, message = "False", *not_opted_in
