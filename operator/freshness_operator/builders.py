@@ -102,6 +102,7 @@ class _JobParts:
     node_selector: dict[str, str]
     tolerations: list[dict[str, Any]]
     env_from: list[dict[str, Any]]
+    queue: str | None = None  # Kueue's LocalQueue; Kueue's webhook suspends the Job until admitted
 
 
 def _job(owner: Owner, spec: Spec, p: _JobParts) -> dict[str, Any]:
@@ -133,13 +134,16 @@ def _job(owner: Owner, spec: Spec, p: _JobParts) -> dict[str, Any]:
         pod_spec["nodeSelector"] = p.node_selector
     if p.tolerations:
         pod_spec["tolerations"] = p.tolerations
+    # Only on the Job: pods carrying it would be taken for plain-pod workloads where Kueue's pod
+    # integration is on. We never set spec.suspend ourselves; Kueue's webhook does.
+    queue_label = {labels.KUEUE_QUEUE: p.queue} if p.queue else {}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": p.name,
             "namespace": owner.namespace,
-            "labels": job_labels,
+            "labels": {**job_labels, **queue_label},
             "annotations": p.annotations,
             "ownerReferences": [owner_reference(owner)],
         },
@@ -224,6 +228,7 @@ def train_job(owner: Owner, spec: Spec, action: CreateTrainJob, image: str) -> d
             node_selector=dict(t.node_selector),
             tolerations=[dict(x) for x in t.tolerations],
             env_from=[{"secretRef": {"name": secret}}] if secret else [],
+            queue=t.queue,
         ),
     )
     if t.gpus_per_node is not None:
@@ -306,6 +311,7 @@ def package_job(owner: Owner, spec: Spec, action: CreatePackageJob, image: str) 
             node_selector={},
             tolerations=[],
             env_from=[],
+            queue=p.queue,
         ),
     )
 

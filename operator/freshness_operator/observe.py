@@ -113,6 +113,11 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
     elif failed:
         finished = _time(failed.get("lastTransitionTime"))
         outcome = _failed_outcome(kind, failed, pods)
+    # Suspended and unfinished: Kueue holds it until its ClusterQueue admits it. Its startTime is
+    # set on admission (and reset on every resume: activeDeadlineSeconds counts from there).
+    queued = bool((job.get("spec") or {}).get("suspend")) and state is JobState.RUNNING
+    queue = lbl.get(labels.KUEUE_QUEUE)
+    created = _time(meta.get("creationTimestamp"))
     return JobObservation(
         name=meta["name"],
         kind=kind,
@@ -121,9 +126,12 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
         index=index,
         overrides=overrides if isinstance(overrides, dict) else {},
         outcome=outcome,
-        started_at=_time(status.get("startTime")) or _time(meta.get("creationTimestamp")),
+        started_at=_time(status.get("startTime")) or (None if queued or queue else created),
         finished_at=finished,
         waiting=pods_waiting(pods) if state is JobState.RUNNING else None,
+        queue=queue,
+        queued=queued,
+        created_at=created,
     )
 
 

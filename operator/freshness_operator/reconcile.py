@@ -307,3 +307,6 @@ class _Sender:
 
     async def observe_duration(self, action: act.ObserveDuration) -> None:
         pass
+
+    async def observe_queued(self, action: act.ObserveQueued) -> None:
+        pass
