@@ -279,7 +279,8 @@ def train_service(owner: Owner, job: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": dict(meta["labels"]),
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                     "labels": {k: v for k, v in meta["labels"].items() if not k.startswith("kueue.x-k8s.io/")},
                      "ownerReferences": [owner_reference(owner)]},
         "spec": {
             "clusterIP": "None",

@@ -173,7 +173,7 @@ REPO = "https://git.example/acme/cats-dogs.git"
 
 
 def multi_node(nodes: int = 2, gpus: int | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    training: dict[str, Any] = {"nodes": nodes, "nodeSelector": {"gpu": "h200"}}
+    training: dict[str, Any] = {"nodes": nodes, "nodeSelector": {"gpu": "h200"}, "queue": "gpus"}
     if gpus is not None:
         training["gpusPerNode"] = gpus
     spec = make_spec(training=training)
@@ -200,6 +200,9 @@ def test_a_multi_node_candidate_is_one_indexed_job_with_a_headless_service() -> 
     assert service["spec"]["selector"] == {"batch.kubernetes.io/job-name": "cats-train-2-1"}
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
     assert service["metadata"]["ownerReferences"] == job["metadata"]["ownerReferences"]
+    # Kueue admits the Job (its pods as one workload); the Service is not Kueue's.
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpus"
+    assert not any(k.startswith("kueue.x-k8s.io/") for k in service["metadata"]["labels"])
     env = env_of(job)
     assert env["MASTER_ADDR"] == "cats-train-2-1-0.cats-train-2-1"  # index 0's hostname.subdomain
     assert env["FRESHNESS_NODE_ADDR"] == "cats-train-2-1-$(FRESHNESS_NODE_RANK).cats-train-2-1"
