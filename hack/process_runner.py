@@ -24,7 +24,9 @@ registry at the same address (hack/kubelet/relay.py), crane on their PATH. ``--s
 folders every pod sees read-write at the same path (the data and remotes a ModelDeployment
 names). Anything else in the pod spec fails the pod with reason UnsupportedField naming the field
 (hack/kubelet/podspec.py). Each pod has its own network namespace and IP on a bridge (hack/kubelet/network.py), unless
-``--host-network``.
+``--host-network``; with its own network a pod also gets its own hostname and a kubelet-written
+/etc/hosts that answers for the pods of its ``subdomain``'s headless Service as cluster DNS would
+(hack/kubelet/hosts.py).
 Not for production: no resource limits; every other pod stays with kwok. Needs root.
 A little over 400 lines: one pod's lifecycle (pull, init containers, restarts, status) reads in one
 place; every part that stands alone lives in hack/kubelet/.
@@ -55,7 +57,7 @@ from typing import Any, cast
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from hack.kubelet import network, podspec, probes, pull, relay, status, volumes
+from hack.kubelet import hosts, network, podspec, probes, pull, relay, status, volumes
 from hack.kubelet.image import BASE_PATH, Image
 from hack.kubelet.image import from_runner as image_from
 from hack.kubelet.node import Node
@@ -79,6 +81,7 @@ class PodRun:
     killed_because: str = ""  # why the runner stopped the process (liveness, deadline)
     ip: str = POD_IP
     netns: str | None = None
+    target: probes.Target | None = None  # the running container, for an exec preStop hook
     pulled: dict[str, pull.Pulled] = field(default_factory=dict)  # container name -> its pulled image
     relay: relay.Relay | None = None
 
@@ -136,8 +139,14 @@ class Runner:
     def _terminate(self, run: PodRun, pod: dict[str, Any], delete: bool) -> None:
         """SIGTERM, terminationGracePeriodSeconds (the deletion's own grace first), then SIGKILL."""
         grace = pod["metadata"].get("deletionGracePeriodSeconds")
-        grace = grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30)
-        self._kill(run, float(grace))
+        grace = float(grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30))
+        start = time.monotonic()
+        if run.proc is not None and run.proc.poll() is None and (
+            done := probes.pre_stop(run.pod["spec"]["containers"][0], run.target, grace)
+        ):
+            log.info("pod %s: %s", pod["metadata"]["name"], done)
+        # as the kubelet: a hook that used up the grace period leaves 2 s before SIGKILL
+        self._kill(run, max(grace - (time.monotonic() - start), 2.0))
         if delete:
             self._delete(pod)
 
@@ -176,10 +185,12 @@ class Runner:
             self._finish(run, "Failed", {"waiting": {"reason": why.reason, "message": why.message}}, why)
             return
         run.pod.setdefault("status", {}).update(podIP=run.ip, hostIP=POD_IP)  # for fieldRefs
+        names = hosts.start(run.pod, run.ip, run.workdir / "hosts", self.api) if run.netns else threading.Event()
         try:
             if self._pull_images(run):
                 self._run_all(run, vols)
         finally:
+            names.set()
             if run.relay:
                 run.relay.close()
             if self.net and run.netns:
@@ -296,7 +307,7 @@ class Runner:
         pod, pulled = run.pod, run.pulled.get(c["name"])
         ident = podspec.identity(c, pod, where, pulled.config.get("User", "") if pulled else "")
         home = "/root" if ident.uid == 0 else "/"
-        base = {"PATH": BASE_PATH, "HOME": home, "HOSTNAME": pod["metadata"]["name"], "LANG": "C.UTF-8",
+        base = {"PATH": BASE_PATH, "HOME": home, "HOSTNAME": hosts.hostname(pod), "LANG": "C.UTF-8",
                 **(pulled.env() if pulled else {}), **self.image.env}
         env = podspec.container_env(c, pod, base, self._lookup, where)
         term_file = run.workdir / "term" / c["name"]
@@ -309,11 +320,13 @@ class Runner:
             raise Refused("UnsupportedField", f"{where}.command: empty; the process runner runs an image's "
                           "entrypoint only for images of its --registry")
         files = [(c.get("terminationMessagePath") or "/dev/termination-log", str(term_file), False),
-                 *volumes.with_user(ident.uid, ident.gid, env.get("HOME", "/"), term_file.parent)]
+                 *volumes.with_user(ident.uid, ident.gid, env.get("HOME", "/"), term_file.parent),
+                 *([("/etc/hosts", str(run.workdir / "hosts"), True)] if run.netns else [])]
         mounts = (pulled.mounts() if pulled else []) + volumes.plan(
             c, vols, home=self.image.home, image_paths=self.image.paths, shared=self.shared, files=files)
         cwd = c.get("workingDir") or (pulled.config.get("WorkingDir") if pulled else None) or "/"
         plan = {"argv": argv, "env": env, "cwd": cwd, "mounts": mounts, "netns": run.netns,
+                "hostname": hosts.hostname(pod) if run.netns else None,
                 "identity": {"uid": ident.uid, "gid": ident.gid, "groups": list(ident.groups),
                              "read_only_root": ident.read_only_root, "no_new_privs": ident.no_new_privs,
                              "drop_all_caps": ident.drop_all_caps, "seccomp": ident.seccomp}}
@@ -338,6 +351,7 @@ class Runner:
         assert run.proc is not None
         ports = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or [] if p.get("name")}
         target = probes.Target(run.ip, ports, run.proc.pid, ident.uid, ident.gid, c.get("workingDir") or "/", env)
+        run.target = target
         running = {"running": {"startedAt": status.now()}}
 
         def on_ready(ok: bool, detail: str) -> None:

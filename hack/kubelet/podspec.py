@@ -7,7 +7,8 @@ fails with that reason, as nothing may be silently ignored. Accepted without eff
 on purpose: scheduling fields (the scheduler already placed the pod), ``image`` (commands run from
 the runner's environment; an image of the local registry is pulled, see pull.py), ``ports`` (processes bind directly),
 ``resources.requests`` (used by the scheduler) and ``dnsPolicy`` (no cluster DNS exists here: names
-resolve through this machine's resolver).
+resolve through this machine's resolver, after the pod's /etc/hosts, which names its subdomain's
+pods: hack/kubelet/hosts.py).
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ CONTAINER: Schema = {
     "ports": ANY,
     "readinessProbe": _PROBE,
     "livenessProbe": _PROBE,
+    # preStop runs before SIGTERM, inside the grace period (process_runner._terminate); postStart is refused
+    "lifecycle": {"preStop": {"sleep": {"seconds": ANY}, "exec": {"command": ANY}}},
     "stdin": _one_of(False),
     "stdinOnce": _one_of(False),
     "tty": _one_of(False),
@@ -117,6 +120,9 @@ POD: Schema = {
     "serviceAccount": ANY,
     "enableServiceLinks": _one_of(False),
     "dnsPolicy": _one_of("ClusterFirst", "Default"),
+    # the pod's own hostname and the headless Service that names it (hack/kubelet/hosts.py)
+    "hostname": ANY,
+    "subdomain": ANY,
     # scheduling: done by the scheduler before the pod reaches this node
     "nodeName": ANY,
     "nodeSelector": ANY,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hack.kubelet import podspec, pull, volumes
+from hack.kubelet import hosts, podspec, pull, volumes
 from hack.kubelet.podspec import Refused
 
 
@@ -27,7 +27,7 @@ def test_the_operators_step_pod_is_accepted_and_its_limits_are_not() -> None:
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
-        (_spec(lifecycle={}), "spec.containers[0].lifecycle"),
+        (_spec(lifecycle={"postStart": {"exec": {"command": ["true"]}}}), "spec.containers[0].lifecycle.postStart"),
         (_spec(securityContext={"privileged": True}), "spec.containers[0].securityContext.privileged"),
         (_spec(env=[{"name": "x", "valueFrom": {"resourceFieldRef": {}}}]), "spec.containers[0].env[0].valueFrom"
          ".resourceFieldRef"),
@@ -132,3 +132,23 @@ def test_a_pulled_images_numeric_user_applies_where_the_spec_sets_none() -> None
         podspec.identity({"name": "c"}, pod, "spec.containers[0]", "")  # no image user: root, refused
     with pytest.raises(Refused, match=r"the image's user 'server' is not numeric"):
         podspec.identity({"name": "c"}, {"spec": {}}, "spec.containers[0]", "server")
+
+
+def test_a_pods_hosts_file_names_it_and_its_subdomains_pods() -> None:
+    pod = {"metadata": {"name": "j-0-abcde", "namespace": "ml"}, "spec": {"hostname": "j-0", "subdomain": "j"}}
+    slices = [{"endpoints": [
+        {"hostname": "j-1", "addresses": ["10.88.0.3"]},
+        {"hostname": "j-0", "addresses": ["10.88.0.2"]},  # itself: already named on its own line
+        {"addresses": ["10.88.0.9"]},  # no hostname: DNS gives it no pod name either
+    ]}]
+    text = hosts.render(pod, "10.88.0.2", slices)
+    assert "10.88.0.2\tj-0.j.ml.svc.cluster.local j-0.j j-0\n" in text
+    assert "10.88.0.3\tj-1.j.ml.svc.cluster.local j-1.j\n" in text
+    assert "10.88.0.9" not in text and text.startswith("127.0.0.1\tlocalhost\n")
+    plain = {"metadata": {"name": "web-" + "x" * 70, "namespace": "ml"}, "spec": {}}
+    assert hosts.hostname(plain) == ("web-" + "x" * 70)[:63]
+    assert hosts.render(plain, "10.88.0.4").endswith(f"10.88.0.4\t{hosts.hostname(plain)}\n")
+
+
+def test_hostname_and_subdomain_are_honoured() -> None:
+    podspec.check_fields({"containers": [{"name": "main", "image": "x"}], "hostname": "j-0", "subdomain": "j"})
