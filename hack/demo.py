@@ -1,22 +1,32 @@
 """`make demo`: the tutorial's story end to end on this machine, with the real operator and trainer.
 
 1. Start the local control plane; kwok's nodes are tainted so that only the dev-only process
-   runner's node (hack/process_runner.py) takes the operator's step Jobs: they run as real
+   runner's node (hack/process_runner.py) takes pods: the operator's step Jobs run there as real
    processes of the trainer CLI (`dvc exp run` on the CPU), as the pod spec says (UID 65532,
    read-only root, private /tmp and /work), on a bare copy of the project (the git server they
-   push experiments to). The serving Deployment tolerates the taint and stays with kwok.
+   push experiments to); the serving Deployment's pods run there as real `freshness-serve`
+   processes, each with its own pod IP (hack/demo_serving.py).
 2. Install the CRD and RBAC with the Helm chart (operator replicas 0) and run the operator as a
    local process with the chart's ServiceAccount token, so the demo also proves its RBAC.
-3. Make the sample data, train the serving model v1 on two classes, create the serving
-   Deployment and a ModelDeployment, and let production batches arrive: first an iid batch (no
-   drift), then a batch where bees appear. The operator detects drift, trains two candidates,
-   gates the best, packages it and rolls the Deployment.
-4. A real Prometheus scrapes the operator and evaluates the chart's alert rules
+3. Make the sample data, train the serving model v1 on two classes, package it, create the serving
+   Deployment, its Service and a ModelDeployment, and start the load generator (hack/loadgen.py,
+   hack/demo_traffic.py): production images as v2 requests to the ready endpoints, iid until a
+   clean check, then the mix where bees appear. The server captures them (no labels); the
+   operator finds drift in that capture, trains two candidates, gates the best, packages it and
+   rolls the Deployment while the traffic goes on; the new model's own checks follow.
+4. Act two (unless --no-act-two): rotated images arrive and a permissive policy lets a candidate
+   with a corrupt model file through; its pods never become ready, the rollout misses its
+   deadline, the operator rolls back, the previous model keeps answering.
+5. A real Prometheus scrapes the operator and evaluates the chart's alert rules
    (hack/demo_prometheus.py); the summary prints each alert's transitions and the drift score
-   series as Prometheus recorded them.
+   series as Prometheus recorded them, the live accuracy before and after, the failed requests
+   during the rollout and the rollback, and the time to fresh split by step.
 
 Prints a timeline; ends with a summary (also written to <workdir>/summary.json) and a picture of
 the run (<workdir>/timeline.png, hack/timeline_png.py); stops every process it started, on Ctrl-C too.
+A little over 400 lines: the set-up steps in the order they run, one method each; the story
+(demo_story), the serving side (demo_serving), the traffic (demo_traffic, loadgen) and the summary
+(demo_summary) are modules of their own.
 """
 
 from __future__ import annotations
@@ -35,8 +45,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hack import demo_prometheus, localcluster, timeline_png
-from hack.demo_timeline import DemoError, Timeline, say, unix
+from hack import demo_prometheus, demo_serving, demo_story, demo_summary, demo_traffic, localcluster, registry
+from hack.demo_evidence import Evidence
+from hack.demo_timeline import DemoError, Timeline, say
+from hack.loadgen import LoadGen
 from hack.prometheus import Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,11 +57,25 @@ MDEP = "cats-dogs"
 TAINT = "modelfreshness.io/simulated=true:NoSchedule"
 CHART = REPO / "charts" / "model-freshness-operator"
 RELEASE = "freshness"
+REPO_NAME = "cats-dogs"  # spec.serving.image is <registry>/cats-dogs: the package step pushes <that>:<version>
+PROGRESS_DEADLINE = 120  # seconds, the Deployment's and the operator's: two pod starts under load, not more
+WINDOW = 150  # spec.drift.newest: each check reads the newest captured requests (30 s at 5 per second)
 
 
 class Demo:
-    def __init__(self, work: Path, timeout: float, project: Path) -> None:
+    def __init__(self, work: Path, timeout: float, project: Path, act_two: bool = True, rate: float = 5.0) -> None:
         self.work = work
+        self.namespace, self.name = NAMESPACE, MDEP
+        self.act_two = act_two
+        self.rate = rate
+        self.loadgen: LoadGen | None = None
+        self.evidence = Evidence(work / "pods")
+        self.registry: registry.Registry | None = None
+        self.base_image = ""
+        self.capture = work / "capture"
+        self.story = demo_traffic.Story()
+        self.broken_rev = "HEAD"
+        self.v1_image = ""
         self.project = project
         self.timeout = timeout
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -104,6 +130,9 @@ class Demo:
         self.kubectl("taint", "nodes", "-l", "type=kwok", TAINT, "--overwrite")
         self.kubectl("create", "namespace", NAMESPACE)
         say(f"control plane up at {self.cluster.server}; logs in {self.cluster.log_dir}")
+        self.registry = registry.start(self.work / "registry")
+        self.base_image = registry.publish_server_base(self.registry)
+        say(f"image registry at {self.registry.host} (hack/registry.py); the server base image {self.base_image}")
 
     def install_chart(self) -> Path:
         assert self.cluster
@@ -151,10 +180,12 @@ class Demo:
         # the data, the production folder, the reports, the DVC remote and the project's git
         # repository (the storage a ModelDeployment names) through --share; the "image" is this
         # virtual environment, PYTHONPATH and the trainer image's git identity.
-        shares = [self.work / d for d in ("data", "production", "reports", "remote", "project.git")]
+        shares = [self.work / d for d in ("data", "capture", "reports", "remote", "project.git")]
         image_env = ("PYTHONPATH", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
         argv = [sys.executable, "-m", "hack.process_runner", "--workdir", str(self.work / "pods")]
         argv += [f"--share={p}" for p in shares] + [f"--image-env={n}" for n in image_env]
+        assert self.registry
+        argv += [f"--registry={self.registry.host}", f"--crane={self.registry.crane}"]
         self.spawn(
             "process-runner",
             argv,
@@ -170,7 +201,7 @@ class Demo:
                 "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
                 check=False,
             ):
-                say("process runner node local-runner is Ready (step Jobs run here as local processes)")
+                say("process runner node local-runner is Ready (step Jobs and serving pods run here as processes)")
                 return
             time.sleep(0.5)
         raise DemoError(f"the process runner did not register its node; see {self.work / 'process-runner.log'}")
@@ -205,13 +236,16 @@ class Demo:
         bare = self.work / "project.git"
         self.run(["git", "clone", "--bare", "--quiet", str(self.project), str(bare)])
         self.project = bare
+        self.broken_rev = demo_serving.broken_revision(bare, self.env())
+        say(f"project copy {bare}; act two's branch {demo_serving.BROKEN_BRANCH} ({self.broken_rev[:8]}) "
+            "corrupts its model file")
 
     def grant_step_uid(self) -> None:
         """The step pods run as UID 65532: give it the folders they write (as one would a volume)."""
         from freshness_operator.builders import NONROOT_UID
 
         (self.work / "reports").mkdir(exist_ok=True)
-        for top in ("reports", "remote", "project.git"):
+        for top in ("reports", "remote", "project.git", "capture"):
             for path in [self.work / top, *(self.work / top).rglob("*")]:
                 os.chown(path, NONROOT_UID, NONROOT_UID, follow_symlinks=False)
 
@@ -219,12 +253,21 @@ class Demo:
         data = self.work / "data"
         say("making the sample data set from images shipped in scikit-learn and scikit-image")
         self.run(["freshness-trainer", "make-sample-data", str(data)])
-        (self.work / "production").mkdir()
+        self.capture.mkdir()
         return data
 
-    def train_v1(self, data: Path) -> dict[str, Any]:
-        say("training the serving model v1 on two classes (cats, dogs) with `dvc exp run`")
+    def train_v1(self, data: Path, reuse: Path | None = None) -> dict[str, Any]:
         result = self.work / "v1-result.json"
+        if reuse is not None:  # development: the result of an earlier run's v1 (same sample data: same seed)
+            earlier: dict[str, Any] = json.loads((reuse / "v1-result.json").read_text())
+            model = self.work / "remote" / "models" / "v1" / "model.pt"
+            model.parent.mkdir(parents=True)
+            shutil.copyfile(earlier["train"]["model"], model)
+            earlier["train"]["model"] = str(model)
+            result.write_text(json.dumps(earlier))
+            say(f"v1 reused from {reuse}: val_acc={earlier['train']['metrics'].get('val_acc')}, model {model}")
+            return earlier
+        say("training the serving model v1 on two classes (cats, dogs) with `dvc exp run`")
         self.run(
             [
                 "freshness-trainer",
@@ -252,79 +295,56 @@ class Demo:
         return doc
 
     def create_serving(self, v1_model: str, data: Path) -> None:
-        self.apply(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                # the opt-in: only ModelDeployment MDEP may patch this Deployment's image
-                "metadata": {"name": MDEP, "namespace": NAMESPACE, "labels": {"modelfreshness.io/serving-for": MDEP}},
-                "spec": {
-                    "replicas": 2,
-                    "progressDeadlineSeconds": 60,
-                    "selector": {"matchLabels": {"app": MDEP}},
-                    "template": {
-                        "metadata": {"labels": {"app": MDEP}},
-                        "spec": {
-                            "tolerations": [{"key": "modelfreshness.io/simulated", "operator": "Exists"}],
-                            "containers": [{"name": "server", "image": "registry.local/cats-dogs:v1"}],
-                        },
-                    },
-                },
-            }
-        )
-        self.kubectl("rollout", "status", f"deployment/{MDEP}", "-n", NAMESPACE, "--timeout=60s")
-        say("serving Deployment cats-dogs runs registry.local/cats-dogs:v1 (pods simulated by kwok)")
+        assert self.registry
+        # as the package step does: the model layer onto the server base, pushed; pinned by the registry's digest
+        v1_image = self.v1_image = registry.push_model(self.registry, Path(v1_model), REPO_NAME, "v1", self.base_image)
+        say(f"v1 packaged and pushed: {v1_image}")
+        dep = demo_serving.deployment(MDEP, v1_image, self.capture, PROGRESS_DEADLINE)
+        self.apply({**dep, "metadata": {**dep["metadata"], "namespace": NAMESPACE}})
+        self.apply({**demo_serving.service(MDEP), "metadata": {"name": MDEP, "namespace": NAMESPACE}})
+        self.kubectl("rollout", "status", f"deployment/{MDEP}", "-n", NAMESPACE, "--timeout=300s")
+        say(f"serving Deployment {MDEP} runs {v1_image}: 2 freshness-serve processes, each with its own pod IP")
+        self.loadgen = demo_traffic.start(self.cluster_api(), NAMESPACE, MDEP, data / "production", self.rate)
         manifest = {
             "apiVersion": "modelfreshness.io/v1alpha1",
             "kind": "ModelDeployment",
             "metadata": {"name": MDEP, "namespace": NAMESPACE},
             "spec": {
                 "source": {"repo": str(self.project), "revision": "HEAD"},
-                "data": {"reference": str(data / "reference"), "current": str(self.work / "production")},
-                "serving": {
-                    "deployment": MDEP,
-                    "container": "server",
-                    "image": "registry.local/cats-dogs",
-                    "modelUri": v1_model,
-                },
+                # data.current is the server's capture: unlabelled, time-partitioned
+                "data": {"reference": str(data / "reference"), "current": str(self.capture)},
+                "serving": {"deployment": MDEP, "container": "server", "image": self.registry.ref(REPO_NAME),
+                            "modelUri": v1_model},
                 "drift": {
                     "interval": "10s",
                     "minSamples": 100,
+                    "newest": WINDOW,
                     "consecutive": 1,
                     "reportDir": str(self.work / "reports"),
                 },
                 "training": {
                     # params.yaml's defaults learn the third class on the CPU (val_acc ~0.9).
-                    "params": {
-                        "train.num_classes": 3,
-                        "data.source": str(data / "extended"),
-                    },
+                    "params": {"train.num_classes": 3, "data.source": str(data / "extended")},
                     "candidates": [{"train.lr": 0.001}, {"train.lr": 0.0003}],
                     "maxParallel": 2,
                     "remote": str(self.work / "remote"),
                 },
-                "package": {"push": False},
+                "package": {"push": True, "baseImage": self.base_image},
                 "promotion": {"metric": "val_acc", "minImprovement": 0.05},
-                "rollout": {"progressDeadlineSeconds": 120, "autoRollback": True},
+                "rollout": {"progressDeadlineSeconds": PROGRESS_DEADLINE, "autoRollback": True},
+                # a false alarm of the new model's own checks must not retrain it again (act two shortens it)
                 "policy": {"cooldown": "30m", "maxRetrainsPerDay": 2},
             },
         }
         (self.work / "modeldeployment.json").write_text(json.dumps(manifest, indent=2))
         self.apply(manifest)
-        say("ModelDeployment cats-dogs applied (drift check every 10s)")
+        say(f"ModelDeployment {MDEP} applied: drift checks every 10s on the newest {WINDOW} captured requests")
 
-    def arrive(self, data: Path, batch: str) -> None:
-        target = self.work / "production"
-        # Emptied and refilled, not replaced: step pods see this folder through a bind mount made
-        # when they start (--share), which would keep showing a replaced folder's old, deleted self.
-        for old in target.iterdir():
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
-        shutil.copytree(data / "production" / batch, target, dirs_exist_ok=True)
-        n = sum(1 for _ in target.rglob("*.png"))
-        say(f"production batch '{batch}' arrives: {n} images in {target}")
+    def cluster_api(self) -> Any:
+        from kubernetes import config
+
+        assert self.cluster
+        return config.new_client_from_config(config_file=self.cluster.env()["KUBECONFIG"])
 
     def mdep(self) -> dict[str, Any]:
         out = self.kubectl("get", "mdep", MDEP, "-n", NAMESPACE, "-o", "json", check=False)
@@ -346,40 +366,7 @@ class Demo:
         return items
 
     def watch(self, data: Path) -> dict[str, Any]:
-        """Print the timeline and drive the story from what status says, until the new model has
-        served through one drift check of its own (its accuracy on the production batch)."""
-        deadline = time.monotonic() + self.timeout
-        t = self.timeline
-        while time.monotonic() < deadline:
-            self.check_children_alive()
-            status = self.mdep().get("status") or {}
-            t.phase(status.get("phase"))
-            t.events(self.mdep_events())
-            drift = status.get("drift") or {}
-            if t.new_check(drift):
-                if not t.bees_sent and drift.get("detected") is False:
-                    self.arrive(data, "new-class")
-                    t.bees_sent = True
-                elif t.bees_sent and drift.get("detected") and t.accuracy_before is None:
-                    t.accuracy_before = (drift.get("accuracy") or {}).get("current")
-                elif t.rolled_out:
-                    t.accuracy_after = (drift.get("accuracy") or {}).get("current")
-                    return t.outcome(status)
-            t.candidate(status.get("candidate") or {})
-            model = status.get("model") or {}
-            if not t.rolled_out and t.gate and model.get("version") == t.version:
-                t.rolled_out = True
-                say(f"serving model is now {model.get('version')} ({model.get('image')})")
-                # As in the tutorial: the data the new model was trained on is the new reference. The
-                # drift step reads it only for a model file without a held-out split of its own; the
-                # operator's models carry theirs (issue 14), so the new model's checks use its own.
-                patch = {"spec": {"data": {"reference": str(data / "extended")}}}
-                self.kubectl("patch", "mdep", MDEP, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch))
-                say("data.reference now points at the three-class set; waiting for the new model's first check")
-            if status.get("phase") == "Failed":
-                raise DemoError(f"the loop failed: {json.dumps(status.get('conditions'), indent=1)}")
-            time.sleep(1)
-        raise DemoError(f"the story did not finish within {self.timeout:.0f}s; phases seen: {t.phases}")
+        return demo_story.watch(self)
 
     def check_children_alive(self) -> None:
         for name, proc in self.named.items():
@@ -387,57 +374,11 @@ class Demo:
                 raise DemoError(f"{name} exited with {proc.returncode}; see {self.work / (name + '.log')}")
 
     def summary(self, v1: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
-        from freshness_trainer import model as model_file  # torch: only once the story is done
-
-        status = outcome["status"]
-        model = status.get("model") or {}
-        image = self.kubectl(
-            "get", "deployment", MDEP, "-n", NAMESPACE, "-o", "jsonpath={.spec.template.spec.containers[0].image}"
-        )
-        gate = outcome["gate"]
-        served = model_file.load(model["uri"])
-        assert self.prometheus
-        last_check = unix((status.get("drift") or {}).get("lastCheckTime"), time.time())
-        seen = demo_prometheus.observe(self.prometheus, NAMESPACE, MDEP, self.operator_started, last_check)
-        picture = self.timeline.picture(self.operator_started, time.time(), seen.alerts)
-        png = timeline_png.draw(picture, self.work / "timeline.png")
-        summary = {
-            "phases": outcome["phases"],
-            "events": outcome["events"],
-            "model": model,
-            "servingImage": image,
-            "servedClasses": list(served.classes),
-            "v1ValAccOnTwoClasses": v1["train"]["metrics"].get("val_acc"),
-            "gate": gate,
-            "bestOverrides": outcome["bestOverrides"],
-            "productionAccuracyBefore": outcome["accuracyBefore"],
-            "productionAccuracyAfter": outcome["accuracyAfter"],
-            "report": (status.get("drift") or {}).get("report"),
-            "checks": [vars(c) for c in picture.checks],
-            "milestones": [{"time": t, "event": e} for t, e in picture.markers],
-            **seen.json(),
-            "timelinePng": str(png),
-        }
-        (self.work / "summary.json").write_text(json.dumps(summary, indent=2))
-        say("summary")
-        print(f"  phases seen:           {' -> '.join(summary['phases'])}")
-        print(f"  events:                {' -> '.join(summary['events'])}")
-        print(f"  serving image:         {image}")
-        print(f"  model version:         {model.get('version')} (experiment {model.get('experiment')})")
-        print(f"  model file:            {model.get('uri')}")
-        print(f"  classes it predicts:   {', '.join(summary['servedClasses'])}")
-        print(f"  gate:                  {gate.get('message')}")
-        print(
-            f"  accuracy on the production batch with bees: {summary['productionAccuracyBefore']} (v1) "
-            f"-> {summary['productionAccuracyAfter']} ({model.get('version')})"
-        )
-        seen.print()
-        print(f"  timeline picture:      {png}")
-        print(f"  drift reports:         {self.work / 'reports'}")
-        print(f"  logs and data:         {self.work}")
-        return summary
+        return demo_summary.write(self, v1, outcome)
 
     def stop(self) -> None:
+        if self.loadgen:  # first: the pods are about to go, and that is no failed request of the story
+            self.loadgen.close()
         for proc in reversed(self.procs):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -451,6 +392,8 @@ class Demo:
                 proc.wait()
         if self.prometheus:
             self.prometheus.stop()
+        if self.registry:
+            self.registry.stop()
         if self.cluster:
             localcluster.down(self.cluster.state_dir, self.cluster)
         say("stopped every process the demo started")
@@ -471,14 +414,19 @@ def interrupts_as_exit() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="where data, logs and the summary go (default: a temp dir)")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for the rollout")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds the story may take once the operator runs")
+    parser.add_argument("--no-act-two", dest="act_two", action="store_false",
+                        help="stop after the rollout: no broken candidate, no rollback")
+    parser.add_argument("--reuse-v1", type=Path, metavar="WORKDIR",
+                        help="development: take v1 from an earlier run's workdir instead of training it")
+    parser.add_argument("--rate", type=float, default=5.0, help="requests per second the load generator sends")
     parser.add_argument(
         "--project", type=Path, default=REPO, help="the DVC project (a git repository) to train from; default: this one"
     )
     args = parser.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="freshness-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    demo = Demo(work.resolve(), args.timeout, args.project.resolve())
+    demo = Demo(work.resolve(), args.timeout, args.project.resolve(), args.act_two, args.rate)
     with interrupts_as_exit():
         try:
             demo.start_cluster()
@@ -486,10 +434,9 @@ def main(argv: list[str] | None = None) -> int:
             demo.start_runner()
             data = demo.make_data()
             demo.make_project()
-            v1 = demo.train_v1(data)
+            v1 = demo.train_v1(data, args.reuse_v1)
             demo.grant_step_uid()
             demo.create_serving(v1["train"]["model"], data)
-            demo.arrive(data, "iid")
             demo.start_operator(kubeconfig)
             outcome = demo.watch(data)
             demo.summary(v1, outcome)

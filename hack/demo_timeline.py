@@ -60,6 +60,7 @@ class Timeline:
         self.seen_events: set[str] = set()
         self.reasons: list[str] = []
         self.markers: list[tuple[float, str]] = []
+        self.event_times: list[tuple[float, str]] = []  # every Event: (unix time, reason), in order
 
     def phase(self, phase: str | None) -> None:
         if phase and (not self.phases or self.phases[-1] != phase):
@@ -77,8 +78,10 @@ class Timeline:
                 continue
             self.seen_events.add(key)
             self.reasons.append(ev["reason"])
+            at = unix(ev.get("lastTimestamp") or ev.get("eventTime"), time.time())
+            self.event_times.append((at, ev["reason"]))
             if ev["reason"] in MILESTONES:
-                self.markers.append((unix(ev.get("lastTimestamp") or ev.get("eventTime"), time.time()), ev["reason"]))
+                self.markers.append((at, ev["reason"]))
             say(f"event {ev.get('type')} {ev['reason']}: {ev.get('message')}")
 
     def new_check(self, drift: dict[str, Any]) -> bool:

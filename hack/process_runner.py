@@ -15,16 +15,24 @@ this machine, each in its own mount namespace (hack/kubelet/sandbox.py) with:
   restartPolicy with the kubelet's back-off; terminationGracePeriodSeconds then SIGKILL;
   activeDeadlineSeconds; the termination message (a file, or the log's tail on error).
 
-The image is not pulled: commands run from this machine — the "image" is the runner's Python
-(its virtual environment and interpreter, bound read-only into the namespace), ``--image-path``
-and ``--image-env``. ``--share`` names host folders every pod sees read-write at the same path
-(the data and remotes a ModelDeployment names). Anything else in the pod
-spec fails the pod with reason UnsupportedField naming the field (hack/kubelet/podspec.py).
-Each pod has its own network namespace and IP on a bridge (hack/kubelet/network.py), unless
-``--host-network``.
+Commands run from this machine — the "image" is the runner's Python (its virtual environment and
+interpreter, bound read-only into the namespace), ``--image-path`` and ``--image-env``. An image of
+the ``--registry`` (hack/registry.py) is pulled for real by digest (hack/kubelet/pull.py): the
+container sees its folders (the model at /model) and its Env, runs its entrypoint when the pod
+gives no command, and waits in ErrImagePull/ImagePullBackOff when the pull fails; pods reach that
+registry at the same address (hack/kubelet/relay.py), crane on their PATH. ``--share`` names host
+folders every pod sees read-write at the same path (the data and remotes a ModelDeployment
+names). Anything else in the pod spec fails the pod with reason UnsupportedField naming the field
+(hack/kubelet/podspec.py). Each pod has its own network namespace and IP on a bridge (hack/kubelet/network.py), unless
+``--host-network``; with its own network a pod also gets its own hostname and a kubelet-written
+/etc/hosts that answers for the pods of its ``subdomain``'s headless Service as cluster DNS would
+(hack/kubelet/hosts.py).
 Not for production: no resource limits; every other pod stays with kwok. Needs root.
+A little over 400 lines: one pod's lifecycle (pull, init containers, restarts, status) reads in one
+place; every part that stands alone lives in hack/kubelet/.
 
     python -m hack.process_runner --kubeconfig KUBECONFIG [--node local-runner] [--share DIR]...
+        [--registry 127.0.0.1:PORT [--crane PATH]]
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ from typing import Any, cast
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from hack.kubelet import network, podspec, probes, status, volumes
+from hack.kubelet import hosts, network, podspec, probes, pull, relay, status, volumes
 from hack.kubelet.image import BASE_PATH, Image
 from hack.kubelet.image import from_runner as image_from
 from hack.kubelet.node import Node
@@ -73,6 +81,9 @@ class PodRun:
     killed_because: str = ""  # why the runner stopped the process (liveness, deadline)
     ip: str = POD_IP
     netns: str | None = None
+    target: probes.Target | None = None  # the running container, for an exec preStop hook
+    pulled: dict[str, pull.Pulled] = field(default_factory=dict)  # container name -> its pulled image
+    relay: relay.Relay | None = None
 
     @property
     def key(self) -> str:
@@ -86,10 +97,11 @@ class Runner:
     def __init__(
         self, api: client.CoreV1Api, coord: client.CoordinationV1Api, node: str, workroot: Path,
         image: Image | None = None, shared: Sequence[str] = (), net: network.Pods | None = None,
+        puller: pull.Puller | None = None,
     ) -> None:
         self.api, self.coord, self.node, self.workroot = api, coord, node, workroot
         self.image = image or Image([], {}, None)
-        self.shared, self.net = list(shared), net
+        self.shared, self.net, self.puller = list(shared), net, puller
         self.runs: dict[str, PodRun] = {}
         self.stop = threading.Event()
 
@@ -127,8 +139,14 @@ class Runner:
     def _terminate(self, run: PodRun, pod: dict[str, Any], delete: bool) -> None:
         """SIGTERM, terminationGracePeriodSeconds (the deletion's own grace first), then SIGKILL."""
         grace = pod["metadata"].get("deletionGracePeriodSeconds")
-        grace = grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30)
-        self._kill(run, float(grace))
+        grace = float(grace if grace is not None else pod["spec"].get("terminationGracePeriodSeconds", 30))
+        start = time.monotonic()
+        if run.proc is not None and run.proc.poll() is None and (
+            done := probes.pre_stop(run.pod["spec"]["containers"][0], run.target, grace)
+        ):
+            log.info("pod %s: %s", pod["metadata"]["name"], done)
+        # as the kubelet: a hook that used up the grace period leaves 2 s before SIGKILL
+        self._kill(run, max(grace - (time.monotonic() - start), 2.0))
         if delete:
             self._delete(pod)
 
@@ -159,16 +177,40 @@ class Runner:
             vols = volumes.prepare(run.pod, run.workdir)
             if self.net:
                 run.netns, run.ip = self.net.add(run.key)
-        except (Refused, network.NetworkError) as exc:
+            if self.puller and run.netns:
+                host, port = self.puller.registry.rsplit(":", 1)
+                run.relay = relay.Relay(run.netns, host, int(port))
+        except (Refused, network.NetworkError, OSError) as exc:
             why = exc if isinstance(exc, Refused) else Refused("NetworkNotReady", str(exc))
             self._finish(run, "Failed", {"waiting": {"reason": why.reason, "message": why.message}}, why)
             return
         run.pod.setdefault("status", {}).update(podIP=run.ip, hostIP=POD_IP)  # for fieldRefs
+        names = hosts.start(run.pod, run.ip, run.workdir / "hosts", self.api) if run.netns else threading.Event()
         try:
-            self._run_all(run, vols)
+            if self._pull_images(run):
+                self._run_all(run, vols)
         finally:
+            names.set()
+            if run.relay:
+                run.relay.close()
             if self.net and run.netns:
                 self.net.remove(run.key, run.ip)
+
+    def _pull_images(self, run: PodRun) -> bool:
+        """Pull every container image of the registry (retrying with back-off); False if cancelled."""
+        spec = run.pod["spec"]
+
+        def report(state: dict[str, Any]) -> None:
+            self._patch_status(run, self._status(run, "Pending", state))
+
+        for c in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            if self.puller and self.puller.wants(c.get("image", "")):
+                report({"waiting": {"reason": "ContainerCreating", "message": f'pulling image "{c["image"]}"'}})
+                got = pull.pull_until_done(self.puller, c["image"], report, run.cancelled)
+                if got is None:
+                    return False
+                run.pulled[c["name"]] = got
+        return True
 
     def _run_all(self, run: PodRun, vols: dict[str, dict[str, Any]]) -> None:
         """Init containers in order, then the container, restarted as restartPolicy says."""
@@ -262,25 +304,29 @@ class Runner:
         self, run: PodRun, c: dict[str, Any], where: str, vols: dict[str, dict[str, Any]]
     ) -> tuple[podspec.Identity, dict[str, str], Path, Path]:
         """Write the sandbox plan for one container: identity, environment, mounts, command."""
-        pod = run.pod
-        ident = podspec.identity(c, pod, where)
+        pod, pulled = run.pod, run.pulled.get(c["name"])
+        ident = podspec.identity(c, pod, where, pulled.config.get("User", "") if pulled else "")
         home = "/root" if ident.uid == 0 else "/"
-        base = {"PATH": BASE_PATH, "HOME": home, "HOSTNAME": pod["metadata"]["name"], "LANG": "C.UTF-8",
-                **self.image.env}
+        base = {"PATH": BASE_PATH, "HOME": home, "HOSTNAME": hosts.hostname(pod), "LANG": "C.UTF-8",
+                **(pulled.env() if pulled else {}), **self.image.env}
         env = podspec.container_env(c, pod, base, self._lookup, where)
         term_file = run.workdir / "term" / c["name"]
         term_file.parent.mkdir(exist_ok=True)
         term_file.write_text("")
         os.chown(term_file, ident.uid, ident.gid)
-        argv = [podspec.expand(a, env) for a in (c.get("command") or []) + (c.get("args") or [])]
+        command, args = c.get("command") or [], c.get("args") or []
+        argv = [podspec.expand(a, env) for a in (pulled.argv(command, args) if pulled else command + args)]
         if not argv:
-            raise Refused("UnsupportedField", f"{where}.command: empty; the process runner cannot run an image's "
-                          "entrypoint")
-        mounts = volumes.plan(c, vols, home=self.image.home, image_paths=self.image.paths,
-                              shared=self.shared,
-                              files=[(c.get("terminationMessagePath") or "/dev/termination-log", str(term_file), False),
-                                     *volumes.with_user(ident.uid, ident.gid, env.get("HOME", "/"), term_file.parent)])
-        plan = {"argv": argv, "env": env, "cwd": c.get("workingDir") or "/", "mounts": mounts, "netns": run.netns,
+            raise Refused("UnsupportedField", f"{where}.command: empty; the process runner runs an image's "
+                          "entrypoint only for images of its --registry")
+        files = [(c.get("terminationMessagePath") or "/dev/termination-log", str(term_file), False),
+                 *volumes.with_user(ident.uid, ident.gid, env.get("HOME", "/"), term_file.parent),
+                 *([("/etc/hosts", str(run.workdir / "hosts"), True)] if run.netns else [])]
+        mounts = (pulled.mounts() if pulled else []) + volumes.plan(
+            c, vols, home=self.image.home, image_paths=self.image.paths, shared=self.shared, files=files)
+        cwd = c.get("workingDir") or (pulled.config.get("WorkingDir") if pulled else None) or "/"
+        plan = {"argv": argv, "env": env, "cwd": cwd, "mounts": mounts, "netns": run.netns,
+                "hostname": hosts.hostname(pod) if run.netns else None,
                 "identity": {"uid": ident.uid, "gid": ident.gid, "groups": list(ident.groups),
                              "read_only_root": ident.read_only_root, "no_new_privs": ident.no_new_privs,
                              "drop_all_caps": ident.drop_all_caps, "seccomp": ident.seccomp}}
@@ -305,6 +351,7 @@ class Runner:
         assert run.proc is not None
         ports = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or [] if p.get("name")}
         target = probes.Target(run.ip, ports, run.proc.pid, ident.uid, ident.gid, c.get("workingDir") or "/", env)
+        run.target = target
         running = {"running": {"startedAt": status.now()}}
 
         def on_ready(ok: bool, detail: str) -> None:
@@ -326,8 +373,9 @@ class Runner:
             probes.Prober(probe, target, on_alive, stop, initial=True).start()
 
     def _status(self, run: PodRun, phase: str, state: dict[str, Any]) -> dict[str, Any]:
+        main = run.pulled.get(run.pod["spec"]["containers"][0]["name"])
         return status.pod_status(run.pod, phase, state, ready=run.ready, restarts=run.restarts,
-                                 last_state=run.last_state, pod_ip=run.ip)
+                                 last_state=run.last_state, pod_ip=run.ip, image_id=main.image_id if main else "")
 
     def _finish(self, run: PodRun, phase: str, state: dict[str, Any], why: Refused | None = None,
                 init_status: tuple[str, int] | None = None) -> None:
@@ -369,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--share", action="append", default=[], help="host folder every pod sees read-write")
     parser.add_argument("--image-path", action="append", default=[], help="host path pods see read-only")
     parser.add_argument("--image-env", action="append", default=[], help="variable of the runner pods get")
+    parser.add_argument("--registry", help="HOST:PORT of the local registry (hack/registry.py) whose images are "
+                        "pulled; pods reach it at that address")
+    parser.add_argument("--crane", help="crane binary for pulls, on pods' PATH too (default: crane on PATH)")
     parser.add_argument("--host-network", dest="pod_network", action="store_false",
                         help="pods share this machine's network (pod IP 127.0.0.1) instead of one netns each")
     args = parser.parse_args(argv)
@@ -378,13 +429,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.load_kube_config(config_file=args.kubeconfig)
     workroot = args.workdir or Path(tempfile.mkdtemp(prefix="process-runner-"))
     workroot.mkdir(parents=True, exist_ok=True)
-    image = image_from(args.image_path, args.image_env)
+    crane = args.crane or shutil.which("crane") or ""
+    if args.registry and not crane:
+        parser.error("--registry needs crane: give --crane PATH (bash hack/build-binaries.sh builds it)")
+    image = image_from(args.image_path, args.image_env, [os.path.dirname(os.path.realpath(crane))] if crane else [])
+    puller = pull.Puller(args.registry, crane, workroot / "images") if args.registry else None
     net = None
     if args.pod_network and (missing := network.available()):
         parser.error(f"pod networking: {missing}; or run with --host-network")
     if args.pod_network:
         net = network.Pods()
-    runner = Runner(client.CoreV1Api(), client.CoordinationV1Api(), args.node, workroot, image, args.share, net)
+    runner = Runner(client.CoreV1Api(), client.CoordinationV1Api(), args.node, workroot, image, args.share, net,
+                    puller)
 
     def on_signal(signum: int, _frame: object) -> None:
         runner.shutdown()

@@ -28,7 +28,7 @@ class Cluster:
 
 
 @contextmanager
-def cluster(kubeconfig: Path | None, *, nodes: int = 2) -> Iterator[Cluster]:
+def cluster(kubeconfig: Path | None, *, nodes: int = 2, api_qps: int | None = None) -> Iterator[Cluster]:
     """An existing cluster (``kubeconfig``), or a fresh local control plane stopped at the end."""
     if kubeconfig is not None:
         c = Cluster(kubeconfig, Api(kubeconfig, pool=32), None, own=False)
@@ -39,7 +39,7 @@ def cluster(kubeconfig: Path | None, *, nodes: int = 2) -> Iterator[Cluster]:
 
     state = Path(tempfile.mkdtemp(prefix="mf-bench-"))
     started = time.monotonic()
-    info = localcluster.up(state, nodes=nodes)
+    info = localcluster.up(state, nodes=nodes, api_qps=api_qps)
     try:
         print(
             f"# local control plane with {nodes} kwok nodes up in {time.monotonic() - started:.0f}s; "

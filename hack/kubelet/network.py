@@ -1,15 +1,18 @@
 """A network namespace per pod with its own IP on a bridge (iproute2). Touches the host's network.
 
 The bridge ``mf-pods0`` holds the gateway 10.88.0.1/16; each pod gets a named netns
-(``ip netns``), a veth pair with ``eth0`` inside, the next free address of 10.88.0.0/16 and a
-default route through the bridge, so replicas can listen on the same port and this machine (its
-probes, a client) reaches each at its pod IP. Pods reach no other network: no NAT, and this
+(``ip netns``), a veth pair with ``eth0`` inside, the next free address of this runner's own /24 of
+10.88.0.0/16 (chosen from its process id: runners of parallel test sessions on one machine share
+the bridge, and must not hand out the same address) and a default route through the bridge, so
+replicas can listen on the same port and this machine (its probes, a client) reaches each at its
+pod IP. Pods reach no other network: no NAT, and this
 machine's loopback (the API server) is not theirs.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import shutil
 import subprocess
 import threading
@@ -39,10 +42,12 @@ def available() -> str | None:
 class Pods:
     """Hands out pod IPs and makes and removes the pods' namespaces."""
 
-    def __init__(self) -> None:
+    def __init__(self, block: int | None = None) -> None:
         self.lock = threading.Lock()
         self.used: set[ipaddress.IPv4Address] = {GATEWAY}
         self.ready = False
+        third = block if block is not None else 1 + os.getpid() % 254  # 10.88.1.0/24 .. 10.88.254.0/24
+        self.block = ipaddress.IPv4Network(f"10.88.{third}.0/24")
 
     def _bridge(self) -> None:
         if self.ready:
@@ -57,7 +62,7 @@ class Pods:
         """Create pod ``key``'s namespace; returns (its /run/netns path, its IP)."""
         with self.lock:
             self._bridge()
-            ip = next(a for a in SUBNET.hosts() if a not in self.used)
+            ip = next(a for a in self.block.hosts() if a not in self.used)
             self.used.add(ip)
         ns, host_end = f"mf-{key}", f"mfv{key}"[:15]
         _ip("netns", "add", ns)

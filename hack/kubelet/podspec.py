@@ -4,10 +4,11 @@ that ``container_env`` reads ConfigMaps and Secrets through the ``lookup`` it is
 ``check_fields`` walks the pod spec against an allow-list: a field it does not know, or a value it
 cannot honour, raises ``Refused("UnsupportedField", "spec.containers[0].xyz: ...")`` and the pod
 fails with that reason, as nothing may be silently ignored. Accepted without effect on the process,
-on purpose: scheduling fields (the scheduler already placed the pod), ``image`` (the runner runs
-the command from its own environment, see process_runner), ``ports`` (processes bind directly),
+on purpose: scheduling fields (the scheduler already placed the pod), ``image`` (commands run from
+the runner's environment; an image of the local registry is pulled, see pull.py), ``ports`` (processes bind directly),
 ``resources.requests`` (used by the scheduler) and ``dnsPolicy`` (no cluster DNS exists here: names
-resolve through this machine's resolver).
+resolve through this machine's resolver, after the pod's /etc/hosts, which names its subdomain's
+pods: hack/kubelet/hosts.py).
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ CONTAINER: Schema = {
     "ports": ANY,
     "readinessProbe": _PROBE,
     "livenessProbe": _PROBE,
+    # preStop runs before SIGTERM, inside the grace period (process_runner._terminate); postStart is refused
+    "lifecycle": {"preStop": {"sleep": {"seconds": ANY}, "exec": {"command": ANY}}},
     "stdin": _one_of(False),
     "stdinOnce": _one_of(False),
     "tty": _one_of(False),
@@ -117,6 +120,9 @@ POD: Schema = {
     "serviceAccount": ANY,
     "enableServiceLinks": _one_of(False),
     "dnsPolicy": _one_of("ClusterFirst", "Default"),
+    # the pod's own hostname and the headless Service that names it (hack/kubelet/hosts.py)
+    "hostname": ANY,
+    "subdomain": ANY,
     # scheduling: done by the scheduler before the pod reaches this node
     "nodeName": ANY,
     "nodeSelector": ANY,
@@ -239,15 +245,29 @@ class Identity:
     seccomp: bool
 
 
-def identity(container: Mapping[str, Any], pod: Mapping[str, Any], where: str) -> Identity:
-    """The container's securityContext over the pod's, as the kubelet merges them."""
+def _image_user(user: str, where: str) -> tuple[int, int]:
+    """An image config's ``User`` (``uid[:gid]``); a name could only be looked up in the image."""
+    uid, _, gid = user.partition(":")
+    if not (uid or "0").isdigit() or not (gid or "0").isdigit():
+        raise Refused("CreateContainerConfigError", f"{where}: the image's user {user!r} is not numeric; set "
+                      "securityContext.runAsUser and runAsGroup")
+    return int(uid or 0), int(gid or 0)
+
+
+def identity(container: Mapping[str, Any], pod: Mapping[str, Any], where: str, image_user: str = "") -> Identity:
+    """The container's securityContext over the pod's, as the kubelet merges them; what they leave
+    unset comes from the image's ``User`` (a pulled image's config), else root."""
     psc = pod["spec"].get("securityContext") or {}
     csc = container.get("securityContext") or {}
 
     def pick(key: str) -> Any:
         return csc[key] if csc.get(key) is not None else psc.get(key)
 
-    uid, gid = int(pick("runAsUser") or 0), int(pick("runAsGroup") or 0)
+    uid, gid = pick("runAsUser"), pick("runAsGroup")
+    if uid is None or gid is None:
+        image_uid, image_gid = _image_user(image_user, where)
+        uid, gid = image_uid if uid is None else int(uid), image_gid if gid is None else int(gid)
+    uid, gid = int(uid), int(gid)
     if pick("runAsNonRoot") and uid == 0:
         raise Refused("CreateContainerConfigError", f"{where}: runAsNonRoot is set and the container would run as "
                       "root (set runAsUser)")

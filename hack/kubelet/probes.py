@@ -1,4 +1,5 @@
-"""Readiness and liveness probes, run as the kubelet runs them. Touches the network and processes.
+"""Readiness and liveness probes and the preStop hook, run as the kubelet runs them. Touches the
+network and processes.
 
 ``httpGet`` (success: a status in [200, 400)), ``tcpSocket`` (a connection) and ``exec`` (exit 0,
 run inside the container's mount and network namespaces as its user, with its environment, through
@@ -11,6 +12,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -92,3 +94,18 @@ class Prober(threading.Thread):
                     self.on_change(ok, detail)
             if self.stop.wait(period):
                 return
+
+
+def pre_stop(container: Mapping[str, Any], target: Target | None, grace: float) -> str:
+    """Run the container's ``lifecycle.preStop`` (``sleep`` or ``exec``) before SIGTERM, as the kubelet
+    does, within ``grace`` seconds; returns what happened ("" without a hook). A failing hook is
+    reported, not fatal: SIGTERM follows either way."""
+    hook = ((container.get("lifecycle") or {}).get("preStop")) or {}
+    if sleep := hook.get("sleep"):
+        seconds = min(float(sleep["seconds"]), grace)
+        time.sleep(seconds)
+        return f"preStop slept {seconds:.0f}s"
+    if "exec" in hook and target is not None:
+        ok, detail = check({"exec": hook["exec"], "timeoutSeconds": grace}, target)
+        return f"preStop {detail}" + ("" if ok else " (failed)")
+    return ""

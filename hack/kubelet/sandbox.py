@@ -3,7 +3,8 @@
 Run as ``python hack/kubelet/sandbox.py PLAN.json`` by the process runner (as root); standard
 library only, so it needs no import path. It
 
-1. joins the pod's network namespace (if it has one) and enters a new mount namespace where every
+1. joins the pod's network namespace (if it has one; then it also gets a UTS namespace with the pod's
+   hostname) and enters a new mount namespace where every
    mount is private (nothing leaks back to this machine), with its own /dev (a tmpfs with null,
    zero, full, random, urandom, tty, /dev/shm, /dev/pts);
 2. mounts the plan's mounts in order: each emptyDir (a fresh folder of the pod) at its mountPath, a
@@ -31,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
+CLONE_NEWNS, CLONE_NEWNET, CLONE_NEWUTS = 0x00020000, 0x40000000, 0x04000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
@@ -158,6 +159,10 @@ def main(plan_path: str) -> None:
             fd = os.open(plan["netns"], os.O_RDONLY)
             _check(libc.setns(fd, CLONE_NEWNET), f"setns {plan['netns']}")
             os.close(fd)
+        if plan.get("hostname"):  # the pod's own hostname, in its own UTS namespace
+            _check(libc.unshare(CLONE_NEWUTS), "unshare UTS")
+            name = plan["hostname"].encode()
+            _check(libc.sethostname(name, len(name)), "sethostname")
         mount_all(plan["mounts"], plan["identity"]["read_only_root"], plan["cwd"])
         become(plan["identity"])
         os.chdir(plan["cwd"])

@@ -46,12 +46,12 @@ def ready_status(at: str) -> dict[str, Any]:
 
 def pod_status(
     pod: dict[str, Any], phase: str, state: dict[str, Any], *, ready: bool, restarts: int,
-    last_state: dict[str, Any] | None, pod_ip: str,
+    last_state: dict[str, Any] | None, pod_ip: str, image_id: str = "",
 ) -> dict[str, Any]:
     """A pods/status patch for the pod's one container in ``state`` (running, waiting or terminated)."""
     at, c = now(), pod["spec"]["containers"][0]
     is_ready = "True" if ready and "running" in state else "False"
-    status = {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": is_ready == "True",
+    status = {"name": c["name"], "image": c.get("image", ""), "imageID": image_id, "ready": is_ready == "True",
               "restartCount": restarts, "started": "running" in state, "state": state}
     if last_state:
         status["lastState"] = last_state

@@ -84,6 +84,7 @@ def _apiserver_argv(info: ClusterInfo) -> list[str]:
 def _client_flags(info: ClusterInfo, user: str) -> list[str]:
     """The kubeconfig flags and the shared flags of the controller-manager and the scheduler."""
     kcfg = info.kubeconfigs / f"{user}.kubeconfig"
+    rate = [f"--kube-api-qps={info.client_qps}", f"--kube-api-burst={2 * info.client_qps}"] if info.client_qps else []
     return [
         f"--kubeconfig={kcfg}",
         f"--authentication-kubeconfig={kcfg}",
@@ -91,6 +92,7 @@ def _client_flags(info: ClusterInfo, user: str) -> list[str]:
         "--leader-elect=false",
         "--bind-address=127.0.0.1",
         "--v=1",
+        *rate,
     ]
 
 

@@ -26,6 +26,7 @@ class ClusterInfo:
     pids: dict[str, int] = field(default_factory=dict)  # in start order; stopped in reverse
     ports: dict[str, int] = field(default_factory=dict)
     argv: dict[str, list[str]] = field(default_factory=dict)  # how each component was started (restart)
+    client_qps: int | None = None  # the controller-manager's and scheduler's API rate (None: theirs); in argv
 
     @property
     def log_dir(self) -> Path:

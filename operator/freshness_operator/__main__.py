@@ -67,7 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # kopf logs every handled watch event at INFO and aiohttp every probe; ours say what happened.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    from freshness_operator import handlers  # noqa: F401  (registers the kopf handlers)
+    from freshness_operator import (
+        handlers,  # noqa: F401  (registers the kopf handlers)
+        readiness,
+    )
+
+    readiness.patch()  # kopf's wait for its indexes is quadratic in the objects watched
 
     metrics = Metrics()
     metrics.serve(settings.metrics_port)

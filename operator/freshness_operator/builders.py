@@ -4,6 +4,11 @@ Every Job runs ``freshness-trainer <step>`` (its arguments built by ``freshness_
 which the trainer parses with the same definition) in the trainer image under the ``restricted`` Pod
 Security level, writes its result to the termination message, carries the labels of
 docs/contracts.md and is owned by its ModelDeployment (garbage-collected with it).
+
+A candidate with ``spec.training.nodes`` > 1 is one Indexed Job (completions = parallelism =
+nodes, no retries: a replaced rank cannot rejoin a finished rendezvous, so the group succeeds or
+fails as one) plus a headless Service of the same name that gives each pod the DNS name
+``<job>-<index>.<job>``; the pods find the rendezvous at index 0 through ``freshness_contract.launch``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, assert_never
 
-from freshness_contract import RESULT_PATH_ENV, TERMINATION_LOG
+from freshness_contract import RESULT_PATH_ENV, TERMINATION_LOG, launch
 from freshness_contract.argv import COMMAND, DriftArgs, PackageArgs, TrainArgs
 
 from freshness_operator import GROUP, KIND, VERSION, labels
@@ -97,6 +102,7 @@ class _JobParts:
     node_selector: dict[str, str]
     tolerations: list[dict[str, Any]]
     env_from: list[dict[str, Any]]
+    queue: str | None = None  # Kueue's LocalQueue; Kueue's webhook suspends the Job until admitted
 
 
 def _job(owner: Owner, spec: Spec, p: _JobParts) -> dict[str, Any]:
@@ -128,13 +134,16 @@ def _job(owner: Owner, spec: Spec, p: _JobParts) -> dict[str, Any]:
         pod_spec["nodeSelector"] = p.node_selector
     if p.tolerations:
         pod_spec["tolerations"] = p.tolerations
+    # Only on the Job: pods carrying it would be taken for plain-pod workloads where Kueue's pod
+    # integration is on. We never set spec.suspend ourselves; Kueue's webhook does.
+    queue_label = {labels.KUEUE_QUEUE: p.queue} if p.queue else {}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": p.name,
             "namespace": owner.namespace,
-            "labels": job_labels,
+            "labels": {**job_labels, **queue_label},
             "annotations": p.annotations,
             "ownerReferences": [owner_reference(owner)],
         },
@@ -203,7 +212,7 @@ def train_job(owner: Owner, spec: Spec, action: CreateTrainJob, image: str) -> d
         remote=t.remote,
     ).to_argv()
     secret = spec.source.credentials_secret
-    return _job(
+    job = _job(
         owner,
         spec,
         _JobParts(
@@ -219,8 +228,67 @@ def train_job(owner: Owner, spec: Spec, action: CreateTrainJob, image: str) -> d
             node_selector=dict(t.node_selector),
             tolerations=[dict(x) for x in t.tolerations],
             env_from=[{"secretRef": {"name": secret}}] if secret else [],
+            queue=t.queue,
         ),
     )
+    if t.gpus_per_node is not None:
+        resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+        for kind in ("limits", "requests"):  # extended resources: the request must equal the limit
+            resources[kind] = {**resources.get(kind, {}), GPU: t.gpus_per_node}
+    if t.nodes > 1 or (t.gpus_per_node or 1) > 1:
+        _distribute(job, t.nodes, t.gpus_per_node or 1)
+    return job
+
+
+GPU = "nvidia.com/gpu"
+
+
+def _distribute(job: dict[str, Any], nodes: int, per_node: int) -> None:
+    """Make ``job`` one group of ``nodes`` pods x ``per_node`` processes (docs/operator.md#multi-node)."""
+    name = job["metadata"]["name"]
+    pod = job["spec"]["template"]["spec"]
+    env = [{"name": launch.NNODES, "value": str(nodes)}, {"name": launch.NPROC_PER_NODE, "value": str(per_node)},
+           {"name": launch.RDZV_ID, "value": name}]
+    if nodes > 1:
+        field = f"metadata.annotations['{launch.COMPLETION_INDEX_ANNOTATION}']"
+        env += [
+            {"name": launch.NODE_RANK, "valueFrom": {"fieldRef": {"fieldPath": field}}},
+            {"name": launch.NODE_ADDR, "value": f"{name}-$({launch.NODE_RANK}).{name}"},
+            {"name": launch.MASTER_ADDR, "value": f"{name}-0.{name}"},
+            {"name": launch.MASTER_PORT, "value": str(launch.RDZV_PORT)},
+        ]
+        job["spec"].update(completionMode="Indexed", completions=nodes, parallelism=nodes, backoffLimit=0)
+        pod["subdomain"] = name  # with the Job controller's hostname <job>-<index>: <job>-<index>.<job>
+    container = pod["containers"][0]
+    container["env"] = env + container["env"]
+    if per_node > 1:  # NCCL between a pod's processes goes through /dev/shm; the runtime's 64 MiB is too small
+        pod["volumes"].append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+        container["volumeMounts"].append({"name": "dshm", "mountPath": "/dev/shm"})
+
+
+def train_service(owner: Owner, job: dict[str, Any]) -> dict[str, Any] | None:
+    """The headless Service that names the pods of a multi-node training Job, or None for one pod.
+
+    Owned by the ModelDeployment like the Job and deleted with it (``DeleteJob``); created before
+    the Job so that a crash between the two leaves nothing the next reconcile does not repeat.
+    ``publishNotReadyAddresses``: the ranks must find each other before any of them is Ready.
+    """
+    if job["spec"].get("completionMode") != "Indexed":
+        return None
+    meta = job["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                     "labels": {k: v for k, v in meta["labels"].items() if not k.startswith("kueue.x-k8s.io/")},
+                     "ownerReferences": [owner_reference(owner)]},
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {"batch.kubernetes.io/job-name": meta["name"]},
+            "ports": [{"name": "rendezvous", "port": launch.RDZV_PORT, "protocol": "TCP"}],
+        },
+    }
 
 
 def package_job(owner: Owner, spec: Spec, action: CreatePackageJob, image: str) -> dict[str, Any]:
@@ -244,6 +312,7 @@ def package_job(owner: Owner, spec: Spec, action: CreatePackageJob, image: str) 
             node_selector={},
             tolerations=[],
             env_from=[],
+            queue=p.queue,
         ),
     )
 

@@ -69,7 +69,9 @@ def slim_job(body: Mapping[str, Any]) -> Body:
     overrides = (meta.get("annotations") or {}).get(labels.OVERRIDES)
     if overrides is not None:
         slim["annotations"] = {labels.OVERRIDES: overrides}
-    return {"metadata": slim, "status": dict(body.get("status") or {})}
+    # spec.suspend: Kueue holds a queued Job suspended until admission (core/queue.py).
+    spec = _pick(body.get("spec"), "suspend")
+    return {"metadata": slim, **({"spec": spec} if spec else {}), "status": dict(body.get("status") or {})}
 
 
 def slim_pod(body: Mapping[str, Any]) -> Body:

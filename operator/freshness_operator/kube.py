@@ -59,6 +59,8 @@ class KubeApi(Protocol):
     async def get_deployment(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
     async def delete_job(self, namespace: str, name: str) -> None: ...
+    async def create_service(self, manifest: dict[str, Any]) -> bool: ...
+    async def delete_service(self, namespace: str, name: str) -> None: ...
     async def patch_deployment(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
     async def replace_status(self, body: dict[str, Any]) -> dict[str, Any]: ...
     async def post_event(self, owner: Owner, reason: str, message: str, *, warning: bool) -> None: ...
@@ -151,6 +153,25 @@ class Kube:
             if exc.status == 409:
                 return None
             raise
+
+    async def create_service(self, manifest: dict[str, Any]) -> bool:
+        """Create-if-absent (a multi-node candidate's headless Service); False when it exists (409)."""
+        namespace = manifest["metadata"]["namespace"]
+        try:
+            await self._request("POST", f"/api/v1/namespaces/{namespace}/services", body=manifest)
+        except ApiError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def delete_service(self, namespace: str, name: str) -> None:
+        """Delete a Service; one that does not exist (404: every single-pod candidate) is fine."""
+        try:
+            await self._request("DELETE", f"/api/v1/namespaces/{namespace}/services/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
 
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and its pods; a Job already gone (404) is fine."""

@@ -21,6 +21,8 @@ from freshness_operator.core import names
 
 CHECK_NOW = names.CHECK_NOW  # annotation on a ModelDeployment: a new value asks for a drift check now
 SERVING_FOR = names.SERVING_FOR  # on the serving Deployment, set by its owner: the opt-in
+# Kueue's label on a Job (not its pods): the LocalQueue that admits it (spec.training.queue).
+KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 
 __all__ = [
     "CANDIDATE",
@@ -28,6 +30,7 @@ __all__ = [
     "CHECK_NOW",
     "CONTAINER",
     "DEPLOYMENT",
+    "KUEUE_QUEUE",
     "MANAGED_BY",
     "MANAGER",
     "OVERRIDES",

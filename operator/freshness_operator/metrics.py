@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from freshness_operator.core.actions import Action, Count, Metric, ObserveDuration
+from freshness_operator.core.actions import Action, Count, Metric, ObserveDuration, ObserveQueued
 from freshness_operator.core.spec import Spec
 from freshness_operator.core.status import Phase, Status
 
@@ -117,6 +117,13 @@ class Metrics:
             buckets=_STEP_BUCKETS,
             registry=r,
         )
+        self.queued = Histogram(
+            "modelfreshness_candidate_queued_seconds",
+            "Time a training Job waited for admission by Kueue (spec.training.queue), observed on admission",
+            _LABELS,
+            buckets=_STEP_BUCKETS,
+            registry=r,
+        )
         self.leader = Gauge(
             "modelfreshness_leader",
             "1 while this replica acts: it holds the leader Lease, or runs without leader election",
@@ -141,6 +148,8 @@ class Metrics:
                     self._counters[metric].labels(namespace, name, result or "").inc()
                 case ObserveDuration(kind=kind, seconds=seconds):
                     self.steps.labels(namespace, name, kind.value).observe(seconds)
+                case ObserveQueued(seconds=seconds):
+                    self.queued.labels(namespace, name).observe(seconds)
                 case _:
                     pass  # the wiring executes the others
 
@@ -226,6 +235,7 @@ class Metrics:
             self.phase,
             self.steps,
             self.stuck,
+            self.queued,
         )
         for metric in labelled:
             for labelvalues in _labelsets(metric):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import freshness_contract as contract
+from freshness_contract.launch import COMPLETION_INDEX_ANNOTATION
 
 from freshness_operator import labels
 from freshness_operator.core.observed import (
@@ -112,6 +113,11 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
     elif failed:
         finished = _time(failed.get("lastTransitionTime"))
         outcome = _failed_outcome(kind, failed, pods)
+    # Suspended and unfinished: Kueue holds it until its ClusterQueue admits it. Its startTime is
+    # set on admission (and reset on every resume: activeDeadlineSeconds counts from there).
+    queued = bool((job.get("spec") or {}).get("suspend")) and state is JobState.RUNNING
+    queue = lbl.get(labels.KUEUE_QUEUE)
+    created = _time(meta.get("creationTimestamp"))
     return JobObservation(
         name=meta["name"],
         kind=kind,
@@ -120,9 +126,12 @@ def job_observation(job: dict[str, Any], pods: list[dict[str, Any]]) -> JobObser
         index=index,
         overrides=overrides if isinstance(overrides, dict) else {},
         outcome=outcome,
-        started_at=_time(status.get("startTime")) or _time(meta.get("creationTimestamp")),
+        started_at=_time(status.get("startTime")) or (None if queued or queue else created),
         finished_at=finished,
         waiting=pods_waiting(pods) if state is JobState.RUNNING else None,
+        queue=queue,
+        queued=queued,
+        created_at=created,
     )
 
 
@@ -165,6 +174,26 @@ def _latest(pods: list[dict[str, Any]], phase: str) -> dict[str, Any] | None:
     return max(matching, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
 
 
+def _rank(pod: dict[str, Any]) -> str | None:
+    """A multi-node candidate's pod: its completion index (its node rank); None for a plain Job's."""
+    value = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX_ANNOTATION)
+    return str(value) if value is not None else None
+
+
+def _first_failed(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The failed pod that finished first: when one rank fails, the others fail after it (their peer
+    is gone), so the first one holds the cause. Plain Jobs: the newest failed pod, as before."""
+    failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+    if not any(_rank(p) is not None for p in failed):
+        return _latest(pods, "Failed")
+
+    def finished(p: dict[str, Any]) -> str:
+        term = _terminated(p) or {}
+        return str(term.get("finishedAt") or "~")  # unknown sorts last
+
+    return min(failed, key=lambda p: (finished(p), int(_rank(p) or 0)), default=None)
+
+
 def outcome_of(step: JobKind, message: str | None) -> StepOutcome:
     """A succeeded pod's termination message as the step's outcome: its typed section, or why not."""
     try:
@@ -177,21 +206,24 @@ def outcome_of(step: JobKind, message: str | None) -> StepOutcome:
 
 
 def _succeeded_outcome(step: JobKind, pods: list[dict[str, Any]]) -> StepOutcome:
-    pod = _latest(pods, "Succeeded")
+    # A multi-node candidate: rank 0 (completion index 0) alone writes the result.
+    pod = _latest([p for p in pods if _rank(p) in (None, "0")], "Succeeded")
     term = _terminated(pod) if pod else None
     message = term.get("message") if term else None
     return outcome_of(step, message if isinstance(message, str) else None)
 
 
 def _failed_outcome(step: JobKind, condition: dict[str, Any], pods: list[dict[str, Any]]) -> StepOutcome:
-    pod = _latest(pods, "Failed")
+    pod = _first_failed(pods)
     term = _terminated(pod) if pod else None
+    rank = _rank(pod) if pod else None
     if term:
         try:
             message = term.get("message")
             result = contract.parse(message if isinstance(message, str) else None, expected_step=step.value)
             if not result.ok:
-                return StepOutcome(False, result.reason, result.message)
+                where = f"rank {rank} (pod {pod['metadata'].get('name')}): " if pod and rank is not None else ""
+                return StepOutcome(False, result.reason, where + result.message)
         except contract.ResultError:
             pass  # the Job's own failure reason says more than a missing result here
     reason = condition.get("reason") or "JobFailed"

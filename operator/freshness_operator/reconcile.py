@@ -18,6 +18,7 @@ that keeps failing with a retryable error goes to the reconcile queue's backoff;
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from freshness_operator.observe import observe
 from freshness_operator.settings import Settings
 
 log = logging.getLogger(__name__)
+_TRAIN_JOB = re.compile(r"-train-[0-9]+-[0-9]+$")  # core.names.train_job
 MAX_REFUSALS = 3  # re-decisions after refusals in one reconcile; more go to the reconcile queue's backoff
 STATUS_RETRIES = 5  # status writes put again after a 409 that only metadata caused
 RETRIES_BEFORE_REPORTING = 4  # failed reconciles in a row (1+2+5+10 s of backoff) before ApiRetrying
@@ -277,6 +279,8 @@ class _Sender:
     async def create_job(self, action: act.CreateJob) -> None:
         image = self.spec.training.image or self.deps.settings.trainer_image
         manifest = builders.job(self.owner, self.spec, action, image)
+        if (service := builders.train_service(self.owner, manifest)) is not None:
+            await self.deps.kube.create_service(service)  # first: the pods' names must exist before they start
         created = await self.deps.kube.create_job(manifest)
         if created is not None:
             self.deps.cache.created_job(created)
@@ -286,6 +290,8 @@ class _Sender:
         log.info("%s: deleting old Job %s", self.where, action.name)
         await self.deps.kube.delete_job(self.owner.namespace, action.name)
         self.deps.cache.deleted_job(self.owner.namespace, self.owner.name, action.name)
+        if _TRAIN_JOB.search(action.name):  # a multi-node candidate's Service goes with its Job
+            await self.deps.kube.delete_service(self.owner.namespace, action.name)
 
     async def patch_image(self, action: act.PatchImage) -> None:
         log.info("%s: %s image %s", self.where, "restoring" if action.rollback else "rolling out", action.image)
@@ -300,4 +306,7 @@ class _Sender:
         pass
 
     async def observe_duration(self, action: act.ObserveDuration) -> None:
+        pass
+
+    async def observe_queued(self, action: act.ObserveQueued) -> None:
         pass

@@ -33,7 +33,8 @@ def sample_spec() -> dict[str, Any]:
 
 
 def step_jobs(owner: Owner, spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """One drift, one train and one package Job for `owner`, as the operator would create them."""
+    """One drift, one train and one package Job for `owner`, as the operator would create them, and
+    the Indexed Job of a multi-node candidate."""
     parsed = parse_spec(spec)
     mdep = owner.name
     return [
@@ -58,6 +59,13 @@ def step_jobs(owner: Owner, spec: dict[str, Any]) -> list[dict[str, Any]]:
                 "s3://models/cats-dogs/2/model.pt",
                 "registry.example.com/cats-dogs:2",
             ),
+            TRAINER_IMAGE,
+        ),
+        # A multi-node candidate (issue 16): 2 pods x 2 GPUs, with /dev/shm for NCCL.
+        builders.train_job(
+            owner,
+            parse_spec({**spec, "training": {**spec["training"], "resources": {}, "nodes": 2, "gpusPerNode": 2}}),
+            CreateTrainJob(names.train_job(mdep, 1, 1), 1, 1, {"train.lr": 0.01}),
             TRAINER_IMAGE,
         ),
     ]

@@ -155,6 +155,14 @@ def test_trainer_image() -> None:
     assert "DVC_NO_ANALYTICS=1" in env
 
 
+def test_trainer_crane_is_the_version_the_local_cluster_builds() -> None:
+    """The package step pushes with the same crane in the image as on the local cluster."""
+    args = dict(i.args.split("=", 1) for i in parse(TRAINER) if i.op == "ARG" and "=" in i.args)
+    pinned = re.search(r"^require github.com/google/go-containerregistry (\S+)$",
+                       (REPO / "hack" / "gomod" / "crane" / "go.mod").read_text(), re.M)
+    assert pinned and args["CRANE_VERSION"] == pinned.group(1), (args, pinned)
+
+
 def test_trainer_user_is_the_uid_the_jobs_run_as() -> None:
     assert int(user(parse(TRAINER)).split(":")[0]) == builders.NONROOT_UID
 

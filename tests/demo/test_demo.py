@@ -27,7 +27,7 @@ def test_in_order_helper() -> None:
     assert not _in_order(["Training", "Monitoring"], ["Monitoring", "Training"])
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(1500)
 def test_make_demo_from_a_fresh_clone(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
@@ -37,46 +37,110 @@ def test_make_demo_from_a_fresh_clone(tmp_path: Path) -> None:
     # PYTHONPATH (tests/demo/test_demo_env.py; tests/conftest.py checks the venv is left as found).
     venv = Path(sys.executable).parent.parent
     proc = subprocess.run(
-        ["make", "-C", str(clone), "demo", f"VENV={venv}", f"DEMO_ARGS=--workdir {work} --timeout 780"],
+        ["make", "-C", str(clone), "demo", f"VENV={venv}", f"DEMO_ARGS=--workdir {work} --timeout 1080"],
         text=True,
         capture_output=True,
-        timeout=15 * 60,
+        timeout=24 * 60,
     )
-    print(proc.stdout[-6000:])
+    print(proc.stdout[-8000:])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((work / "summary.json").read_text())
-    # Phases are polled once a second, so short ones (RollingOut on kwok) may be missed; the
-    # Events record every transition.
-    assert _in_order(summary["phases"], ["Monitoring", "Training", "Packaging", "Monitoring"]), summary["phases"]
     events = summary["events"]
     assert _in_order(
-        events, ["NoDrift", "DriftDetected", "TrainingStarted", "CandidateAccepted", "RolloutStarted", "RolledOut"]
+        events, ["NoDrift", "DriftDetected", "TrainingStarted", "CandidateAccepted", "PackagingStarted", "Packaged",
+                 "RolloutStarted", "RolledOut",  # act one
+                 "DriftDetected", "CandidateAccepted", "Packaged", "RolloutStarted", "RolloutFailed", "RolledBack"]
     ), events
-    assert _in_order(events, ["PackagingStarted", "Packaged", "RolledOut"]), events
     assert summary["servedClasses"] == ["bees", "cats", "dogs"], summary["servedClasses"]
     assert str(summary["bestOverrides"].get("train.num_classes")) == "3", summary["bestOverrides"]
-    assert summary["servingImage"].startswith("registry.local/cats-dogs:"), summary["servingImage"]
-    assert summary["servingImage"] != "registry.local/cats-dogs:v1"
-    before, after = summary["productionAccuracyBefore"], summary["productionAccuracyAfter"]
-    assert before is not None and after is not None, summary
-    assert after > before, f"accuracy on the three-class production batch did not improve: {before} -> {after}"
     assert summary["gate"]["value"] > summary["gate"]["baseline"], summary["gate"]
     assert "stopped every process the demo started" in proc.stdout
+    assert_no_labels_reached_the_drift_step(summary, work)
+    assert_live_traffic_got_better_without_a_failure(summary)
+    assert_the_rollback_restored_the_model_that_answers(summary)
+    assert_the_pods_ran_as_their_specs_say(summary, work)
     assert_prometheus_saw_the_loop(summary)
     png = Path(summary["timelinePng"])
     assert png == work / "timeline.png" and f"timeline picture:      {png}" in proc.stdout
     assert png_size(png) == (timeline_png.WIDTH, timeline_png.HEIGHT)
+    # issue 14: the new model's own checks, on traffic drawn like its training data, raise no drift
+    post = summary["postRolloutChecks"]
+    assert len(post) >= 2 and not any(c["detected"] for c in post), [(c["reasons"], c.get("novelty")) for c in post]
+
+
+LABEL_FREE = {"estimated-accuracy", "novelty", "distribution"}
+
+
+def assert_no_labels_reached_the_drift_step(summary: dict[str, Any], work: Path) -> None:
+    """The verdict came from the server's capture (a time-partitioned folder, no class folders) by a
+    rule that needs no label; no measured accuracy exists, and no captured file names a label."""
+    verdict = summary["driftVerdict"]
+    assert verdict["detected"] and verdict["trigger"] == "impact", verdict
+    assert verdict.get("accuracy") is None, verdict  # a labelled window would have reported it
+    assert verdict["reasons"] and set(verdict["reasons"]) <= LABEL_FREE, verdict["reasons"]
+    capture = work / "capture"
+    sidecars = list(capture.rglob("*.json"))
+    assert len(sidecars) >= 100, len(sidecars)
+    classes = {"cats", "dogs", "bees"}
+    assert not any(set(p.relative_to(capture).parts) & classes for p in capture.rglob("*")), "a class folder"
+    for path in sidecars[:: max(1, len(sidecars) // 50)]:
+        assert "label" not in json.loads(path.read_text()), path
+
+
+def assert_live_traffic_got_better_without_a_failure(summary: dict[str, Any]) -> None:
+    traffic = summary["traffic"]
+    before, after = traffic["beeMix"]["before"], traffic["beeMix"]["after"]
+    assert before["requests"] >= 50 and after["requests"] >= 50, traffic["beeMix"]
+    assert after["accuracy"] - before["accuracy"] >= 0.15, traffic["beeMix"]
+    assert before["bees_predicted"] == 0 and after["bees_predicted"] > 0.15, traffic["beeMix"]
+    windows = traffic["windows"]
+    for name in ("rollout", "rollback"):
+        assert windows[name]["requests"] >= 50, windows
+        assert windows[name]["failed"] == 0, (name, traffic["failures"])
+    assert traffic["failed"] == 0, traffic["failures"]
+    fresh = traffic["timeToFresh"]
+    assert fresh["seconds"] > 0 and len(fresh["steps"]) == 6, fresh
+    assert abs(sum(s["seconds"] for s in fresh["steps"]) - fresh["seconds"]) < 1e-6 + 0.5, fresh
+
+
+def assert_the_rollback_restored_the_model_that_answers(summary: dict[str, Any]) -> None:
+    new = summary["newImage"]
+    assert new and new != summary["v1Image"] and summary["servingImage"] == new, summary["servingImage"]
+    after = summary["traffic"]["afterRollback"]
+    assert after["images"] == [new] and after["requests"] >= 20 and after["failed"] == 0, after
+
+
+def assert_the_pods_ran_as_their_specs_say(summary: dict[str, Any], work: Path) -> None:
+    """From /proc while they ran: step pods as UID 65532 with their own /tmp and /work; serving
+    pods as 65532 with /model from the dev kubelet's pull, from the registry, of the digest their
+    Deployment named (v1's as the demo pushed it, the new model's as the package step pushed it)."""
+    procs = summary["processes"]
+    steps = [p for p in procs if p["kind"] in ("drift", "train", "package")]
+    assert {p["kind"] for p in steps} == {"drift", "train", "package"}, procs
+    pods = work / "pods"
+    for p in steps:
+        assert p["uid"] == 65532, p
+        assert all(p["mounts"][m].startswith(str(pods)) for m in ("/tmp", "/work")), p
+    trains = [p for p in steps if p["kind"] == "train"]
+    assert len({p["mounts"]["/tmp"] for p in trains}) == len(trains) >= 2, trains  # parallel: private
+    assert len({p["mounts"]["/work"] for p in trains}) == len(trains), trains
+    serving = [p for p in procs if p["kind"] == "serve"]
+    cache = summary["pullCache"]  # hack/kubelet/pull.py: <cache>/sha256-<digest>/rootfs, one per pulled digest
+    models = {p["mounts"].get("/model") for p in serving}
+    for image in (summary["v1Image"], summary["newImage"]):
+        digest = image.rsplit("@sha256:", 1)[1]
+        assert f"{cache}/sha256-{digest}/rootfs/model" in models, (image, models)
+    assert all(p["uid"] == 65532 for p in serving), serving
 
 
 def assert_prometheus_saw_the_loop(summary: dict[str, Any]) -> None:
     """The chart's drift alert, as the demo's Prometheus evaluated it over the run, follows the
     verdicts: pending once the drifted check was scraped, firing after its 5 s `for`; resolved once
-    the new model's first check is clean, still firing if that check found drift too."""
+    a check of the new model is clean (then act two's drift may fire it again)."""
     drift = [(a["time"], a["state"]) for a in summary["alerts"]["ModelDriftDetected"]]
     checks = summary["checks"]
-    last_clean = not checks[-1]["detected"]
-    want = ["inactive", "pending", "firing"] + (["inactive"] if last_clean else [])
-    assert [s for _, s in drift] == want, (drift, checks)
+    # act one: fired on the bees; resolved by the new model's first clean check, if any; act two may fire again
+    assert [s for _, s in drift][:3] == ["inactive", "pending", "firing"], (drift, checks)
     pending, firing = drift[1][0], drift[2][0]
     assert firing - pending >= 4, drift  # for: 5s, evaluated every second
     milestones: dict[str, float] = {}
@@ -85,8 +149,10 @@ def assert_prometheus_saw_the_loop(summary: dict[str, Any]) -> None:
     drifted = next(c for c in checks if c["detected"])
     assert drifted["time"] - 2 <= pending, (drifted, drift)  # the Event and check times have 1 s resolution
     assert milestones["DriftDetected"] - 2 <= pending
-    if last_clean:
-        assert drift[3][0] > milestones["RolledOut"] and checks[-1]["time"] - 2 <= drift[3][0], (milestones, drift)
+    clean = next((c for c in checks if c["time"] > milestones["RolledOut"] and not c["detected"]), None)
+    if clean is not None:
+        assert drift[3] == (drift[3][0], "inactive") and drift[3][0] > milestones["RolledOut"], (milestones, drift)
+        assert clean["time"] - 2 <= drift[3][0], (clean, drift)
     # The drift score series Prometheus stored has the score of every check the status reported.
     stored = [p["score"] for p in summary["driftScoreSeries"]]
     for check in checks:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,18 +19,19 @@ from tests.hack.runner_kit import RUNNER_ONLY, Runner
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def runner(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
+@contextlib.contextmanager
+def start_runner(cluster: Cluster, work: Path, args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> Iterator[Runner]:
+    """A process runner with its own node and namespace, stopped and cleaned up on exit."""
     if os.geteuid() != 0:
         pytest.skip("the process runner needs root (a mount namespace per container)")
-    work = tmp_path_factory.mktemp("runner")
     node, ns = f"runner-{uuid.uuid4().hex[:6]}", f"pr-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
-    env = {**cluster.env, RUNNER_ONLY: "1", "PYTHONPATH": str(ROOT)}
+    env = {**cluster.env, RUNNER_ONLY: "1", "PYTHONPATH": str(ROOT), **(env or {})}
     log = work / "runner.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "hack.process_runner", "--node", node, "--workdir",
-                                 str(work / "pods")], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 str(work / "pods"), *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     r = Runner(cluster, node, ns, log)
     try:
         wait_for("the runner's node to be Ready", lambda: "True" in cluster.kubectl(
@@ -41,3 +43,9 @@ def runner(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         proc.terminate()
         proc.wait(timeout=30)
         cluster.kubectl("delete", "node", node, check=False)
+
+
+@pytest.fixture(scope="module")
+def runner(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
+    with start_runner(cluster, tmp_path_factory.mktemp("runner")) as r:
+        yield r

@@ -129,6 +129,21 @@ def test_deletion_waits_the_grace_period_then_kills(runner: Runner) -> None:
     wait_for("the pod object to go", lambda: not runner.get("stubborn"), 30)
 
 
+def test_deletion_runs_the_prestop_hook_before_sigterm(runner: Runner) -> None:
+    # The process notes when SIGTERM came; the preStop sleep must have passed first, the process
+    # still running (a server keeps answering while it leaves the endpoints).
+    script = "trap 'echo $(date +%s.%N) > /dev/termination-log; exit 0' TERM; while true; do sleep 0.1; done"
+    runner.pod("hooked", ["sh", "-c", script], {"lifecycle": {"preStop": {"sleep": {"seconds": 2}}}},
+               terminationGracePeriodSeconds=10)
+    runner.wait("hooked", "Running", lambda p: p.get("status", {}).get("phase") == "Running")
+    time.sleep(1)  # the shell has set its trap
+    deleted = time.time()
+    runner.cluster.kubectl("delete", "pod", "hooked", "-n", runner.namespace, "--wait=false")
+    wait_for("the pod object to go", lambda: not runner.get("hooked"), 30)
+    term = float(_last_message(runner, "hooked").strip())
+    assert 2 <= term - deleted < 8, term - deleted  # after the hook, well before the grace period's end
+
+
 def test_the_init_containers_own_exit_code_is_reported(runner: Runner) -> None:
     init = [{"name": "prepare", "image": "none", "command": ["sh", "-c", "exit 3"]}]
     runner.pod("init", ["true"], initContainers=init)
@@ -191,7 +206,7 @@ def test_each_pod_has_its_own_ip_so_replicas_share_a_port(runner: Runner) -> Non
 @pytest.mark.parametrize(
     ("extra_container", "extra_spec", "field"),
     [
-        ({"lifecycle": {"preStop": {"exec": {"command": ["true"]}}}}, {}, "spec.containers[0].lifecycle"),
+        ({"lifecycle": {"postStart": {"exec": {"command": ["true"]}}}}, {}, "spec.containers[0].lifecycle.postStart"),
         ({"resources": {"limits": {"memory": "64Mi"}}}, {}, "spec.containers[0].resources.limits"),
         ({}, {"hostNetwork": True}, "spec.hostNetwork"),
         ({}, {"volumes": [{"name": "v", "hostPath": {"path": "/etc"}}]}, "spec.volumes[0].hostPath"),

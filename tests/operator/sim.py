@@ -408,3 +408,6 @@ class _World:
 
     def observe_duration(self, action: act.ObserveDuration) -> None:
         pass
+
+    def observe_queued(self, action: act.ObserveQueued) -> None:
+        pass

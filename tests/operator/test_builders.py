@@ -167,3 +167,68 @@ def test_image_patch_targets_one_container_by_name() -> None:
     assert builders.image_patch("server", "r/c:v2@sha256:1") == {
         "spec": {"template": {"spec": {"containers": [{"name": "server", "image": "r/c:v2@sha256:1"}]}}}
     }
+
+
+REPO = "https://git.example/acme/cats-dogs.git"
+
+
+def multi_node(nodes: int = 2, gpus: int | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    training: dict[str, Any] = {"nodes": nodes, "nodeSelector": {"gpu": "h200"}, "queue": "gpus"}
+    if gpus is not None:
+        training["gpusPerNode"] = gpus
+    spec = make_spec(training=training)
+    job = builders.train_job(OWNER, spec, CreateTrainJob("cats-train-2-1", 2, 1, {"train.lr": 0.01}), IMAGE)
+    return job, builders.train_service(OWNER, job)
+
+
+def env_of(job: dict[str, Any]) -> dict[str, Any]:
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_a_multi_node_candidate_is_one_indexed_job_with_a_headless_service() -> None:
+    job, service = multi_node(nodes=2, gpus=8)
+    kubernetes_validate.validate(job, "1.34.0", strict=True)
+    assert service is not None
+    kubernetes_validate.validate(service, "1.34.0", strict=True)
+    spec = job["spec"]
+    group = (spec["completionMode"], spec["completions"], spec["parallelism"], spec["backoffLimit"])
+    assert group == ("Indexed", 2, 2, 0)
+    pod = spec["template"]["spec"]
+    assert pod["subdomain"] == service["metadata"]["name"] == "cats-train-2-1"
+    # The Job controller labels its pods with batch.kubernetes.io/job-name: the Service selects exactly them.
+    assert service["spec"]["selector"] == {"batch.kubernetes.io/job-name": "cats-train-2-1"}
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert service["metadata"]["ownerReferences"] == job["metadata"]["ownerReferences"]
+    # Kueue admits the Job (its pods as one workload); the Service is not Kueue's.
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpus"
+    assert not any(k.startswith("kueue.x-k8s.io/") for k in service["metadata"]["labels"])
+    env = env_of(job)
+    assert env["MASTER_ADDR"] == "cats-train-2-1-0.cats-train-2-1"  # index 0's hostname.subdomain
+    assert env["FRESHNESS_NODE_ADDR"] == "cats-train-2-1-$(FRESHNESS_NODE_RANK).cats-train-2-1"
+    rank = env["FRESHNESS_NODE_RANK"]["fieldRef"]["fieldPath"]
+    assert rank == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    assert (env["FRESHNESS_NNODES"], env["FRESHNESS_NPROC_PER_NODE"], env["MASTER_PORT"]) == ("2", "8", "29400")
+    container = pod["containers"][0]
+    assert container["resources"] == {"limits": {"nvidia.com/gpu": 8}, "requests": {"nvidia.com/gpu": 8}}
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    # The same step command line as a one-pod candidate: the trainer reads the group from the env.
+    assert container["command"] == ["freshness-trainer"] and container["args"][:2] == ["train", "--repo=" + REPO]
+
+
+def test_one_node_keeps_a_plain_job_and_gpus_per_node_starts_one_process_per_gpu() -> None:
+    job, service = multi_node(nodes=1)
+    assert service is None and "completionMode" not in job["spec"] and job["spec"]["backoffLimit"] == 1
+    assert "FRESHNESS_NNODES" not in env_of(job) and "subdomain" not in job["spec"]["template"]["spec"]
+    job, service = multi_node(nodes=1, gpus=4)
+    env = env_of(job)
+    assert service is None and (env["FRESHNESS_NNODES"], env["FRESHNESS_NPROC_PER_NODE"]) == ("1", "4")
+    assert "MASTER_ADDR" not in env  # one pod: torchrun --standalone
+
+
+@pytest.mark.parametrize("nodes", [2, 3])
+def test_multi_node_pods_stay_restricted(nodes: int) -> None:
+    pod = multi_node(nodes=nodes)[0]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    assert "hostNetwork" not in pod and "hostIPC" not in pod
+    assert all(set(v) == {"name", "emptyDir"} for v in pod["volumes"])

@@ -66,6 +66,8 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
         "spec.drift.window": {"drift": {"window": "yesterday"}},
         "spec.drift.newest": {"drift": {"newest": 0}},
         "spec.drift.trigger": {"drift": {"trigger": "always"}},
+        "spec.training.nodes": {"training": {"nodes": 0}},
+        "spec.training.gpusPerNode": {"training": {"gpusPerNode": 0}},
     }
     for field, spec in cases.items():
         manifest = ModelDeploymentBuilder("bad").spec(**spec).obj()
@@ -78,6 +80,16 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
     zero["metadata"]["namespace"] = "default"
     out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(zero), check=False)
     assert out.returncode != 0 and "spec.drift.interval" in out.stderr and "at least 1s" in out.stderr, out.stderr
+    # Issue 16: gpusPerNode is the pods' nvidia.com/gpu; a different limit beside it is refused (CEL).
+    gpus = ModelDeploymentBuilder("bad").spec(
+        training={"gpusPerNode": 8, "resources": {"limits": {"nvidia.com/gpu": 4}}}).obj()
+    gpus["metadata"]["namespace"] = "default"
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(gpus), check=False)
+    assert out.returncode != 0 and "spec.training.gpusPerNode" in out.stderr, out.stderr
+    same = ModelDeploymentBuilder("ok").spec(
+        training={"gpusPerNode": 8, "nodes": 2, "resources": {"limits": {"nvidia.com/gpu": "8"}}}).obj()
+    same["metadata"]["namespace"] = "default"
+    cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(same))
     missing = ModelDeploymentBuilder("bad").obj()
     del missing["spec"]["serving"]["container"]
     missing["metadata"]["namespace"] = "default"
@@ -86,7 +98,7 @@ def test_invalid_manifests_are_refused_naming_the_field(cluster: Cluster, crd: N
 
 
 def test_examples_are_accepted(cluster: Cluster, crd: None) -> None:
-    for name in ("modeldeployment.yaml", "serving-deployment.yaml"):
+    for name in ("modeldeployment.yaml", "serving-deployment.yaml", "modeldeployment-multinode.yaml"):
         obj = yaml.safe_load((REPO / "examples" / name).read_text())
         obj["metadata"]["namespace"] = "default"
         cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(obj))

@@ -259,3 +259,36 @@ def test_a_deadline_names_the_spec_field_to_raise() -> None:
     d, t = observe(UID, [deadline, train], [], None, "server").jobs
     assert d.outcome is not None and "raise spec.drift.timeout" in d.outcome.message
     assert t.outcome is not None and "raise spec.training.timeout" in t.outcome.message
+
+
+def rank_pod(job_name: str, index: int, phase: str, message: str | None, exit_code: int,
+             finished: str) -> dict[str, Any]:
+    """A pod of a multi-node candidate's Indexed Job (the Job controller's index annotation)."""
+    p = pod(job_name, phase, message, exit_code)
+    p["metadata"]["name"] = f"{job_name}-{index}-xyz"
+    p["metadata"]["annotations"] = {"batch.kubernetes.io/job-completion-index": str(index)}
+    p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = finished
+    return p
+
+
+def test_a_failed_rank_fails_the_candidate_with_its_own_reason() -> None:
+    # Rank 1 ran out of memory; rank 0 then failed because its peer was gone (later, another reason).
+    oom = contract.encode({"step": "train", "ok": False, "reason": "OutOfMemory", "message": "CUDA OOM on rank 1"})
+    peer = contract.encode({"step": "train", "ok": False, "reason": "CommandFailed", "message": "dvc exp run failed"})
+    obs = observe(UID, [job("a", state="failed")],
+                  [rank_pod("a", 0, "Failed", peer, 1, "2025-03-01T12:04:30Z"),
+                   rank_pod("a", 1, "Failed", oom, 1, "2025-03-01T12:04:00Z")], None, "server")
+    (a,) = obs.jobs
+    assert a.outcome is not None and a.outcome.reason == "OutOfMemory"
+    assert a.outcome.message == "rank 1 (pod a-1-xyz): CUDA OOM on rank 1"
+
+
+def test_a_multi_node_candidates_result_is_rank_0s() -> None:
+    # Rank 1's pod is the newest and wrote no result: rank 0's is the candidate's.
+    newest = rank_pod("a", 1, "Succeeded", None, 0, "2025-03-01T12:04:30Z")
+    newest["metadata"]["creationTimestamp"] = "2025-03-01T12:00:09Z"
+    obs = observe(UID, [job("a", state="complete")],
+                  [rank_pod("a", 0, "Succeeded", TRAIN_OK, 0, "2025-03-01T12:04:00Z"), newest], None, "server")
+    (a,) = obs.jobs
+    assert a.outcome is not None and a.outcome.ok
+    assert a.outcome.result == contract.TrainResult(metrics={"val_acc": 0.9}, model="s3://m")

@@ -1,6 +1,6 @@
 """Reads from the watches, against the real local control plane: what a drift check costs in API
 requests (the API server's own count, by a FlowSchema per verb for the operator's ServiceAccount,
-as benchmarks/scale.py counts them), and a restart that finds Jobs running and starts none again.
+as benchmarks/scale/ counts them), and a restart that finds Jobs running and starts none again.
 """
 
 from __future__ import annotations

@@ -288,6 +288,13 @@ class FakeKube:
         self.calls.append(("delete_job", name))
         self.jobs = [j for j in self.jobs if j["metadata"]["name"] != name]
 
+    async def create_service(self, manifest: dict[str, Any]) -> bool:
+        self.calls.append(("create_service", manifest["metadata"]["name"]))
+        return True
+
+    async def delete_service(self, namespace: str, name: str) -> None:
+        self.calls.append(("delete_service", name))
+
     async def patch_deployment(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("patch_deployment", name))
         containers = patch["spec"]["template"]["spec"]["containers"]

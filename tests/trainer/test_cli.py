@@ -80,6 +80,31 @@ def test_drift_on_unlabelled_production_from_the_statistics_alone(
     assert "brightness" in d.top_features, d.top_features
 
 
+def test_params_stattest_threshold_decides_which_features_count_as_drifted(
+    project: Project, sample_dir: Path, tmp_path: Path
+) -> None:
+    """``drift.stattest_threshold`` (params.yaml) is the per-feature p-value cut: a stricter one counts
+    fewer features as drifted (share, top features, the message) and leaves the score and verdict alone."""
+    current = _flatten(sample_dir / "production/brightness", tmp_path / "unlabelled")
+    text = (project.path / "params.yaml").read_text(encoding="utf-8")
+    assert "  stattest_threshold: 0.05\n" in text
+    found = {}
+    for alpha in ("0.05", "1e-30"):
+        path = tmp_path / f"params-{alpha}.yaml"
+        path.write_text(text.replace("  stattest_threshold: 0.05\n", f"  stattest_threshold: {alpha}\n"))
+        code, res = _run(tmp_path, "drift", "--reference", str(sample_dir / "reference"), "--current",
+                         str(current), "--model", str(project.serving_model), "--min-samples", "100",
+                         "--params", str(path))
+        assert code == 0 and res.ok and res.drift.share is not None, res
+        assert f"features at p<{float(alpha):g}" in res.message, res.message
+        found[alpha] = res.drift
+    loose, strict = found["0.05"], found["1e-30"]
+    assert loose.share is not None and strict.share is not None
+    assert strict.share < loose.share, (strict.share, loose.share)
+    assert len(strict.top_features) < len(loose.top_features)
+    assert (strict.score, strict.detected) == (loose.score, loose.detected)
+
+
 def test_drift_on_iid_production_is_not_detected_with_params_defaults(
     project: Project, sample_dir: Path, tmp_path: Path
 ) -> None:

@@ -27,7 +27,7 @@ from freshness_trainer.errors import TrainerError
 if TYPE_CHECKING:
     from freshness_trainer.drift_step import Impact
 
-Handler = Callable[[argparse.Namespace], dict[str, Any]]
+Handler = Callable[[argparse.Namespace], dict[str, Any] | None]  # None: no result (node 1.. of a group)
 SERVER_IMAGE_ENV = "FRESHNESS_SERVER_IMAGE"  # the package step's default base image
 
 
@@ -114,14 +114,18 @@ def _window(text: str | None) -> timedelta | None:
         raise TrainerError("InvalidArgument", f"--window: {exc}") from None
 
 
-def _train(ns: argparse.Namespace) -> dict[str, Any]:
-    from freshness_trainer import project
+def _train(ns: argparse.Namespace) -> dict[str, Any] | None:
+    from freshness_trainer import distributed, project
     from freshness_trainer.stages import evaluate
 
     args = TrainArgs.from_namespace(ns)
+    group = distributed.Group.from_env()  # several pods: node 0 runs the experiment, the others join its training
     with tempfile.TemporaryDirectory(prefix="freshness-train-") as tmp:
         workdir = Path(args.workdir or tmp) / "repo"
         base_rev = project.clone(args.repo, args.rev, workdir)
+        if group is not None and group.node_rank > 0:
+            project.run_other_node(workdir, list(args.overrides))
+            return None
         project.run_experiment(workdir, list(args.overrides), args.name)
         name = args.name or project.latest_experiment(workdir)
         rev, metrics, all_params = project.show(workdir, name)
@@ -133,7 +137,9 @@ def _train(ns: argparse.Namespace) -> dict[str, Any]:
             train["baselineMetrics"] = _limit(scores.metrics())
         if args.remote:
             train["model"] = project.publish(workdir, name, args.remote)
-    return {"train": train, "message": f"experiment {name} ({rev[:8]}) from {args.repo}@{base_rev[:8]}"}
+    ranks = int(metrics.get("world_size", 1))
+    on = f" on {ranks} ranks ({group.nnodes} pods x {group.nproc_per_node})" if group is not None else ""
+    return {"train": train, "message": f"experiment {name} ({rev[:8]}) from {args.repo}@{base_rev[:8]}{on}"}
 
 
 def _limit(d: dict[str, Any], n: int = 32) -> dict[str, Any]:
@@ -251,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         body = HANDLERS[args.command](args)
+        if body is None:  # node 1.. of a multi-node candidate succeeded: node 0's rank 0 writes the result
+            print(f"freshness-trainer {args.command}: done; rank 0 (pod index 0) writes the result", file=sys.stderr)
+            return 0
         doc = {"step": args.command, "ok": True, **body}
         code = 0
     except TrainerError as exc:

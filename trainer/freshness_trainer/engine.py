@@ -4,6 +4,12 @@ Data arrive as one uint8 tensor (N, 3, S, S) already decoded and resized (``data
 the CPU, ``fastpath.decode_folder`` on the GPU). Augmentation, normalisation and the forward pass
 run as batched tensor ops on whatever device the images sit on, so the GPU path needs no
 DataLoader workers: ``DeviceOptions`` only switches on bf16 autocast, channels_last and torch.compile.
+
+Several processes (``fit(..., rank=, world_size=)``, DDP): every rank draws the same shuffled
+order and augmentation parameters a single process would, and a ``DistributedSampler`` (without
+its own shuffle) gives rank r every world_size-th position of that order, so each step's
+``batch_size`` images are the single process's batch split over the ranks and the all-reduced
+gradient is its gradient: the same params train the same way on 1 or N ranks.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 
 from freshness_trainer.model import MEAN, STD
 
@@ -52,12 +60,18 @@ def normalize(images: torch.Tensor, settings: DeviceOptions) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if settings.channels_last else x
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random scale (0.85-1.15), shift (up to 8%) and horizontal flip as one batched affine warp."""
+def augment(x: torch.Tensor, generator: torch.Generator, share: tuple[int, int] = (0, 1)) -> torch.Tensor:
+    """Random scale (0.85-1.15), shift (up to 8%) and horizontal flip as one batched affine warp.
+
+    ``share`` = (rank, world size): ``x`` is every world-size-th image of a batch that many times
+    larger, from ``rank`` on; each rank draws the whole batch's parameters and keeps its own.
+    """
     n = x.shape[0]
+    rank, size = share
 
     def rand(lo: float, hi: float) -> torch.Tensor:
-        return torch.rand(n, generator=generator, device=generator.device).to(x.device) * (hi - lo) + lo
+        drawn = torch.rand(n * size, generator=generator, device=generator.device)[rank::size]
+        return drawn.to(x.device) * (hi - lo) + lo
 
     scale = rand(0.85, 1.15)
     flip = torch.where(rand(0, 1) < 0.5, -1.0, 1.0)
@@ -103,14 +117,18 @@ def train_one_epoch(
     generator: torch.Generator,
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     label_smoothing: float = 0.0,
+    share: tuple[int, int] = (0, 1),
 ) -> float:
-    """One pass over the data with augmentation; returns the mean training loss."""
+    """One pass over the data with augmentation; returns the mean training loss (over all ranks).
+
+    ``share`` = (rank, world size): this rank trains on its part of each batch of ``batch_size``.
+    """
     model.train()
     aug_gen = torch.Generator(device=settings.device).manual_seed(int(torch.randint(2**31, (1,), generator=generator)))
     # The loss is summed on the device and read once per epoch: no host sync per step.
-    total, count = torch.zeros((), device=settings.device), 0
-    for idx in batches(len(labels), batch_size, generator):
-        x = augment(normalize(images[idx.to(images.device)], settings), aug_gen)
+    total, count = torch.zeros((), device=settings.device), torch.zeros((), device=settings.device)
+    for idx in _my_batches(len(labels), batch_size, generator, share):
+        x = augment(normalize(images[idx.to(images.device)], settings), aug_gen, share)
         y = labels[idx.to(labels.device)].to(settings.device, non_blocking=True)
         with _autocast(settings):
             loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
@@ -121,7 +139,26 @@ def train_one_epoch(
             schedule.step()
         total += loss.detach().float() * len(idx)
         count += len(idx)
-    return float(total) / max(count, 1)
+    if share[1] > 1:
+        sums = torch.stack([total, count])
+        torch.distributed.all_reduce(sums)
+        total, count = sums[0], sums[1]
+    return float(total) / max(float(count), 1.0)
+
+
+def _my_batches(n: int, batch_size: int, generator: torch.Generator, share: tuple[int, int]
+                ) -> Iterator[torch.Tensor]:
+    """This rank's part of each shuffled batch; with one rank exactly ``batches`` (same draws)."""
+    rank, size = share
+    if size == 1:
+        yield from batches(n, batch_size, generator)
+        return
+    order = torch.randperm(n, generator=generator)
+    # Rank r gets positions r, r+size, ... (padded so every rank takes as many steps: DDP needs that).
+    mine = order[list(DistributedSampler(range(n), num_replicas=size, rank=rank, shuffle=False))]  # type: ignore[arg-type]
+    per_rank = batch_size // size
+    for i in range(0, len(mine), per_rank):
+        yield mine[i : i + per_rank]
 
 
 @torch.no_grad()
@@ -188,21 +225,31 @@ def fit(
     label_smoothing: float = 0.0,
     val_images: torch.Tensor | None = None,
     val_labels: torch.Tensor | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Fitted:
     """Train with AdamW or SGD, linear warm-up then cosine decay, optional label smoothing.
 
     With validation data the model is scored after every epoch and the weights of the best epoch
     (highest validation accuracy, ties to the lower validation loss) are kept: a late epoch that
-    overshoots does not cost the run.
+    overshoots does not cost the run. With ``world_size`` > 1 (a process group joined) the model
+    is wrapped in DDP, ``batch_size`` is the global batch (it must divide by ``world_size``) and
+    rank 0 alone scores the validation data: only its ``Fitted`` holds the best epoch's weights.
     """
+    if batch_size % world_size:
+        raise ValueError(f"batch size {batch_size} does not divide by the world size {world_size}")
     torch.manual_seed(seed)
     if settings.device.type == "cpu":
         # Denormal floats (tiny activations and gradients) are slow on x86 CPUs: flushing them to
         # zero halved the epoch time on the sample set (3.3 s -> 1.6 s, 1 thread). Process-wide.
         torch.set_flush_denormal(True)
     model = prepare_model(model, settings)
-    opt = make_optimizer(model, optimizer, lr=lr, momentum=momentum, fused=settings.device.type == "cuda")
-    per_epoch = math.ceil(len(labels) / batch_size)
+    trained: nn.Module = model
+    if world_size > 1:  # gradients all-reduced (averaged) across the ranks in backward()
+        cuda = settings.device.type == "cuda"
+        trained = DistributedDataParallel(model, device_ids=[settings.device] if cuda else None)
+    opt = make_optimizer(trained, optimizer, lr=lr, momentum=momentum, fused=settings.device.type == "cuda")
+    per_epoch = math.ceil(len(labels) / batch_size)  # also per rank: ceil(ceil(n/w) / (b/w)) = ceil(n/b)
     steps = max(1, epochs * per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, round(warmup_epochs * per_epoch)))
     generator = torch.Generator().manual_seed(seed)
@@ -212,12 +259,12 @@ def fit(
     best_epoch = epochs
     for epoch in range(1, epochs + 1):
         loss = train_one_epoch(
-            model, opt, images, labels, batch_size=batch_size, settings=settings, generator=generator,
-            schedule=schedule, label_smoothing=label_smoothing,
+            trained, opt, images, labels, batch_size=batch_size, settings=settings, generator=generator,
+            schedule=schedule, label_smoothing=label_smoothing, share=(rank, world_size),
         )
         out.losses.append(loss)
         out.best_epoch = epoch
-        if val_images is None or val_labels is None or len(val_labels) == 0:
+        if val_images is None or val_labels is None or len(val_labels) == 0 or rank != 0:
             continue
         logits = predict(model, val_images, batch_size=max(batch_size, 128), settings=settings)
         truth = val_labels.cpu()

@@ -3,8 +3,10 @@
 ``build`` writes ``oci-layout``, ``index.json`` and ``blobs/sha256/*`` (a gzipped layer tar holding
 ``/model/model.pt``, the image config, the manifest) and returns the manifest digest, which is the
 image digest a registry reports once the layout is pushed. ``push`` hands the layout to ``crane``
-(with ``--base-image``, ``crane append`` puts the model layer on top of the base image).
-Both are deterministic: same model bytes, same digest.
+(with ``--base-image``, ``crane append`` puts the model layer on top of the base image, so the
+pushed digest is the registry's, not the layout's) and returns the digest the registry reports
+(``crane digest``). A registry on loopback (the local cluster's, hack/registry.py) is spoken to
+over plain HTTP (``crane --insecure``). Both are deterministic: same model bytes, same digest.
 """
 
 from __future__ import annotations
@@ -118,18 +120,25 @@ def build(model_uri: str, image: str, out: Path, base_image: str = "") -> Layout
     return Layout(out, digest, out / "blobs" / "sha256" / layer_digest.split(":", 1)[1])
 
 
+def _loopback(ref: str) -> bool:
+    host = ref.split("/", 1)[0].rsplit(":", 1)[0] if "/" in ref else ""
+    return host == "localhost" or host.startswith("127.") or host == "[::1]"
+
+
 def push(layout: Layout, image: str, base_image: str = "", crane: str = "crane") -> str:
     """Push with ``crane``; returns the digest the registry reports. Needs crane on PATH."""
     if shutil.which(crane) is None:
         raise TrainerError("CraneNotFound", f"--push needs the `{crane}` binary on PATH; layout left at {layout.path}")
+    flags = ["--insecure"] if _loopback(image) else []  # plain HTTP on loopback only
     if base_image:
-        args = [crane, "append", "--base", base_image, "--new_layer", str(layout.layer), "--new_tag", image]
+        args = [crane, *flags, "append", "--base", base_image, "--new_layer", str(layout.layer), "--new_tag", image]
     else:
-        args = [crane, "push", str(layout.path), image]
+        args = [crane, *flags, "push", str(layout.path), image]
     proc = subprocess.run(args, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise TrainerError("PushFailed", f"crane failed to push {image}: {proc.stderr.strip()[-400:]}")
-    digest = subprocess.run([crane, "digest", image], capture_output=True, text=True, check=False).stdout.strip()
+    digest = subprocess.run([crane, *flags, "digest", image], capture_output=True, text=True,
+                            check=False).stdout.strip()
     if not digest.startswith("sha256:"):
         raise TrainerError("PushFailed", f"crane pushed {image} but reported no digest")
     return digest

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import yaml
 
 from freshness_trainer.errors import TrainerError
 
@@ -38,8 +39,10 @@ class Experiment:
     baseline_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def _run(args: list[str], cwd: Path | None, what: str) -> str:
+def _run(args: list[str], cwd: Path | None, what: str, echo: bool = False) -> str:
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
+    if echo:  # into this process's log (the pod's)
+        print(proc.stdout + proc.stderr, file=sys.stderr, end="", flush=True)
     if proc.returncode != 0:
         out = (proc.stderr + "\n" + proc.stdout).strip()
         missing = _DVC_MISSING_PARAMS.search(out)
@@ -69,9 +72,9 @@ def clone(repo: str, rev: str, dest: Path) -> str:
     return git("rev-parse", "HEAD", cwd=dest).strip()
 
 
-def run_experiment(workdir: Path, sets: list[str], name: str | None = None) -> None:
-    """``dvc exp run`` with ``-S key=value`` overrides (params.yaml keys)."""
-    args = ["exp", "run"]
+def run_experiment(workdir: Path, sets: list[str], name: str | None = None, target: str | None = None) -> None:
+    """``dvc exp run`` with ``-S key=value`` overrides (params.yaml keys), up to ``target`` if given."""
+    args = ["exp", "run", *([target] if target else [])]
     if name:
         args += ["--name", name]
     for s in sets:
@@ -79,6 +82,18 @@ def run_experiment(workdir: Path, sets: list[str], name: str | None = None) -> N
             raise TrainerError("InvalidParam", f"--set {s!r}: expected key=value (a params.yaml key)")
         args += ["-S", s]
     dvc(*args, cwd=workdir)
+
+
+def run_other_node(workdir: Path, sets: list[str]) -> None:
+    """Node 1.. of a multi-node candidate: the same params and inputs as node 0's ``dvc exp run``
+    (``dvc exp run -S ... prepare``), then the train stage's own command from ``dvc.yaml``, which
+    starts this node's torchrun processes. It commits nothing: node 0's experiment is the result."""
+    run_experiment(workdir, sets, target="prepare")
+    stages = yaml.safe_load((workdir / "dvc.yaml").read_text(encoding="utf-8")).get("stages") or {}
+    cmd = (stages.get("train") or {}).get("cmd")
+    if not isinstance(cmd, str):
+        raise TrainerError("InvalidProject", "dvc.yaml: no stage train with one cmd to run on the other nodes")
+    _run(["sh", "-c", cmd], workdir, "stage train", echo=True)
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:

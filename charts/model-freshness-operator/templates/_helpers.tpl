@@ -96,6 +96,10 @@ RBAC rules on namespaced resources, exactly the docs/contracts.md table. Shared 
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
+# The headless Service of a multi-node candidate (spec.training.nodes > 1): made and deleted, never read.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["create", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "patch"]

@@ -89,7 +89,17 @@ class ObserveDuration:
     seconds: float
 
 
-Action = CreateDriftJob | CreateTrainJob | CreatePackageJob | DeleteJob | PatchImage | Emit | Count | ObserveDuration
+@dataclass(frozen=True)
+class ObserveQueued:
+    """A training Job admitted by Kueue after ``seconds`` in its queue (core/queue.py)."""
+
+    seconds: float
+
+
+Action = (
+    CreateDriftJob | CreateTrainJob | CreatePackageJob | DeleteJob | PatchImage | Emit | Count | ObserveDuration
+    | ObserveQueued
+)
 
 
 T_co = TypeVar("T_co", covariant=True)
@@ -105,6 +115,7 @@ class Handler(Protocol[T_co]):
     def emit(self, action: Emit) -> T_co: ...
     def count(self, action: Count) -> T_co: ...
     def observe_duration(self, action: ObserveDuration) -> T_co: ...
+    def observe_queued(self, action: ObserveQueued) -> T_co: ...
 
 
 def dispatch(action: Action, handler: Handler[T]) -> T:
@@ -122,5 +133,7 @@ def dispatch(action: Action, handler: Handler[T]) -> T:
             return handler.count(action)
         case ObserveDuration():
             return handler.observe_duration(action)
+        case ObserveQueued():
+            return handler.observe_queued(action)
         case _:
             assert_never(action)

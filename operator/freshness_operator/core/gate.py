@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from freshness_operator.core import names
+from freshness_operator.core import names, queue
 from freshness_operator.core.context import Context
 from freshness_operator.core.spec import Promotion
 from freshness_operator.core.status import Candidate, CandidateState, Gate, Outcome, RetrainStage
@@ -21,7 +21,7 @@ def judge(ctx: Context) -> None:
     retrain = ctx.status.retrain
     if retrain is None or retrain.stage is not RetrainStage.TRAINING:
         return
-    if any(r.state in (CandidateState.PENDING, CandidateState.RUNNING) for r in retrain.candidates):
+    if any(r.state in queue.IN_FLIGHT for r in retrain.candidates):
         return
     metric = ctx.spec.promotion.metric
     best = best_candidate(retrain.candidates, metric)

@@ -59,6 +59,12 @@ class JobObservation:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     waiting: Waiting | None = None
+    # Kueue (spec.training.queue): the LocalQueue the Job names, and whether it is suspended,
+    # waiting for admission. ``started_at`` is then the Job's startTime (set on admission, reset on
+    # every resume), never its creation; ``created_at`` is when it was created.
+    queue: str | None = None
+    queued: bool = False
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from freshness_contract.trigger import DEFAULT_ACCURACY_DROP
 
-from freshness_operator.core import drift_check, progress, serving
+from freshness_operator.core import drift_check, progress, queue, serving
 from freshness_operator.core.conditions import stamp
 from freshness_operator.core.context import Context
 from freshness_operator.core.rollout import opt_in_problem
@@ -62,7 +62,8 @@ def running_step(status: Status) -> str | None:
     d, retrain = status.drift, status.retrain
     if retrain is not None and retrain.stage is RetrainStage.TRAINING:
         done = sum(r.state.value in ("Succeeded", "Failed") for r in retrain.candidates)
-        return f"train {done}/{len(retrain.candidates)}"
+        queued = sum(r.state.value == "Queued" for r in retrain.candidates)
+        return f"train {done}/{len(retrain.candidates)}" + (f" ({queued} queued)" if queued else "")
     if retrain is not None and retrain.in_flight:
         return retrain.stage.value.lower()
     if d.job is not None:
@@ -113,7 +114,11 @@ def _training(ctx: Context) -> None:
     elif retrain.stage is RetrainStage.TRAINING:
         done = sum(r.state.value in ("Succeeded", "Failed") for r in retrain.candidates)
         message = f"retrain {retrain.sequence}: {done} of {len(retrain.candidates)} finished"
-        ctx.condition("Training", "True", "Training", message)
+        waiting = queue.waiting(retrain, ctx.spec.training.queue)
+        if waiting:
+            ctx.condition("Training", "True", "CandidatesQueued", f"{message}; {waiting}")
+        else:
+            ctx.condition("Training", "True", "Training", message)
     elif retrain.in_flight:
         ctx.condition("Training", "False", "TrainingFinished", f"retrain {retrain.sequence}: {retrain.stage.value}")
     else:

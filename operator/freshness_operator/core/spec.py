@@ -81,6 +81,11 @@ class Training:
     timeout_seconds: int = 7200
     backoff_limit: int = 1
     remote: str | None = None
+    nodes: int = 1
+    """Pods per candidate; above 1 an Indexed Job with a headless Service (builders.train_job)."""
+    gpus_per_node: int | None = None
+    """Each training pod's nvidia.com/gpu limit and its torchrun processes; None: resources as given."""
+    queue: str | None = None  # a Kueue LocalQueue: its label goes on every training Job
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class Package:
     base_image: str | None = None
     push: bool = True
     timeout_seconds: int = 3600
+    queue: str | None = None  # a Kueue LocalQueue for the package Job (opt-in; it needs no GPU)
 
 
 @dataclass(frozen=True)
@@ -214,6 +220,11 @@ def _training(t: dict[str, Any]) -> Training:
     candidates = t.get("candidates", [{}])
     if not isinstance(candidates, list) or not candidates:
         raise SpecError("spec.training.candidates", "needs at least one candidate")
+    nodes, gpus = int(t.get("nodes", Training.nodes)), t.get("gpusPerNode")
+    if nodes < 1:
+        raise SpecError("spec.training.nodes", f"must be 1 or more (pods per candidate), got {nodes}")
+    if gpus is not None and int(gpus) < 1:
+        raise SpecError("spec.training.gpusPerNode", f"must be 1 or more when set, got {gpus}")
     return Training(
         image=t.get("image"),
         params=_overrides(t.get("params"), "spec.training.params"),
@@ -225,6 +236,9 @@ def _training(t: dict[str, Any]) -> Training:
         timeout_seconds=_duration(t, "timeout", "spec.training", Training.timeout_seconds),
         backoff_limit=int(t.get("backoffLimit", Training.backoff_limit)),
         remote=t.get("remote"),
+        nodes=nodes,
+        gpus_per_node=None if gpus is None else int(gpus),
+        queue=t.get("queue") or None,
     )
 
 
@@ -257,6 +271,7 @@ def parse_spec(raw: dict[str, Any]) -> Spec:
             base_image=package.get("baseImage"),
             push=bool(package.get("push", Package.push)),
             timeout_seconds=_duration(package, "timeout", "spec.package", Package.timeout_seconds),
+            queue=package.get("queue") or None,
         ),
         promotion=Promotion(
             metric=promotion.get("metric", Promotion.metric),

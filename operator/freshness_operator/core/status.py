@@ -58,6 +58,7 @@ class CandidateState(StrEnum):
     """Where one candidate (one training Job of a retrain) is."""
 
     PENDING = "Pending"
+    QUEUED = "Queued"  # its Job exists, suspended by Kueue until the LocalQueue's ClusterQueue admits it
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -176,6 +177,8 @@ class Candidate:
     model: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    queued_at: datetime | None = None  # when it started waiting for admission (Kueue)
+    queued_seconds: float | None = None  # how long it waited, once admitted
 
 
 @dataclass

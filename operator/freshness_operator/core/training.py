@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from freshness_contract.results import TrainResult
 
-from freshness_operator.core import names
+from freshness_operator.core import names, queue
 from freshness_operator.core.actions import CreateTrainJob
 from freshness_operator.core.context import Context
 from freshness_operator.core.observed import JobKind, JobObservation, JobState, StepOutcome
@@ -55,11 +55,10 @@ def _advance(ctx: Context, retrain: RetrainStatus) -> None:
             continue
         job = ctx.observed.job(run.job)
         if job is None:
-            if run.state is CandidateState.RUNNING:
+            if run.state in queue.HAS_JOB:
                 _candidate_failed(ctx, run, "JobNotFound", f"training Job {run.job} disappeared before it finished")
         elif job.state is JobState.RUNNING:
-            run.state = CandidateState.RUNNING
-            run.started_at = run.started_at or job.started_at or ctx.now
+            queue.track(ctx, run, job)  # Queued while Kueue holds it suspended, else Running
         else:
             _record_candidate(ctx, run, job)
     _start_pending_candidates(ctx, retrain)
@@ -68,7 +67,7 @@ def _advance(ctx: Context, retrain: RetrainStatus) -> None:
 def _start_pending_candidates(ctx: Context, retrain: RetrainStatus) -> None:
     if not ctx.may_act:
         return
-    running = sum(r.state is CandidateState.RUNNING for r in retrain.candidates)
+    running = queue.occupying(retrain)
     baseline = (ctx.status.model.uri if ctx.status.model else None) or ctx.spec.serving.model_uri
     for run in retrain.candidates:
         if running >= ctx.spec.training.max_parallel:
