@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,10 @@ from freshness_operator.core.spec import parse_spec
 
 from testkit.wait import wait_for
 from tests.conftest import Cluster
-from tests.hack.runner_kit import Runner
+from tests.hack.runner_kit import ROOT, Runner, start_runner
 from tests.trainer.conftest import GIT_IDENTITY, copy_project, run
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 # The smallest run that still learns on the sample set (64 px is AlexNet's minimum); 4 epochs
 # keep the test within CI's time on 2 loaded cores. train.batch_size 16 is the global batch.
 OVERRIDES: dict[str, Any] = {"train.epochs": 4, "train.hidden_units": 128, "train.num_classes": 2}
@@ -59,30 +57,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runner(cluster: Cluster, project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
-    if os.geteuid() != 0:
-        pytest.skip("the process runner needs root (a mount and network namespace per pod)")
     work = tmp_path_factory.mktemp("runner")
-    node, ns = f"runner-{uuid.uuid4().hex[:6]}", f"ddp-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", ns)
     path = os.pathsep.join(str(ROOT / d) for d in ("contract", "operator", "trainer", ""))  # this checkout's code
-    env = {**cluster.env, **GIT_IDENTITY, "PYTHONPATH": path}
-    argv = [sys.executable, "-m", "hack.process_runner", "--node", node, "--workdir", str(work / "pods"),
-            f"--share={project}", *[f"--image-env={k}" for k in (*GIT_IDENTITY, "PYTHONPATH")]]
-    log = work / "runner.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    r = Runner(cluster, node, ns, log)
-    try:
-        wait_for("the runner's node to be Ready", lambda: "True" in cluster.kubectl(
-            "get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
-            check=False).stdout, 60, r.tail)
+    args = [f"--share={project}", *[f"--image-env={k}" for k in (*GIT_IDENTITY, "PYTHONPATH")]]
+    with start_runner(cluster, work, args, {**GIT_IDENTITY, "PYTHONPATH": path}) as r:
         yield r
-    finally:
-        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-        proc.terminate()
-        proc.wait(timeout=30)
-        cluster.kubectl("delete", "node", node, check=False)
-        shutil.rmtree(work / "pods", ignore_errors=True)
+    shutil.rmtree(work / "pods", ignore_errors=True)
 
 
 def single_process(project: Path, tmp: Path) -> subprocess.Popen[str]:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from testkit.wait import wait_for
 from tests.conftest import Cluster
 
+ROOT = Path(__file__).resolve().parents[2]
 RUNNER_ONLY = "PROCESS_RUNNER_TEST_MARKER"  # set for the runner only: no pod may see it
 
 
@@ -68,3 +76,29 @@ def condition(pod: dict[str, Any], kind: str) -> str | None:
         if c["type"] == kind:
             return str(c["status"])
     return None
+
+
+@contextlib.contextmanager
+def start_runner(cluster: Cluster, work: Path, args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> Iterator[Runner]:
+    """A process runner with its own node and namespace, stopped and cleaned up on exit."""
+    if os.geteuid() != 0:
+        pytest.skip("the process runner needs root (a mount namespace per container)")
+    node, ns = f"runner-{uuid.uuid4().hex[:6]}", f"pr-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    env = {**cluster.env, RUNNER_ONLY: "1", "PYTHONPATH": str(ROOT), **(env or {})}
+    log = work / "runner.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "hack.process_runner", "--node", node, "--workdir",
+                                 str(work / "pods"), *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    r = Runner(cluster, node, ns, log)
+    try:
+        wait_for("the runner's node to be Ready", lambda: "True" in cluster.kubectl(
+            "get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            check=False).stdout, 60, r.tail)
+        yield r
+    finally:
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        proc.terminate()
+        proc.wait(timeout=30)
+        cluster.kubectl("delete", "node", node, check=False)

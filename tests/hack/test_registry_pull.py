@@ -27,8 +27,7 @@ from hack import localcluster, registry
 from hack.kubelet import pull
 from hack.kubelet.podspec import Refused
 from tests.conftest import Cluster
-from tests.hack.conftest import ROOT, start_runner
-from tests.hack.runner_kit import Runner, condition, terminated
+from tests.hack.runner_kit import ROOT, Runner, condition, start_runner, terminated
 from tests.operator.sim import make_spec
 
 pytestmark = pytest.mark.cluster
