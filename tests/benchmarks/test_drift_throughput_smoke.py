@@ -10,7 +10,7 @@ from __future__ import annotations
 from benchmarks import drift_throughput
 
 CLI_WAY = "Evidently ValueDrift per column + HTML report (what the CLI runs)"
-SCIPY_TWIN = "scipy twin of the same tests (drift.feature_pvalues)"
+SCIPY_TWIN = "scipy twin of the same tests (drift_rule.feature_pvalues)"
 
 
 def test_drift_throughput_smoke_scores_every_image_and_agrees_with_the_twin() -> None:

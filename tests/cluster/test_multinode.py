@@ -41,13 +41,7 @@ OVERRIDES: dict[str, Any] = {"train.epochs": 4, "train.hidden_units": 128, "trai
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example DVC project as a bare repository the pods' UID can read (like a git server)."""
     work = tmp_path_factory.mktemp("multinode")
-    # The stages run with PYTHONPATH=trainer (dvc.yaml): give them this checkout's contract too, not
-    # whichever checkout the shared virtual environment was installed from (a worktree's tests).
-    src = copy_project(work / "src")
-    shutil.copytree(ROOT / "contract" / "freshness_contract", src / "trainer" / "freshness_contract",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    run(["git", "add", "-A"], src)
-    run(["git", "commit", "--quiet", "-m", "the contract beside the stages"], src)
+    copy_project(work / "src")
     bare = work / "project.git"
     run(["git", "clone", "--bare", "--quiet", str(work / "src"), str(bare)], work)
     for path in [bare, *bare.rglob("*")]:

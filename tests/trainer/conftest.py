@@ -74,11 +74,12 @@ class Project:
 
 
 def copy_project(dest: Path) -> Path:
-    """Copy the example project (trainer code, params, pipeline, DVC config) and commit it."""
+    """Copy the example project (trainer and contract code, params, pipeline, DVC config) and commit it."""
     for rel in PROJECT_FILES:
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest / rel)
-    shutil.copytree(ROOT / "trainer", dest / "trainer", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for package in ("trainer", "contract"):  # the stages run PYTHONPATH=trainer:contract (dvc.yaml)
+        shutil.copytree(ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (dest / ".gitignore").write_text("/data/\n/models/\n__pycache__/\n", encoding="utf-8")
     run(["git", "init", "--quiet", "--initial-branch=main"], dest)
     run(["git", "add", "-A"], dest)
