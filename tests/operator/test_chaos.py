@@ -164,7 +164,7 @@ def test_status_lost_after_the_patch_then_a_kill_rolls_back_to_the_original_imag
     try:
         kit.apply(ModelDeploymentBuilder("cats").spec(rollout={"progressDeadlineSeconds": 20}).obj())
         to_packaging(kit)
-        expression = "!has(object.status.retrain) || !has(object.status.retrain.rolloutStartedAt)"
+        expression = "!has(object.status.candidate) || !has(object.status.candidate.rolloutStartedAt)"
         with policy(cluster, kit.ns, "modeldeployments/status", "modelfreshness.io", expression, "chaos: write lost"):
             wait_for("the policy to refuse", lambda: status_write_refused(kit))
             killer = KillOn(kit, lambda line: line.endswith(DIGEST), *image_watch())

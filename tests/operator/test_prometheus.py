@@ -233,6 +233,17 @@ def run(
     kit.until("the rollout", lambda: kit.status("cats").get("model", {}).get("version") == "v1-aaaaaaaa")
     assert watch.poll() == "firing"  # the verdict still says drift until the next check
     send_inference_requests(model_server, 4)
+    # A scrape that times out (1 s under a loaded CI machine) can hide both bursts from every 4 s
+    # rate window; keep the server answering until the dashboard's latency query has a point.
+    latency = ("histogram_quantile(0.99, sum by (le) (rate(modelfreshness_serving_request_duration_seconds_bucket"
+               f'{{namespace="{namespace}"}}[4s])))')
+
+    def latency_seen() -> bool:
+        send_inference_requests(model_server, 1)
+        result = prometheus.query_range(latency, math.floor(start), math.ceil(time.time()), STEP)
+        return any(not math.isnan(float(v)) for series in result for _, v in series["values"])
+
+    wait_for("a serving latency quantile in Prometheus", latency_seen, 60)
     kit.finish(kit.wait_job("cats", "drift", "cats-drift-3"), with_signals(drift_doc(False, 0.04), harmful=False))
     watch.until(kit, "inactive", timeout=30)
     print(f"\n{ALERT} transitions (s since the drifted check finished): {watch.transitions}")
