@@ -17,6 +17,7 @@ from benchmarks.common import (
     mdeps_path,
     parse_time,
 )
+from testkit.api import Watches
 
 
 class Tracker:
@@ -33,19 +34,17 @@ class Tracker:
         self.finalized: set[str] = set()
         self.drift_of: dict[str, dict[str, Any]] = {}  # the latest status.drift seen, per object
         self.since = 0.0  # Jobs created before this are a previous window's
-        self._watches = [
+        self._watches = Watches(
             Watch(api, f"/apis/batch/v1/namespaces/{namespace}/jobs", self._on_job, selector=f"{STEP_LABEL}=drift"),
             Watch(api, mdeps_path(namespace), self._on_mdep),
-        ]
+        )
 
     def start(self) -> Tracker:
-        for w in self._watches:
-            w.start()
+        self._watches.start()
         return self
 
     def stop(self) -> None:
-        for w in self._watches:
-            w.stop()
+        self._watches.stop()
 
     def reset(self, next_check: dict[str, float]) -> None:
         """Forget everything seen so far; the objects' first checks fall due at ``next_check``."""
