@@ -279,13 +279,14 @@ def main(argv: list[str] | None = None) -> int:
     if ckpt.calibration is None:
         raise SystemExit("--model: the model file has no calibration; train it with this commit's train stage")
     reference = features.reference_table(ckpt, ckpt.heldout)
-    signals = drift_rules.Impact(impact.Calibration.from_json(ckpt.calibration), ckpt.metrics.get("val_acc"),
+    signals = drift_rules.Impact(impact.Calibration.from_json(ckpt.calibration), drift_step.estimate_reference(ckpt),
                                  reference.embeddings)
     ctx = Context(ckpt, reference, engine.DeviceOptions.for_device("cpu"), drift_rules.Tests(reference.table), signals)
     print(f"# drift_quality  {meta['date']}  commit {meta['commit']}  {meta['host']}  {meta['cpus']} CPUs  "
           f"load {meta['load'][0]:.2f}  torch {meta['torch']}", flush=True)
-    print(f"# reference: held-out split, {len(ctx.reference.table)} images; val_acc "
-          f"{ckpt.metrics.get('val_acc', float('nan')):.3f}; pool {pool}; batches {batches}; sizes {sizes}", flush=True)
+    print(f"# reference: held-out images (validation + reference split), {len(ctx.reference.table)}; val_acc "
+          f"{ckpt.metrics.get('val_acc', float('nan')):.3f}; held-out accuracy {signals.reference_accuracy:.3f}; "
+          f"pool {pool}; batches {batches}; sizes {sizes}", flush=True)
     pools = build_pools(ctx, shifts, pool, args.seed)
     cells = []
     for i, shift in enumerate(shifts):
@@ -294,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"#   {shift.name}: done, {time.perf_counter() - started:.0f} s", flush=True)
     meta.update(elapsed_s=round(time.perf_counter() - started), load_end=list(os.getloadavg()), pool=pool,
                 batches=batches, sizes=list(sizes), reference=len(ctx.reference.table),
-                val_acc=ckpt.metrics.get("val_acc"), accuracy_drop=ACCURACY_DROP,
+                val_acc=ckpt.metrics.get("val_acc"), heldout_accuracy=signals.reference_accuracy,
+                accuracy_drop=ACCURACY_DROP,
                 threshold=drift_rule.DEFAULT_THRESHOLD)
     doc = drift_quality_report.document(meta, cells)
     print(drift_quality_report.markdown(doc))

@@ -149,7 +149,7 @@ def markdown(doc: dict[str, Any]) -> str:
             elif t["met"] is None:
                 out.append("no such cell")
             else:
-                out.append(f"{'met' if t['met'] else 'MISSED'} {t['passed']}/{t['cells']} "
+                out.append(f"{'met' if t['met'] else 'MISSED'}: {t['passed']}/{t['cells']} cells pass "
                            f"(worst {t['worst']}: {t['value']:.2f})")
         lines.append(f"| {text} | " + " | ".join(out) + " |")
     return "\n".join(lines)

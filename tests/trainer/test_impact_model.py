@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from freshness_trainer import drift_rule, engine, features, impact, model, sampledata
+from freshness_trainer import drift_rule, drift_step, engine, features, impact, model, sampledata
 from freshness_trainer.data import list_images, load_images
 from scipy.stats import beta
 
@@ -74,17 +74,22 @@ def upper(hits: int, n: int) -> float:
     return 1.0 if hits == n else float(beta.ppf(0.975, hits + 1, n - hits))
 
 
-def test_the_model_file_carries_its_held_out_split(trained: Fixture, project: Project) -> None:
-    val = list_images(str(project.path / "data" / "prepared" / "val"), labelled=True)
+def test_the_model_file_carries_its_held_out_images(trained: Fixture, project: Project) -> None:
+    """The validation split then the reference split (``data.reference_per_class``), in that order."""
+    prepared = project.path / "data" / "prepared"
+    val = list_images(str(prepared / "val"), labelled=True)
+    ref = list_images(str(prepared / "reference"), labelled=True)
     h = trained.ckpt.heldout
-    assert h is not None and len(h) == len(val) and sorted(set(h.labels.tolist())) == [0, 1]
-    assert trained.heldout.correct.mean() == pytest.approx(trained.ckpt.metrics["val_acc"], abs=1e-6)
+    assert len(ref) > len(val), "the reference split is the larger part of the held-out images"
+    assert h is not None and len(h) == len(val) + len(ref) and sorted(set(h.labels.tolist())) == [0, 1]
+    assert trained.heldout.correct[:len(val)].mean() == pytest.approx(trained.ckpt.metrics["val_acc"], abs=1e-6)
+    assert drift_step.estimate_reference(trained.ckpt) == pytest.approx(trained.heldout.correct.mean(), abs=1e-6)
 
 
-def test_calibration_is_reliable_on_the_validation_split_and_out_of_sample(trained: Fixture) -> None:
+def test_calibration_is_reliable_on_the_held_out_images_and_out_of_sample(trained: Fixture) -> None:
     cal = impact.Calibration.from_json(dict(trained.ckpt.calibration or {}))
     val_conf = trained.heldout.table["confidence"].to_numpy()
-    # Fitted there: the mean calibrated confidence is the validation accuracy (the estimate's reference).
+    # Fitted there: the mean calibrated confidence is the held-out accuracy (the estimate's reference).
     val_est = impact.estimate_accuracy(cal, val_conf)
     assert val_est.value == pytest.approx(trained.heldout.correct.mean(), abs=0.01)
     # Out of sample: 1,500 fresh images the fit never saw.
@@ -105,7 +110,7 @@ def _check(trained: Fixture, rows: np.ndarray, cal: impact.Calibration, referenc
     verdict = drift_rule.decide(drift_rule.feature_pvalues(reference, cur))
     nov, novel = impact.novelty_flags(trained.heldout.embeddings, trained.iid.embeddings[rows])
     est = impact.window_estimate(cal, cur["confidence"].to_numpy(), nov, novel)
-    decision = impact.trigger("impact", verdict.detected, est, trained.ckpt.metrics["val_acc"], 0.05, nov)
+    decision = impact.trigger("impact", verdict.detected, est, drift_step.estimate_reference(trained.ckpt), 0.05, nov)
     return verdict.detected, nov.detected, decision.retrain, est
 
 
@@ -120,7 +125,7 @@ def test_checks_of_traffic_like_the_training_data_raise_no_drift(trained: Fixtur
         rows = rng.choice(POOL, N, replace=False)
         dist, novel, retrain, est = _check(trained, rows, cal, trained.heldout.table)
         counts += (dist, novel, retrain)
-        drops.append(trained.ckpt.metrics["val_acc"] - est.value)
+        drops.append((drift_step.estimate_reference(trained.ckpt) or 0.0) - est.value)
     n_dist, n_novel, n_retrain = (int(c) for c in counts)
     print(f"{TRIALS} checks of {N} fresh iid images against the held-out reference: distribution {n_dist}, "
           f"novelty {n_novel}, retrain (impact) {n_retrain} (95% interval up to {upper(n_retrain, TRIALS):.3f}); "

@@ -74,3 +74,15 @@ def test_drift_section_matches_the_code_defaults() -> None:
     assert d.threshold == drift_rule.DEFAULT_THRESHOLD
     assert d.accuracy_drop == drift_rule.DEFAULT_ACCURACY_DROP
     assert d.stattest_threshold == drift_rule.STATTEST_THRESHOLD
+
+
+def test_reference_per_class_is_optional_and_checked() -> None:
+    """Older params.yaml files have no data.reference_per_class: 0, the validation split alone."""
+    doc = copy.deepcopy(_doc())
+    assert params.parse(doc).data.reference_per_class > 0
+    del doc["data"]["reference_per_class"]
+    assert params.parse(doc).data.reference_per_class == 0
+    doc["data"]["reference_per_class"] = -1
+    with pytest.raises(TrainerError, match=r"data\.reference_per_class=-1") as err:
+        params.parse(doc)
+    assert err.value.reason == "InvalidParam"

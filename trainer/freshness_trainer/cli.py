@@ -182,7 +182,8 @@ def _package(ns: argparse.Namespace) -> dict[str, Any]:
 def _make_sample_data(args: argparse.Namespace) -> None:
     from freshness_trainer import sampledata
 
-    manifest = sampledata.make_sample_data(Path(args.out), seed=args.seed, per_class=args.per_class,
+    per_class = sampledata.PER_CLASS if args.per_class is None else args.per_class
+    manifest = sampledata.make_sample_data(Path(args.out), seed=args.seed, per_class=per_class,
                                            production=args.production)
     folders = manifest["folders"]
     assert isinstance(folders, dict)
@@ -222,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("make-sample-data", help="write the built-in sample image set (no result document)")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--per-class", type=int, default=120)
+    s.add_argument("--per-class", type=int, help="labelled images per class (default: sampledata.PER_CLASS, 420)")
     s.add_argument("--production", type=int, default=200, help="images per production folder")
     return p
 

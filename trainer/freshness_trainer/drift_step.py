@@ -130,7 +130,17 @@ def signals(ckpt: model.Checkpoint, t: Tables) -> Impact:
     confidence = t.current.table["confidence"].to_numpy()
     novelty, novel = impact.novelty_flags(t.reference.embeddings, t.current.embeddings)
     estimate = impact.window_estimate(cal, confidence, novelty, novel) if cal is not None else None
-    return Impact(estimate, ckpt.metrics.get("val_acc"), novelty, "folder" if t.ref is not None else "heldOut")
+    return Impact(estimate, estimate_reference(ckpt), novelty, "folder" if t.ref is not None else "heldOut")
+
+
+def estimate_reference(ckpt: model.Checkpoint) -> float | None:
+    """The accuracy the estimate is compared with: the model's on its held-out images, where the
+    calibration was fitted (their mean calibrated confidence); ``val_acc`` without them. The held-out
+    set includes the reference split (``data.reference_per_class``), so this is not ``val_acc``, the
+    best epoch's on the validation split alone (picked on it, and on fewer images)."""
+    if ckpt.heldout is not None and len(ckpt.heldout):
+        return scores.score(ckpt.heldout.logits, ckpt.heldout.labels, ckpt.classes).accuracy
+    return ckpt.metrics.get("val_acc")
 
 
 def _accuracy(ckpt: model.Checkpoint, t: Tables, settings: engine.DeviceOptions) -> drift_rule.Accuracy | None:

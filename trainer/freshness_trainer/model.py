@@ -6,10 +6,11 @@ The file is a plain ``torch.save`` dict of tensors and primitives, loadable with
 accuracy with ``metrics['val_acc']``). Written by the train stage since issue 14, and optional so
 older files still load:
 
-* ``calibration``: ``freshness_trainer.impact.Calibration.to_json()`` fitted on the validation split
+* ``calibration``: ``freshness_trainer.impact.Calibration.to_json()`` fitted on the held-out images
   (the drift step's label-free accuracy estimate);
-* ``heldout``: the validation split as the drift step's reference, images the model never trained
-  on: ``embeddings`` (N x d, float16), ``logits`` (N x classes), ``labels`` and ``stats`` (the
+* ``heldout``: the held-out images as the drift step's reference, images the model never trained
+  on (the validation split, then the prepare stage's reference split when there is one; older files:
+  the validation split alone): ``embeddings`` (N x d, float16), ``logits`` (N x classes), ``labels`` and ``stats`` (the
   image statistics of ``features.IMAGE_STATS``), at most ``MAX_HELDOUT_ROWS`` rows.
 """
 
@@ -37,7 +38,7 @@ MAX_HELDOUT_ROWS = 2000
 
 @dataclass(frozen=True)
 class HeldOut:
-    """The serving model's outputs on images it never trained on (its validation split)."""
+    """The serving model's outputs on images it never trained on (validation + reference split)."""
 
     embeddings: torch.Tensor
     logits: torch.Tensor

@@ -6,7 +6,7 @@ stage fails with "params.yaml: missing key train.lr" rather than a KeyError trac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,12 @@ class DataParams:
     """Share of each class held out for validation (evaluate stage, promotion metric val_acc)."""
     seed: int
     """Seed of the split and of the built-in sample set."""
+    reference_per_class: int = 0
+    """Images per class held out as the drift reference (``data/prepared/reference``): never trained
+    on and not used to pick the epoch; the train stage records their outputs with the model. The
+    sample set renders them in addition (the training split is unchanged); with ``data.source`` they
+    are cut from each class before the train/val split. 0 = the validation split alone is the
+    reference. Optional in params.yaml (older projects: 0)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,9 @@ def _section(doc: dict[str, Any], name: str, cls: type[T]) -> T:
         raise TrainerError("MissingParam", f"params.yaml: missing section {name}")
     values: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in raw and f.default is not MISSING:
+            values[f.name] = f.default
+            continue
         if f.name not in raw:
             raise TrainerError("MissingParam", f"params.yaml: missing key {name}.{f.name}")
         value, kind = raw[f.name], f.type
@@ -153,6 +162,9 @@ def parse(doc: Any) -> Params:
             "InvalidParam",
             f"params.yaml: train.warmup_epochs={params.train.warmup_epochs}; must be >= 0 and below train.epochs",
         )
+    if params.data.reference_per_class < 0:
+        raise TrainerError("InvalidParam", f"params.yaml: data.reference_per_class={params.data.reference_per_class}; "
+                                           "must be >= 0 (0 = the validation split is the drift reference)")
     if params.train.image_size < 63:
         raise TrainerError("InvalidParam", "params.yaml: train.image_size must be at least 63 px for AlexNet")
     return params

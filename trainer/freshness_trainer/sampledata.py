@@ -191,7 +191,13 @@ def write_image_folder(batch: Batch, out: Path, fmt: str = "png") -> None:
         Image.fromarray(img).save(folder / f"{i:05d}.{fmt}", quality=95)
 
 
-def make_sample_data(out: Path, *, seed: int = 0, per_class: int = 120, production: int = 200) -> dict[str, object]:
+PER_CLASS = 420
+"""Labelled images per class of ``reference``/``extended``: 120 to train and validate on plus 300 that
+the prepare stage holds out as the drift reference (params.yaml ``data.reference_per_class``)."""
+
+
+def make_sample_data(out: Path, *, seed: int = 0, per_class: int = PER_CLASS, production: int = 200
+                     ) -> dict[str, object]:
     """Write the whole sample set (layout in the module docstring); returns the manifest."""
     plan: dict[str, tuple[dict[str, int], str, str | None]] = {
         "reference": ({c: per_class for c in BASE_CLASSES}, "reference", None),

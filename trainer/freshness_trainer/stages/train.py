@@ -4,9 +4,11 @@ On a CUDA machine the fast path runs (GPU JPEG decode, data cached on the GPU, b
 channels_last, ``train.compile``); elsewhere the plain CPU path. The validation split is scored
 after every epoch and the best epoch's weights are kept (``engine.fit``). The model file also
 records the validation metrics, which the drift step uses as the serving model's reference
-accuracy, the calibration of its confidence fitted on the validation split (the drift step's
-label-free accuracy estimate) and the validation split's features (its reference: images the
-model never trained on); ``freshness_trainer.impact`` and ``model.HeldOut``. ``reports/train.json``
+accuracy, and its outputs on the held-out images (the validation split plus ``data/prepared/reference``
+when the prepare stage wrote one, ``data.reference_per_class``): the drift step's reference, images
+the model never trained on, and the calibration of its confidence fitted on them (the drift step's
+label-free accuracy estimate); ``freshness_trainer.impact`` and ``model.HeldOut``. The reference
+split is scored once, after training (forward only), so it does not slow training. ``reports/train.json``
 carries ``learned`` (1/0, ``scores.learned``): 0 marks a model at chance, which the operator's
 gate refuses.
 
@@ -84,7 +86,14 @@ def _run(p: params.Params, world: distributed.World, settings: engine.DeviceOpti
     logits = engine.predict(fitted.model, val_set.images, batch_size=p.evaluate.batch_size, settings=settings)
     scored = scores.score(logits, val_set.labels, train_set.classes)
     ckpt = model.Checkpoint(fitted.model, train_set.classes, t.image_size, t.model_name, scored.metrics())
-    held = features.held_out(ckpt, val_set.images, val_set.labels, settings)
+    held_images, held_labels = val_set.images, val_set.labels
+    if (data_dir / "reference").is_dir():
+        ref_set = fastpath.load(data.list_images(str(data_dir / "reference"), labelled=True), t.image_size,
+                                settings.device, class_names=train_set.classes)
+        assert ref_set.labels is not None
+        held_images = torch.cat([val_set.images, ref_set.images.to(val_set.images.device)])
+        held_labels = torch.cat([val_set.labels, ref_set.labels.to(val_set.labels.device)])
+    held = features.held_out(ckpt, held_images, held_labels, settings)
     prob = features.softmax(held.logits.double().numpy())
     correct = prob.argmax(axis=1) == held.labels.numpy()
     calibration = impact.fit_calibration(prob.max(axis=1), correct)
