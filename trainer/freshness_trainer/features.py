@@ -152,7 +152,8 @@ def extract_all(ckpt: Checkpoint, images: torch.Tensor, settings: engine.DeviceO
 
 
 def held_out(ckpt: Checkpoint, images: torch.Tensor, labels: torch.Tensor, settings: engine.DeviceOptions) -> HeldOut:
-    """The model's outputs on its held-out images (validation + reference split): the reference the drift step uses (item 3 of issue 14)."""
+    """The model's outputs on its held-out images (validation + reference split): the reference the
+    drift step uses (item 3 of issue 14)."""
     emb, logits = model_outputs(ckpt, images, settings)
     stats = image_statistics(images.to(settings.device))
     return HeldOut(torch.from_numpy(emb).float(), torch.from_numpy(logits).float(), labels.cpu().long(),
