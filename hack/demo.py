@@ -60,6 +60,10 @@ RELEASE = "freshness"
 REPO_NAME = "cats-dogs"  # spec.serving.image is <registry>/cats-dogs: the package step pushes <that>:<version>
 PROGRESS_DEADLINE = 120  # seconds, the Deployment's and the operator's: two pod starts under load, not more
 WINDOW = 150  # spec.drift.newest: each check reads the newest captured requests (30 s at 5 per second)
+# Images per production folder the load generator loops over: 1,000 (not make-sample-data's 200), so
+# that a window of 150 is a fresh draw of the stream, not most of one fixed sample whose luck every
+# check of a model would share (the new model's checks on the bee mix must be clean, issue 14).
+PRODUCTION = 1000
 
 
 class Demo:
@@ -252,7 +256,7 @@ class Demo:
     def make_data(self) -> Path:
         data = self.work / "data"
         say("making the sample data set from images shipped in scikit-learn and scikit-image")
-        self.run(["freshness-trainer", "make-sample-data", str(data)])
+        self.run(["freshness-trainer", "make-sample-data", str(data), "--production", str(PRODUCTION)])
         self.capture.mkdir()
         return data
 

@@ -17,7 +17,7 @@ from hack.demo_timeline import DemoError, say
 if TYPE_CHECKING:
     from hack.demo import Demo
 
-POST_CHECKS = 2  # checks of the new model on the bee mix before act two
+POST_CHECKS = 3  # checks of the new model on the bee mix before act two (tests/demo asserts all are clean)
 
 
 def watch(demo: Demo) -> dict[str, Any]:

@@ -72,6 +72,7 @@ def print_summary(demo: Demo, summary: dict[str, Any], seen: Any, png: Path) -> 
     print(f"  events:                {' -> '.join(summary['events'])}")
     print(f"  drift verdict:         reasons {verdict.get('reasons')} (trigger {verdict.get('trigger')}) on "
           f"{verdict.get('samples')} captured requests, labelled accuracy {verdict.get('accuracy')}")
+    print(f"    {signals(verdict)}")
     print(f"  images:                {summary['v1Image']} -> {summary['newImage']}")
     print(f"  serving image now:     {summary['servingImage']}")
     print(f"  model version:         {model.get('version')} (experiment {model.get('experiment')}), "
@@ -82,6 +83,8 @@ def print_summary(demo: Demo, summary: dict[str, Any], seen: Any, png: Path) -> 
           f"predicted bees {bee['before']['bees_predicted']} -> {bee['after']['bees_predicted']} "
           f"({bee['before']['requests']} and {bee['after']['requests']} requests)")
     print(f"  new model's checks:    {[c.get('detected') for c in summary['postRolloutChecks']]} (detected)")
+    for c in summary["postRolloutChecks"]:
+        print(f"    {c.get('job')}: {signals(c)}")
     for name, w in traffic["windows"].items():
         print(f"  during the {name + ':':9}  {w['requests']} requests, {w['failed']} failed")
     if "afterRollback" in traffic:
@@ -96,3 +99,11 @@ def print_summary(demo: Demo, summary: dict[str, Any], seen: Any, png: Path) -> 
     print(f"  timeline picture:      {png}")
     print(f"  requests:              {demo.work / 'requests.jsonl'}")
     print(f"  logs and data:         {demo.work}")
+
+
+def signals(check: dict[str, Any]) -> str:
+    """One check's label-free signals as the summary prints them. Pure."""
+    nov, est = check.get("novelty") or {}, check.get("estimatedAccuracy") or {}
+    return (f"novelty {nov.get('share')} vs {nov.get('referenceRate')} held out (p {nov.get('pValue')}), "
+            f"estimated accuracy {est.get('value')} vs {est.get('reference')}, distribution score "
+            f"{check.get('score')}, reference {check.get('referenceSamples')} held-out images")

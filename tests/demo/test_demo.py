@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hack import timeline_png
+from hack import demo_story, timeline_png
 from tests.pngfile import png_size
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,13 +63,24 @@ def test_make_demo_from_a_fresh_clone(tmp_path: Path) -> None:
     png = Path(summary["timelinePng"])
     assert png == work / "timeline.png" and f"timeline picture:      {png}" in proc.stdout
     assert png_size(png) == (timeline_png.WIDTH, timeline_png.HEIGHT)
-    # The new model's own checks on the same traffic: issue 14 wants them clean, and they are not yet
-    # (its novelty test flags 7-9% of the bee mix against a 1% reference rate; the summary prints
-    # them). What must hold today: the cooldown keeps such alarms from starting another retrain, so
-    # exactly two retrains ran, act one's and act two's.
+    assert_the_new_models_checks_are_clean(summary)
+    assert events.count("TrainingStarted") == 2, events  # act one's retrain and act two's, no third
+
+
+def assert_the_new_models_checks_are_clean(summary: dict[str, Any]) -> None:
+    """Issue 14, "Must show", end to end: after the retrain rolled out, the new model's own checks
+    (real drift pods on the server's capture of the bee mix, traffic drawn like its 3-class training
+    data) raise no drift against the held-out reference its train stage recorded. A few checks show
+    it on the real loop; the rate (at most 5% of 100 checks, 95% interval, of a model the same train
+    stage wrote) is tests/trainer/test_impact_model.py's.
+    Before the reference grew from the 90-image validation split to val + data.reference_per_class,
+    the first or second check flagged novelty (0.07-0.09 of the window vs 0.022 held out)."""
     post = summary["postRolloutChecks"]
-    assert len(post) >= 2, post
-    assert events.count("TrainingStarted") == 2, events
+    assert len(post) >= demo_story.POST_CHECKS, post
+    for check in post:
+        assert check["model"]["image"] == summary["newImage"] and check["referenceKind"] == "heldOut", check
+        assert check["detected"] is False and not check.get("reasons"), check
+        assert check["novelty"]["detected"] is False, check["novelty"]
 
 
 LABEL_FREE = {"estimated-accuracy", "novelty", "distribution"}
