@@ -28,11 +28,30 @@ def overconfident(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndar
 
 
 def test_calibration_recovers_a_known_miscalibration_and_is_reliable_out_of_sample() -> None:
+    """With a loose slope prior the fit recovers a slope of 0.5 (the default prior holds the slope
+    near 1: see the next test)."""
     rng = np.random.default_rng(0)
     c, y = overconfident(rng, 2000)
-    cal = impact.fit_calibration(c, y)
+    cal = impact.fit_calibration(c, y, prior_sd=1.0)
     assert cal.a == pytest.approx(0.5, abs=0.1) and abs(cal.b) < 0.2, cal
     fresh_c, fresh_y = overconfident(rng, 5000)
+    raw = impact.expected_calibration_error(fresh_c, fresh_y)
+    calibrated = impact.expected_calibration_error(cal.apply(fresh_c), fresh_y)
+    assert raw > 0.1 and calibrated < 0.03, (raw, calibrated)
+
+
+def test_the_default_calibration_shifts_the_logit_and_recovers_a_known_offset() -> None:
+    """The default prior keeps the slope near 1 (``impact.PRIOR_SD``): the fit is a shift of the
+    logit, which it recovers (true P(correct) = sigmoid(logit(c) - 1)), and it is reliable out of sample."""
+    rng = np.random.default_rng(6)
+
+    def shifted(n: int) -> tuple[np.ndarray, np.ndarray]:
+        c = rng.uniform(0.55, 0.999, n)
+        return c, rng.random(n) < 1 / (1 + np.exp(-(np.log(c) - np.log1p(-c) - 1.0)))
+
+    cal = impact.fit_calibration(*shifted(2000))
+    assert cal.a == pytest.approx(1.0, abs=0.1) and cal.b == pytest.approx(-1.0, abs=0.2), cal
+    fresh_c, fresh_y = shifted(5000)
     raw = impact.expected_calibration_error(fresh_c, fresh_y)
     calibrated = impact.expected_calibration_error(cal.apply(fresh_c), fresh_y)
     assert raw > 0.1 and calibrated < 0.03, (raw, calibrated)
@@ -108,7 +127,8 @@ def test_novelty_flags_a_far_cluster_and_reports_its_share() -> None:
     window = np.vstack([clusters(rng, 350, centres), new])
     n = impact.novelty(ref, window)
     assert n.detected and n.p_value < 1e-6 and n.share >= 0.2, n
-    assert n.reference_rate == pytest.approx(2 / 61) and n.samples == 500 and n.reference_samples == 60
+    # Distance: rank ceil(0.9·61) = 55 of 60, rate 6/61; norm: the maximum, rate 1/61.
+    assert n.reference_rate == pytest.approx(7 / 61) and n.samples == 500 and n.reference_samples == 60
     same = impact.novelty(ref, clusters(rng, 500, centres))
     assert not same.detected and same.share < n.share
 
@@ -122,6 +142,22 @@ def test_the_norm_test_flags_images_in_known_directions_but_far_stronger() -> No
     window = np.vstack([clusters(rng, 400, centres), 3.0 * ref[rng.integers(0, 60, 100)]])
     n = impact.novelty(ref, window)
     assert n.distance_p > impact.ALPHA / 2 and n.norm_p < 1e-4 and n.detected and n.share >= 0.2, n
+
+
+def test_the_norm_test_ignores_a_few_per_cent_stronger_features() -> None:
+    """Brighter images raise every norm a few per cent (harmless in the benchmark): the margin
+    (``impact.NORM_MARGIN``) keeps the norm test quiet on a 4% scaling, even against a large reference
+    whose plain 99.9th percentile most of them would cross in numbers."""
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(4, 32)) * 2
+    ref = clusters(rng, 600, centres)
+    window = 1.04 * clusters(rng, 500, centres)
+    n = impact.novelty(ref, window)
+    plain = impact.novelty(ref, window, norm_margin=1.0)
+    assert n.norm_p > impact.ALPHA / 2 and not n.detected, n
+    assert plain.norm_p < n.norm_p, (plain, n)
+    with pytest.raises(ValueError, match=r"norm_margin: 0\.9 is below 1"):
+        impact.novelty(ref, window, norm_margin=0.9)
 
 
 def test_a_detected_novel_share_counts_as_errors_in_the_estimate() -> None:

@@ -95,7 +95,7 @@ def test_the_three_signals_are_shown_after_the_verdict() -> None:
     assert 'data-signal="distribution"><th>Distribution</th><td>changed' in page
     assert "91.2% (95% interval 88.0% to 94.0%) against 93.3% on the held-out split: a drop of 2.1 points" in page
     assert 'data-signal="novelty" data-detected="true"' in page and "31.0% of production images" in page
-    assert "the model's held-out validation split" in page
+    assert "the model's held-out images (validation and reference split)" in page
     legacy = drift_step.Impact(None, None, impact.Novelty(0.0, 0.016, 1.0, False), "folder")
     page = report.render(verdict, report.Context(10, 10, "cur", "ref"), table([0.0]), table([0.0]), [],
                          signals=legacy)

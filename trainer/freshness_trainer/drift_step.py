@@ -179,7 +179,8 @@ def run(inputs: DriftInputs) -> DriftOutcome:
         if html:
             span = t.window.describe() if t.window is not None else None
             shown = f"{span.get('start', '?')} to {span.get('end', '?')}" if span else None
-            reference_name = inputs.reference if t.ref is not None else f"held-out validation split of {inputs.model}"
+            reference_name = (inputs.reference if t.ref is not None
+                              else f"held-out images (validation and reference split) of {inputs.model}")
             context = report.Context(
                 len(t.cur), len(ref_table), inputs.current, reference_name, window=shown,
                 allowed_drop=inputs.accuracy_drop,

@@ -41,6 +41,7 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
+from freshness_trainer import impact
 from freshness_trainer.drift_rule import DEFAULT_ACCURACY_DROP, Verdict
 
 if TYPE_CHECKING:
@@ -215,10 +216,12 @@ def _signals(found: Impact | None, v: Verdict) -> str:
     rows.append(
         f'<tr class="signal" data-signal="novelty" data-detected="{str(n.detected).lower()}"><th>Novelty</th>'
         f"<td>{'detected' if n.detected else 'not detected'}: {n.share:.1%} of production images are farther "
-        f"from every reference image, or excite the model's last hidden layer more strongly, than the "
-        f"reference's own 99th percentile (expected {n.reference_rate:.1%}; p = {n.p_value:.3g}). Images unlike "
+        f"from every reference image than {impact.DISTANCE_PERCENTILE:g}% of the reference's own, or excite the "
+        f"model's last hidden layer {impact.NORM_MARGIN:g} times more strongly than almost any reference image "
+        f"(expected {n.reference_rate:.1%}; p = {n.p_value:.3g}). Images unlike "
         f"anything the model was validated on, e.g. a new class or another domain</td></tr>")
-    kind = "the model's held-out validation split" if found.reference_kind == "heldOut" else "the reference folder"
+    kind = ("the model's held-out images (validation and reference split)" if found.reference_kind == "heldOut"
+            else "the reference folder")
     return (f'<section id="signals"><h2>Signals</h2><table>{"".join(rows)}</table>'
             f'<p class="note">Reference: {kind}.</p></section>')
 
