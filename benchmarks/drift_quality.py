@@ -19,8 +19,9 @@ One run, three retrain rules, all without labels, each on the same batches:
   ``drift_step.signals``) above ``accuracyDrop`` (0.05), or a significant novelty share.
 
 The reference of every rule is what the drift step now uses: the serving model's held-out images
-stored in the model file (its validation split and the prepare stage's reference split). Without ``--model`` the model is trained once per run exactly as
-``dvc exp run`` does with the repository's params.yaml (prepare + train stages).
+stored in the model file (its validation split and the prepare stage's reference split). Without
+``--model`` the model is trained once per run exactly as ``dvc exp run`` does with the repository's
+params.yaml (prepare + train stages).
 
 Shifts (benchmarks/drift_shifts.py) are generated with graded strengths. Each batch holds fresh
 renders of the sample set's production stream: a pool of ``--pool`` images is rendered per cell
