@@ -48,6 +48,7 @@ class Process:
     env: dict[str, str]
     log: Path
     health_url: str
+    metrics_url: str = ""  # ours: its Prometheus endpoint (what it has reconciled since its start)
     proc: subprocess.Popen[bytes] | None = None
     peak_rss: int = 0
     _sampler: threading.Thread | None = field(default=None, repr=False)
@@ -96,21 +97,21 @@ class Process:
 def our_operator(kubeconfig: Path, namespace: str, log: Path, src: Path | None = None) -> Process:
     """``python -m freshness_operator`` watching one namespace (env per docs/contracts.md); from the
     source tree ``src`` (e.g. a git worktree of an older commit) when given, else this checkout."""
-    health = free_port()
+    health, metrics = free_port(), free_port()
     path = [str(src / d) for d in ("contract", "operator", "trainer", ".")] if src else []
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([*path, os.environ.get("PYTHONPATH", "")]),
         "KUBECONFIG": str(kubeconfig),
         "FRESHNESS_NAMESPACES": namespace,
-        "FRESHNESS_METRICS_PORT": str(free_port()),
+        "FRESHNESS_METRICS_PORT": str(metrics),
         "FRESHNESS_HEALTH_PORT": str(health),
         "FRESHNESS_TRAINER_IMAGE": TRAINER_IMAGE,
         "PYTHONUNBUFFERED": "1",
     }
     argv = [sys.executable, "-m", "freshness_operator"]
     name = f"our operator from {src}" if src else "our operator"
-    return Process(name, argv, env, log, f"http://127.0.0.1:{health}/healthz")
+    return Process(name, argv, env, log, f"http://127.0.0.1:{health}/healthz", f"http://127.0.0.1:{metrics}/metrics")
 
 
 def baseline_operator(kubeconfig: Path, namespace: str, tick: float, epoch: float, log: Path) -> Process:

@@ -27,7 +27,10 @@ window opening ``--settle`` s later. Operators:
   Jobs on every tick, one shared aiohttp client.
 
 Then idle, once per size: every interval set to 24h; the baseline and our operator (restarted on
-the same objects: it rebuilds its status from the Jobs) measured with nothing due.
+the same objects: it rebuilds its status from the Jobs) measured with nothing due. The restart
+settles when our operator has reconciled every object once, which its own /metrics show (each
+reconcile sets the object's ``modelfreshness_phase`` series; a new process has none): the time from
+its start to the last, and its API requests until then.
 
 Measured per window: RSS (end and peak) and CPU of the operator process (/proc), drift-due ->
 Job-created latency, API requests per minute by verb from the API server's own metrics (a

@@ -7,6 +7,7 @@ import math
 import os
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -259,7 +260,7 @@ class Bench:
             try:
                 before, t0 = request_counts(self.api), time.monotonic()
                 ours = self.start(OURS, "restart")
-                restart_s = self.wait_restarted(self.ids[OURS], before, timeout=60 + n * 0.6) - t0
+                restart_s = self.wait_restarted(ours, timeout=60 + n * 0.6, every=0.5 if n <= 2000 else 2) - t0
                 restart_req = sum(self.ids[OURS].requests(diff(request_counts(self.api), before)).values())
                 who = [(ours, self.ids[OURS]), (base, self.ids[BASE])]
                 idle[OURS], idle[BASE] = self.measure(who, cfg.idle_window, None)
@@ -277,21 +278,31 @@ class Bench:
             self.api, [(f"{mdeps_path(self.ns)}/{m}", {"spec": {"drift": {"interval": interval}}}) for m in self.names]
         )
 
-    def wait_restarted(self, ident: Identity, before: dict[str, float], timeout: float, quiet: float = 6.0) -> float:
-        """Until the identity has made requests (its LISTs and WATCHes at least: an operator that
-        reads from watch caches makes no GET per object) and then none for ``quiet`` seconds;
-        returns (monotonic) when it last moved."""
+    def wait_restarted(self, proc: Process, timeout: float, every: float) -> float:
+        """Until the restarted operator has reconciled every object once: each reconcile sets the
+        object's ``modelfreshness_phase`` series, which a new process has for no object, so the
+        count of objects in its /metrics (only that metric asked for: ``name[]``) is how many it
+        has reconciled since its start. Polled every ``every`` s; returns (monotonic) when all
+        ``n`` were there (a settle time accurate to ``every``)."""
+        url = f"{proc.metrics_url}?name[]=modelfreshness_phase"
         deadline = time.monotonic() + timeout
-        last, since = -1.0, time.monotonic()
         while time.monotonic() < deadline:
-            made = ident.requests(diff(request_counts(self.api), before))
-            total = sum(made.values())
-            if total != last:
-                last, since = total, time.monotonic()
-            elif made["list"] + made["watch"] > 0 and time.monotonic() - since >= quiet:
-                return since
-            time.sleep(1)
-        raise TimeoutError(f"{ident.name} did not finish reconciling every object quietly within {timeout:.0f}s")
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=10) as reply:
+                if len(reconciled(reply.read().decode(), self.ns)) >= self.n:
+                    return time.monotonic()
+            if not proc.alive():
+                raise TimeoutError(f"{proc.name} exited during its restart:\n{proc.tail()}")
+            time.sleep(every)
+        raise TimeoutError(f"{proc.name} had not reconciled every object {timeout:.0f}s after its restart")
+
+
+def reconciled(exposition: str, namespace: str) -> set[str]:
+    """The objects of ``namespace`` with a ``modelfreshness_phase`` series in a Prometheus text exposition."""
+    found = set()
+    for line in exposition.splitlines():
+        if line.startswith("modelfreshness_phase{") and f'namespace="{namespace}"' in line:
+            found.add(line.split('name="', 1)[1].split('"', 1)[0])
+    return found
 
 
 def run_size(cfg: Config, n: int) -> SizeResult:

@@ -88,8 +88,8 @@ def size_table(r: SizeResult, cfg: Config) -> str:
         tail += f"\nOur operator restarted on the {r.n} objects: not done reconciling them within the limit."
     elif not math.isnan(r.restart_seconds):
         tail += (
-            f"\nOur operator restarted on the {r.n} objects: quiet again after {r.restart_seconds:.1f}s "
-            f"and {r.restart_requests:.0f} API requests."
+            f"\nOur operator restarted on the {r.n} objects: every object reconciled again after "
+            f"{r.restart_seconds:.1f}s (start to the last, from its /metrics), {r.restart_requests:.0f} API requests."
         )
     return f"{head}\n\n{table(['', *whos, 'ours/baseline'], rows)}{tail}"
 

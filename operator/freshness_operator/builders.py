@@ -247,8 +247,11 @@ def _distribute(job: dict[str, Any], nodes: int, per_node: int) -> None:
     """Make ``job`` one group of ``nodes`` pods x ``per_node`` processes (docs/operator.md#multi-node)."""
     name = job["metadata"]["name"]
     pod = job["spec"]["template"]["spec"]
-    env = [{"name": launch.NNODES, "value": str(nodes)}, {"name": launch.NPROC_PER_NODE, "value": str(per_node)},
-           {"name": launch.RDZV_ID, "value": name}]
+    env = [
+        {"name": launch.NNODES, "value": str(nodes)},
+        {"name": launch.NPROC_PER_NODE, "value": str(per_node)},
+        {"name": launch.RDZV_ID, "value": name},
+    ]
     if nodes > 1:
         field = f"metadata.annotations['{launch.COMPLETION_INDEX_ANNOTATION}']"
         env += [
@@ -279,9 +282,12 @@ def train_service(owner: Owner, job: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": meta["name"], "namespace": meta["namespace"],
-                     "labels": {k: v for k, v in meta["labels"].items() if not k.startswith("kueue.x-k8s.io/")},
-                     "ownerReferences": [owner_reference(owner)]},
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": {k: v for k, v in meta["labels"].items() if not k.startswith("kueue.x-k8s.io/")},
+            "ownerReferences": [owner_reference(owner)],
+        },
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,

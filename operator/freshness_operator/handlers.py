@@ -52,7 +52,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **indexes: Any) ->
     kube = await Kube.connect()
     deps = Deps(kube=kube, settings=config, metrics=metrics, cache=cache)
     memo["kube"], memo["cache"] = kube, cache
-    memo["queue"] = ReconcileQueue(reconciler(deps), clock=deps.clock, metrics=metrics)
+    memo["queue"] = ReconcileQueue(reconciler(deps), metrics=metrics)  # timers on wall_time
     memo["leadership"] = Leadership(config, memo["queue"], metrics, kube)  # a standby's queue waits for the Lease
     memo["leadership"].start()
 

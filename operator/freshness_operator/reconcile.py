@@ -66,12 +66,19 @@ class ActionFailed(Exception):
 def utcnow() -> datetime:
     """The clock of decisions: wall time in whole seconds, as the status writes times (``Deps.clock``).
 
-    Reconciles read it once per decision and give it to the core as ``now``; the reconcile queue's
-    timers and backoff use the same one. Other clocks have other jobs: the leader election and the
-    cache measure intervals on ``time.monotonic`` (a wall-clock jump must not end a lease), Events
-    are stamped by ``kube`` and the model-age gauge by ``metrics`` at scrape time.
+    Reconciles read it once per decision and give it to the core as ``now``. Other clocks have
+    other jobs: the reconcile queue sets its timers on ``wall_time`` (a deadline measured from a
+    truncated ``now`` fired up to a second late), the leader election and the cache measure
+    intervals on ``time.monotonic`` (a wall-clock jump must not end a lease), Events are stamped by
+    ``kube`` and the model-age gauge by ``metrics`` at scrape time.
     """
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def wall_time() -> datetime:
+    """Wall time to the microsecond: what the reconcile queue measures its timers' delays on, so
+    a deadline at a whole second (as decisions and the status have them) fires at that second."""
+    return datetime.now(UTC)
 
 
 Clock = Callable[[], datetime]

@@ -2,7 +2,10 @@
 as timers, failures retried with backoff.
 
 What a reconcile does and what time it is are given (``reconcile``, ``clock``): the handlers pass
-``reconcile.reconciler(deps)`` and ``deps.clock``; the tests pass a script and their own clock.
+``reconcile.reconciler(deps)`` and keep the default clock, ``reconcile.wall_time`` (to the
+microsecond: the decisions' ``now`` has whole seconds, and a timer measured from it fired up to a
+second after its deadline, the largest part of due → Job at scale); the tests pass a script and
+their own clock.
 
 Watch events (the ModelDeployment, its Jobs, its serving Deployment) call ``kick``; the only
 timers are the deadlines ``decide`` asks for (the next drift check, a cooldown's end, a rollout's
@@ -23,7 +26,7 @@ from datetime import datetime, timedelta
 from freshness_operator import KIND
 from freshness_operator.kube import ApiError, NotLeading
 from freshness_operator.metrics import Metrics
-from freshness_operator.reconcile import Clock, Reconcile
+from freshness_operator.reconcile import Clock, Reconcile, wall_time
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -31,7 +34,9 @@ ERROR_BACKOFF_SECONDS = (1, 2, 5, 10, 30, 60)
 
 
 class ReconcileQueue:
-    def __init__(self, reconcile: Reconcile, *, clock: Clock, metrics: Metrics, active: bool = True) -> None:
+    def __init__(
+        self, reconcile: Reconcile, *, metrics: Metrics, clock: Clock = wall_time, active: bool = True
+    ) -> None:
         self._reconcile, self._clock, self._metrics = reconcile, clock, metrics
         self.active = active  # False: a standby (leader election), kicks are remembered, not run
         self._known: set[Key] = set()
@@ -151,6 +156,6 @@ class ReconcileQueue:
             timer.cancel()
         if when is None:
             return
-        # A little late rather than early: ``now`` has whole seconds and the timer loop its own clock.
+        # A little late rather than early: the timer loop has its own clock.
         delay = max(0.0, (when - self._clock()).total_seconds()) + 0.05
         self._timers[key] = asyncio.get_running_loop().call_later(delay, self.kick, key)

@@ -5,6 +5,7 @@ The queue gets its reconcile function and its clock as arguments: here a script 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,7 +42,9 @@ class Script:
         return outcome
 
 
-def make(script: Script, clock: Clock = utcnow) -> ReconcileQueue:
+def make(script: Script, clock: Clock | None = None) -> ReconcileQueue:
+    if clock is None:
+        return ReconcileQueue(script, metrics=Metrics())  # the default clock, as the handlers build it
     return ReconcileQueue(script, clock=clock, metrics=Metrics())
 
 
@@ -83,6 +86,34 @@ def test_deadline_becomes_a_timer_and_own_writes_are_recognised() -> None:
 
     asyncio.run(go())
     assert script.calls == 2  # the timer fired, once
+
+
+def test_a_deadline_at_a_whole_second_fires_at_that_second_not_up_to_one_later() -> None:
+    """Decisions and the status have whole seconds (``utcnow``); the queue as the handlers build it
+    measures the timer's delay on the wall clock, so a check due at second T starts just after T.
+    Measured from a truncated clock the timer fired up to a second late (p99 due -> Job ~1 s)."""
+    fired: list[float] = []
+
+    class Timed(Script):
+        async def __call__(self, namespace: str, name: str, peers: Any, failures: int) -> tuple[Any, str | None]:
+            fired.append(time.time())
+            return await super().__call__(namespace, name, peers, failures)
+
+    async def go() -> None:
+        while time.time() % 1 < 0.7:  # late in a second: a truncated clock is 0.7-1 s behind
+            await asyncio.sleep(0.01)
+        due = utcnow() + timedelta(seconds=2)
+        script = Timed((due, None))
+        r = make(script)
+        r.kick(("ml", "cats"))
+        while len(fired) < 2:
+            await asyncio.sleep(0.01)
+        await settle(r)
+        await r.close()
+        assert fired[1] >= due.timestamp()
+        assert fired[1] - due.timestamp() < 0.5, f"fired {fired[1] - due.timestamp():.2f}s after its deadline"
+
+    asyncio.run(asyncio.wait_for(go(), 30))
 
 
 def test_conflict_reruns_at_once_and_errors_back_off() -> None:

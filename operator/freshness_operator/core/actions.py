@@ -97,7 +97,14 @@ class ObserveQueued:
 
 
 Action = (
-    CreateDriftJob | CreateTrainJob | CreatePackageJob | DeleteJob | PatchImage | Emit | Count | ObserveDuration
+    CreateDriftJob
+    | CreateTrainJob
+    | CreatePackageJob
+    | DeleteJob
+    | PatchImage
+    | Emit
+    | Count
+    | ObserveDuration
     | ObserveQueued
 )
 

@@ -19,7 +19,7 @@ def expected(serving_image: str, version: str | None) -> str:
 def problem(serving_image: str, version: str | None, image: str | None, digest: str | None = None) -> str | None:
     """Why ``image`` may not be rolled out for ``version``, or None when it may."""
     tag = f"{serving_image}:{version}"
-    if version is None or image is None or not image.startswith(tag) or not _PINNED.fullmatch(image[len(tag):]):
+    if version is None or image is None or not image.startswith(tag) or not _PINNED.fullmatch(image[len(tag) :]):
         return f"got {image!r}, expected {expected(serving_image, version)}"
     if digest is not None and not image.endswith("@" + digest):
         return f"the digest {digest!r} is not the one in {image!r}"
