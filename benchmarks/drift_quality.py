@@ -15,12 +15,13 @@ One run, three retrain rules, all without labels, each on the same batches:
   test pins to Evidently's own; the decision is checked against the real preset on a sample of
   batches every run (``--evidently-checks``; disagreements are printed and fail the run);
 * **impact** — the new trigger (``freshness_contract.trigger``, policy ``impact``): the estimated
-  accuracy drop (reference accuracy on the held-out split minus the calibrated-confidence estimate,
+  accuracy drop (reference accuracy on the held-out images minus the calibrated-confidence estimate,
   ``drift_step.signals``) above ``accuracyDrop`` (0.05), or a significant novelty share.
 
-The reference of every rule is what the drift step now uses: the serving model's held-out split
-stored in the model file. Without ``--model`` the model is trained once per run exactly as
-``dvc exp run`` does with the repository's params.yaml (prepare + train stages).
+The reference of every rule is what the drift step now uses: the serving model's held-out images
+stored in the model file (its validation split and the prepare stage's reference split). Without
+``--model`` the model is trained once per run exactly as ``dvc exp run`` does with the repository's
+params.yaml (prepare + train stages).
 
 Shifts (benchmarks/drift_shifts.py) are generated with graded strengths. Each batch holds fresh
 renders of the sample set's production stream: a pool of ``--pool`` images is rendered per cell

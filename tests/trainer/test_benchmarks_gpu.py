@@ -110,7 +110,9 @@ def test_drift_quality_targets_are_judged_on_the_measured_cost() -> None:
     assert doc["targets"]["harmful"]["impact"]["met"] is True
     missed = doc["targets"]["harmful200"]["impact"]
     assert missed["met"] is False and missed["worst"] == "b"
-    assert "MISSED" in report.markdown(doc)
+    # The count is of the cells that pass (b misses the n = 200 target: 0 of 1 pass), labelled so.
+    assert "MISSED: 0/1 cells pass (worst b: 0.79)" in report.markdown(doc)
+    assert "met: 1/1 cells pass (worst a: 0.04)" in report.markdown(doc)
 
 
 def test_wilson_interval_matches_the_textbook_values() -> None:
