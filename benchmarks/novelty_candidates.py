@@ -23,6 +23,13 @@ class (bees), four harmless shifts and three harmful ones of the iid set (benchm
 and line drawings (another domain). A cell is the share of the set's images beyond the reference's
 95th | 99th percentile of that score; iid should read about 0.05 | 0.01.
 
+A second table runs the impact rule's novelty test itself (``impact.novelty_test``: the share beyond
+the 90th percentile of the nearest-neighbour distance, plus the feature-norm test; p < 0.02) with the
+distance column computed on each layer, over ``--reps`` random windows per row: iid, the harmless
+shifts and noise sd = 0.08 at n = 500, bees mixed into iid at 30% (n = 150, the demo's window) and
+10% (n = 500 and 200), and ``--mix``, a production folder drawn as it is (e.g. the demo's
+``production/new-class``), at n = 150.
+
 Without ``--model`` the sample project's model is trained as ``dvc exp run`` does (drift_quality.py);
 ``--source``: the image folder a given model was trained on (``data.source``; '' = the sample set),
 so its held-out split can be rebuilt with params.yaml's split settings.
@@ -48,7 +55,7 @@ for _path in (ROOT, ROOT / "trainer", ROOT / "contract"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from freshness_trainer import data, engine, model, params, sampledata  # noqa: E402
+from freshness_trainer import data, engine, impact, model, params, sampledata  # noqa: E402
 from freshness_trainer.stages import prepare  # noqa: E402
 
 from benchmarks import drift_quality, drift_shifts  # noqa: E402
@@ -181,16 +188,47 @@ def table(scores: dict[str, tuple[Array, Array]], sizes: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+def window_rates(ref: dict[str, Array], query: dict[str, Array], sets: dict[str, int], mix: str | None,
+                 reps: int) -> str:
+    """The novelty test's detection rate per window kind, the distance column on each layer."""
+    bounds = dict(zip(sets, np.cumsum([0, *sets.values()]).tolist(), strict=False))
+    rows: list[tuple[str, int, dict[str, float]]] = [("iid", 150, {}), ("iid", 500, {})]
+    rows += [(name, 500, {}) for name in ("brighter+4%", "jpeg q30", "noise .02", "resize nn", "noise .08")]
+    rows += [("iid", n, {"bees": share}) for share, n in ((0.3, 150), (0.1, 500), (0.1, 200))]
+    if mix is not None:
+        rows.append(("mix", 150, {}))
+    heads = [f"{'bees {:.0%}'.format(extra['bees']) if extra else name} n={n}" for name, n, extra in rows]
+    lines = ["| distance on | " + " | ".join(heads) + " |", "|---" * (len(rows) + 1) + "|"]
+    for layer in ("pen", "s-pool2", "s-conv3"):
+        own = np.stack([knn(ref[layer], ref[layer][:1])[0], np.linalg.norm(ref["pen"], axis=1)], axis=1)
+        cur = np.stack([knn(ref[layer], query[layer])[1], np.linalg.norm(query["pen"], axis=1)], axis=1)
+        cells = []
+        for i, (name, n, extra) in enumerate(rows):
+            rng = np.random.default_rng([i, reps])
+            found = 0
+            for _ in range(reps):
+                k = round(extra.get("bees", 0.0) * n)
+                picks = [bounds[name] + rng.choice(sets[name], n - k, replace=False)]
+                if k:
+                    picks.append(bounds["bees"] + rng.choice(sets["bees"], k, replace=False))
+                found += impact.novelty_test(own, cur[np.concatenate(picks)])[0].detected
+            cells.append(f"{found / reps:.2f}")
+        lines.append(f"| knn-{layer} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--model", help="serving model file (default: train the sample project's model)")
     ap.add_argument("--source", default="", help="the image folder the model was trained on ('' = the sample set)")
     ap.add_argument("--iid", type=int, default=1500, help="fresh production renders (and each shift of them)")
     ap.add_argument("--bees", type=int, default=800, help="renders of the new class")
+    ap.add_argument("--mix", help="a production image folder to draw windows of 150 from (e.g. the demo's new-class)")
+    ap.add_argument("--reps", type=int, default=200, help="windows per row of the novelty-test table")
     args = ap.parse_args(argv)
-    for name, value in (("--iid", args.iid), ("--bees", args.bees)):
-        if value < 2:
-            raise SystemExit(f"{name}: {value} is not allowed, it must be at least 2")
+    for name, value, least in (("--iid", args.iid, 500), ("--bees", args.bees, 50), ("--reps", args.reps, 1)):
+        if value < least:
+            raise SystemExit(f"{name}: {value} is not allowed, it must be at least {least} (windows of 500, 10% bees)")
     started = time.perf_counter()
     meta = drift_quality.machine()
     p = params.load(ROOT / "params.yaml")
@@ -212,11 +250,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# reference: {len(images)} held-out images rebuilt; the model file stores "
               f"{0 if ckpt.heldout is None else len(ckpt.heldout)} (not the same split: check --source)")
     sets = test_sets(args.iid, args.bees)
+    if args.mix:
+        sets["mix"] = data.load_images(data.list_images(args.mix), ckpt.image_size).images
+        if len(sets["mix"]) < 150:
+            raise SystemExit(f"--mix: {args.mix} has {len(sets['mix'])} images; windows of 150 need at least 150")
     feats = [layer_features(ckpt, x) for x in sets.values()]
     query = {k: np.concatenate([f[k] for f in feats]) for k in ref}
     print(f"# share of each set beyond the reference's 95th | 99th percentile of the score "
           f"({time.perf_counter() - started:.0f} s to features)")
-    print(table(candidates(ref, labels, query), {k: len(v) for k, v in sets.items()}))
+    sizes = {k: len(v) for k, v in sets.items()}
+    print(table(candidates(ref, labels, query), {k: v for k, v in sizes.items() if k != "mix"}))
+    print(f"# the novelty test (impact.novelty_test, alpha {impact.ALPHA}) with the distance on each layer: "
+          f"share of {args.reps} windows detected")
+    print(window_rates(ref, query, sizes, args.mix, args.reps))
     print(f"# {time.perf_counter() - started:.0f} s; load at the end {drift_quality.machine()['load'][0]:.2f}")
     return 0
 
