@@ -16,6 +16,8 @@ PODS_PER_NODE = 110
 
 
 OURS, BASE, BEFORE = "ours", "baseline", "ours (before)"
+# Our operator's two restarts in the idle phase: on specs all changed while it was down, then plain.
+CHANGED, PLAIN = "specs changed while down", "plain"
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,7 @@ class SizeResult:
     nodes: int
     runs: list[Run]
     idle: dict[str, Window]
-    restart_seconds: float
-    restart_requests: float
+    restarts: dict[str, tuple[float, float]]  # CHANGED / PLAIN -> (s to every object reconciled, API requests)
     load: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # 1/5/15-min load average at start, end
 
     def of(self, who: str) -> list[Window]:

@@ -84,13 +84,14 @@ def size_table(r: SizeResult, cfg: Config) -> str:
         loads = [" / ".join(f"{x:.1f}" for x in load) for load in r.load]
         head += f"; load average (1/5/15 min) {loads[0]} at the start, {loads[1]} at the end"
     tail = "\nCells: median over repetitions [min, max]; ≥: includes checks never started (a lower bound)."
-    if math.isinf(r.restart_seconds):
-        tail += f"\nOur operator restarted on the {r.n} objects: not done reconciling them within the limit."
-    elif not math.isnan(r.restart_seconds):
-        tail += (
-            f"\nOur operator restarted on the {r.n} objects: every object reconciled again after "
-            f"{r.restart_seconds:.1f}s (start to the last, from its /metrics), {r.restart_requests:.0f} API requests."
-        )
+    for kind, (seconds, requests) in r.restarts.items():
+        if math.isinf(seconds):
+            tail += f"\nOur operator restarted ({kind}) on the {r.n} objects: not done with them within the limit."
+        else:
+            tail += (
+                f"\nOur operator restarted ({kind}) on the {r.n} objects: every object reconciled after "
+                f"{seconds:.1f}s (from its start, read from its /metrics), {requests:.0f} API requests."
+            )
     return f"{head}\n\n{table(['', *whos, 'ours/baseline'], rows)}{tail}"
 
 
@@ -199,8 +200,7 @@ def to_json(results: Sequence[SizeResult], cfg: Config) -> dict[str, Any]:
             "interval": r.interval,
             "nodes": r.nodes,
             "load_average": {"start": r.load[0], "end": r.load[1]},
-            "restart_seconds": r.restart_seconds,
-            "restart_requests": r.restart_requests,
+            "restarts": {kind: {"seconds": sec, "requests": req} for kind, (sec, req) in r.restarts.items()},
             "runs": [
                 {
                     "who": x.who,
