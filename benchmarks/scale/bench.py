@@ -262,10 +262,9 @@ class Bench:
             base = self.start(BASE, "idle")
             ours: Process | None = None
             try:
-                for kind in (CHANGED, PLAIN):
-                    if ours is not None:
-                        ours.stop()
-                    ours, restarts[kind] = self.restart()
+                ours, restarts[CHANGED] = self.restart()
+                ours.stop()
+                ours, restarts[PLAIN] = self.restart()
                 who = [(ours, self.ids[OURS]), (base, self.ids[BASE])]
                 idle[OURS], idle[BASE] = self.measure(who, cfg.idle_window, None)
             except TimeoutError as exc:  # a finding, not a reason to lose the busy windows
