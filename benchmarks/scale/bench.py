@@ -259,14 +259,14 @@ class Bench:
             self.set_intervals(IDLE_INTERVAL)
             wait_until("the last checks to finish", lambda: self.tracker.running() == 0, 60 + n * 0.1)
             self.epoch = time.time() + 86400  # no first check falls due either
-            base = self.start(BASE, "idle")
+            base = self.start(BASE, "idle") if BASE in cfg.operators else None
             ours: Process | None = None
             try:
                 ours, restarts[CHANGED] = self.restart()
                 ours.stop()
                 ours, restarts[PLAIN] = self.restart()
-                who = [(ours, self.ids[OURS]), (base, self.ids[BASE])]
-                idle[OURS], idle[BASE] = self.measure(who, cfg.idle_window, None)
+                who = [(ours, self.ids[OURS]), *([(base, self.ids[BASE])] if base is not None else [])]
+                idle.update(zip((OURS, BASE), self.measure(who, cfg.idle_window, None), strict=False))
             except TimeoutError as exc:  # a finding, not a reason to lose the busy windows
                 print(f"# N={n}: {exc}; no idle figures", flush=True)
                 restarts.setdefault(CHANGED, (math.inf, math.nan))

@@ -35,6 +35,7 @@ class Config:
     lead: float | None = None  # s from a wiped slate to the first checks falling due (None: by N)
     settle: float | None = None  # s from then to the window's opening (None: by N)
     serving: str = "pods"  # "paused": serving Deployments paused, no ReplicaSets nor pods (cheap seeding)
+    baseline: bool = True  # False: ours alone (at 10,000 the baseline's timers swamp the local API server)
 
     def interval_for(self, n: int) -> int:
         return self.interval or max(10, round(n / self.rate))
@@ -48,7 +49,7 @@ class Config:
 
     @property
     def operators(self) -> tuple[str, ...]:
-        return (OURS, BASE, BEFORE) if self.ours_src else (OURS, BASE)
+        return (OURS, *((BASE,) if self.baseline else ()), *((BEFORE,) if self.ours_src else ()))
 
     def order(self, rep: int) -> tuple[str, ...]:
         """The operators' order in repetition ``rep``: reversed every other one. Pure."""
