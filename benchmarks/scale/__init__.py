@@ -26,11 +26,13 @@ window opening ``--settle`` s later. Operators:
 - baseline (benchmarks/baseline_operator.py): async kopf timer per object listing the object's
   Jobs on every tick, one shared aiohttp client.
 
-Then idle, once per size: every interval set to 24h; the baseline and our operator (restarted on
-the same objects: it rebuilds its status from the Jobs) measured with nothing due. The restart
-settles when our operator has reconciled every object once, which its own /metrics show (each
-reconcile sets the object's ``modelfreshness_phase`` series; a new process has none): the time from
-its start to the last, and its API requests until then.
+Then idle, once per size: every interval set to 24h; the baseline starts, and our operator
+restarts twice on the same objects (it rebuilds its status from the Jobs): first on specs all
+changed while it was down (each object's status is written again), then plainly (nothing to
+write); the baseline and the second ours are measured with nothing due. A restart settles when
+our operator has reconciled every object once, which its own /metrics show (each reconcile sets
+the object's ``modelfreshness_phase`` series; a new process has none): the time from its start to
+the last, and its API requests until then.
 
 Measured per window: RSS (end and peak) and CPU of the operator process (/proc), drift-due ->
 Job-created latency, API requests per minute by verb from the API server's own metrics (a

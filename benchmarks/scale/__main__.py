@@ -40,6 +40,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None, Path | 
         help="pods: each serving Deployment runs one kwok pod (default); paused: Deployments paused, no "
         "ReplicaSet nor pod (seeding 10,000 pods takes the local controller-manager most of an hour)",
     )
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="ours alone (at 10,000 objects the baseline's per-object timers swamp the local API server)",
+    )
     p.add_argument("--smoke", action="store_true", help="CI: N=5, 2 reps, short windows, correctness (never time)")
     a = p.parse_args(argv)
     for flag in ("lead", "settle"):
@@ -68,6 +73,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None, Path | 
             a.lead,
             a.settle,
             a.serving,
+            not a.no_baseline,
         )
     png = a.png or (a.json.with_suffix(".png") if a.json else None)
     return cfg, a.json, png

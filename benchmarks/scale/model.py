@@ -16,6 +16,8 @@ PODS_PER_NODE = 110
 
 
 OURS, BASE, BEFORE = "ours", "baseline", "ours (before)"
+# Our operator's two restarts in the idle phase: on specs all changed while it was down, then plain.
+CHANGED, PLAIN = "specs changed while down", "plain"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Config:
     lead: float | None = None  # s from a wiped slate to the first checks falling due (None: by N)
     settle: float | None = None  # s from then to the window's opening (None: by N)
     serving: str = "pods"  # "paused": serving Deployments paused, no ReplicaSets nor pods (cheap seeding)
+    baseline: bool = True  # False: ours alone (at 10,000 the baseline's timers swamp the local API server)
 
     def interval_for(self, n: int) -> int:
         return self.interval or max(10, round(n / self.rate))
@@ -46,7 +49,7 @@ class Config:
 
     @property
     def operators(self) -> tuple[str, ...]:
-        return (OURS, BASE, BEFORE) if self.ours_src else (OURS, BASE)
+        return (OURS, *((BASE,) if self.baseline else ()), *((BEFORE,) if self.ours_src else ()))
 
     def order(self, rep: int) -> tuple[str, ...]:
         """The operators' order in repetition ``rep``: reversed every other one. Pure."""
@@ -108,8 +111,7 @@ class SizeResult:
     nodes: int
     runs: list[Run]
     idle: dict[str, Window]
-    restart_seconds: float
-    restart_requests: float
+    restarts: dict[str, tuple[float, float]]  # CHANGED / PLAIN -> (s to every object reconciled, API requests)
     load: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # 1/5/15-min load average at start, end
 
     def of(self, who: str) -> list[Window]:

@@ -37,6 +37,11 @@ def cell(values: Sequence[float], digits: int = 1, bound: bool = False) -> str:
     return f"{mark}{fmt(median(finite), digits)} [{fmt(min(finite), digits)}, {fmt(max(finite), digits)}]"
 
 
+def vs_base(ours: float, baseline: float) -> str:
+    """The ours/baseline column's cell ("-" without a baseline)."""
+    return fmt(ratio(ours, baseline), 2)
+
+
 def size_table(r: SizeResult, cfg: Config) -> str:
     whos = cfg.operators
     metrics: list[tuple[str, Callable[[Window], float], int]] = [
@@ -57,7 +62,7 @@ def size_table(r: SizeResult, cfg: Config) -> str:
         [
             "RSS peak (MiB)",
             *(cell(r.peaks(who)) for who in whos),
-            fmt(ratio(*(median(r.peaks(w)) for w in whos[:2])), 2),
+            vs_base(median(r.peaks(OURS)), median(r.peaks(BASE)) if BASE in whos else math.nan),
         ]
     ]
     for label, value, digits in metrics:
@@ -66,11 +71,12 @@ def size_table(r: SizeResult, cfg: Config) -> str:
             continue
         q = {"p50": 50, "p99": 99, "max": 100}.get(label.split()[-2]) if "due → Job" in label else None
         cells = [cell(per[who], digits, q is not None and any(w.bound(q) for w in r.of(who))) for who in whos]
-        rows.append([label, *cells, fmt(ratio(median(per[OURS]), median(per[BASE])), 2)])
+        rows.append([label, *cells, vs_base(median(per[OURS]), median(per[BASE]) if BASE in per else math.nan)])
     idle = [r.idle[who].requests_per_min if who in r.idle else math.nan for who in whos]
     idle_cpu = [r.idle[who].cpu_percent if who in r.idle else math.nan for who in whos]
-    rows.append(["API requests/min, idle (nothing due)", *(fmt(v) for v in idle), fmt(ratio(idle[0], idle[1]), 2)])
-    rows.append(["CPU idle (% of one core)", *(fmt(v) for v in idle_cpu), fmt(ratio(idle_cpu[0], idle_cpu[1]), 2)])
+    base = whos.index(BASE) if BASE in whos else None
+    for label, values in (("API requests/min, idle (nothing due)", idle), ("CPU idle (% of one core)", idle_cpu)):
+        rows.append([label, *(fmt(v) for v in values), vs_base(values[0], values[base] if base else math.nan)])
     orders = "; ".join(" → ".join(cfg.order(rep)) for rep in range(cfg.reps))
     head = (
         f"N = {r.n}: interval {r.interval}s ({r.n / r.interval:.2f} checks/s), busy window {cfg.window:.0f}s per "
@@ -84,13 +90,14 @@ def size_table(r: SizeResult, cfg: Config) -> str:
         loads = [" / ".join(f"{x:.1f}" for x in load) for load in r.load]
         head += f"; load average (1/5/15 min) {loads[0]} at the start, {loads[1]} at the end"
     tail = "\nCells: median over repetitions [min, max]; ≥: includes checks never started (a lower bound)."
-    if math.isinf(r.restart_seconds):
-        tail += f"\nOur operator restarted on the {r.n} objects: not done reconciling them within the limit."
-    elif not math.isnan(r.restart_seconds):
-        tail += (
-            f"\nOur operator restarted on the {r.n} objects: every object reconciled again after "
-            f"{r.restart_seconds:.1f}s (start to the last, from its /metrics), {r.restart_requests:.0f} API requests."
-        )
+    for kind, (seconds, requests) in r.restarts.items():
+        if math.isinf(seconds):
+            tail += f"\nOur operator restarted ({kind}) on the {r.n} objects: not done with them within the limit."
+        else:
+            tail += (
+                f"\nOur operator restarted ({kind}) on the {r.n} objects: every object reconciled after "
+                f"{seconds:.1f}s (from its start, read from its /metrics), {requests:.0f} API requests."
+            )
     return f"{head}\n\n{table(['', *whos, 'ours/baseline'], rows)}{tail}"
 
 
@@ -199,8 +206,7 @@ def to_json(results: Sequence[SizeResult], cfg: Config) -> dict[str, Any]:
             "interval": r.interval,
             "nodes": r.nodes,
             "load_average": {"start": r.load[0], "end": r.load[1]},
-            "restart_seconds": r.restart_seconds,
-            "restart_requests": r.restart_requests,
+            "restarts": {kind: {"seconds": sec, "requests": req} for kind, (sec, req) in r.restarts.items()},
             "runs": [
                 {
                     "who": x.who,

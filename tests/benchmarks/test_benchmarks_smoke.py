@@ -51,8 +51,11 @@ def test_scale_smoke_alternates_and_gives_both_operators_the_same_checks(cluster
         assert busy["requests"]["create"] > 0, who  # its Jobs: both create one per check
     for name in ("ours", "baseline"):
         assert math.isfinite(size["idle"][name]["requests_per_min"]), name
-    # The restart settled: its /metrics showed every object reconciled again (inf: never; nan: not measured).
-    assert 0 < size["restart_seconds"] < 120, size["restart_seconds"]
+    # Both restarts settled: its /metrics showed every object reconciled again; the plain one wrote nothing.
+    restarts = size["restarts"]
+    assert set(restarts) == {"specs changed while down", "plain"}, restarts
+    assert all(0 < r["seconds"] < 120 for r in restarts.values()), restarts
+    assert restarts["plain"]["requests"] < restarts["specs changed while down"]["requests"], restarts
     assert (tmp_path / "scale.png").stat().st_size > 10_000, "no figure beside the JSON"
     left = cluster.kubectl("get", "flowschemas", "-o", "name").stdout
     assert "bench-" not in left, "the benchmark left its FlowSchemas behind"
