@@ -95,24 +95,29 @@ class Pool:
     embeddings: np.ndarray
     correct: np.ndarray
     distance: np.ndarray
-    """Novelty scores: distance to the nearest reference image, feature norm (``drift_rules.Impact.distances``)."""
+    """Novelty scores: distance to the nearest reference image, feature norm, early features' distance
+    (``drift_rules.Impact.distances``)."""
+    early: np.ndarray | None = None
 
     @staticmethod
-    def of(table: pd.DataFrame, embeddings: np.ndarray, correct: np.ndarray, distance: np.ndarray) -> Pool:
-        return Pool({str(c): table[c].to_numpy() for c in table.columns}, embeddings, correct, distance)
+    def of(table: pd.DataFrame, embeddings: np.ndarray, correct: np.ndarray, distance: np.ndarray,
+           early: np.ndarray | None) -> Pool:
+        return Pool({str(c): table[c].to_numpy() for c in table.columns}, embeddings, correct, distance, early)
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.columns)
 
     def take(self, idx: np.ndarray) -> Pool:
         return Pool({c: v[idx] for c, v in self.columns.items()}, self.embeddings[idx], self.correct[idx],
-                    self.distance[idx])
+                    self.distance[idx], None if self.early is None else self.early[idx])
 
     @staticmethod
     def concat(parts: list[Pool]) -> Pool:
         return Pool({c: np.concatenate([p.columns[c] for p in parts]) for c in parts[0].columns},
                     np.concatenate([p.embeddings for p in parts]), np.concatenate([p.correct for p in parts]),
-                    np.concatenate([p.distance for p in parts]))
+                    np.concatenate([p.distance for p in parts]),
+                    None if any(p.early is None for p in parts) else np.concatenate([p.early for p in parts
+                                                                                     if p.early is not None]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +137,7 @@ def extract(ctx: Context, images: np.ndarray, labels: list[str], chunk: int = 20
         out = features.extract_all(ctx.ckpt, x, ctx.settings, pca=ctx.reference.pca)
         truth = np.asarray(labels[start:start + chunk], dtype=object)
         parts.append(Pool.of(out.table, out.embeddings, out.table["predicted"].to_numpy() == truth,
-                             ctx.impact.distances(out.embeddings)))
+                             ctx.impact.distances(out.embeddings, out.early), out.early))
     return Pool.concat(parts)
 
 
@@ -204,7 +209,7 @@ def agrees_with_the_slow_path(ctx: Context, batch: Pool, c: Check) -> bool:
     fast = ctx.tests.pvalues(table)
     same_p = slow.keys() == fast.keys() and all(abs(slow[k] - fast[k]) <= 1e-12 * max(1.0, slow[k]) for k in slow)
     share, dataset = drift_rules.evidently_preset(ctx.reference.table, table)
-    current = features.Extracted(table, ctx.reference.pca, batch.embeddings)
+    current = features.Extracted(table, ctx.reference.pca, batch.embeddings, batch.early)
     # drift_step.signals reads the tables only; the image set stands in for the decoded window.
     window = data.ImageSet(torch.zeros((len(batch.correct), 3, 1, 1), dtype=torch.uint8), None, list(ctx.ckpt.classes))
     found = drift_step.signals(ctx.ckpt, drift_step.Tables(ctx.reference, current, None, window, None))
@@ -281,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--model: the model file has no calibration; train it with this commit's train stage")
     reference = features.reference_table(ckpt, ckpt.heldout)
     signals = drift_rules.Impact(impact.Calibration.from_json(ckpt.calibration), drift_step.estimate_reference(ckpt),
-                                 reference.embeddings)
+                                 reference.embeddings, reference.early)
     ctx = Context(ckpt, reference, engine.DeviceOptions.for_device("cpu"), drift_rules.Tests(reference.table), signals)
     print(f"# drift_quality  {meta['date']}  commit {meta['commit']}  {meta['host']}  {meta['cpus']} CPUs  "
           f"load {meta['load'][0]:.2f}  torch {meta['torch']}", flush=True)

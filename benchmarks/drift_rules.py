@@ -118,24 +118,29 @@ class Impact:
     """``drift_step.signals``' two label-free signals for many batches against one reference, fast.
 
     The per-image novelty scores (``impact.novelty_scores``: distance to the nearest reference image,
-    feature norm) are computed once per pool image (``distances``); a batch's test is
+    feature norm, early features' distance) are computed once per pool image (``distances``); a batch's test is
     ``impact.novelty_test`` on its rows and its estimate ``impact.estimate_accuracy`` with the
     novelty flags, as ``drift_step.signals`` does. The benchmark compares both with ``drift_step.signals``
     on sample batches.
     """
 
     def __init__(self, calibration: impact.Calibration, reference_accuracy: float | None,
-                 reference_embeddings: np.ndarray) -> None:
+                 reference_embeddings: np.ndarray, reference_early: np.ndarray | None = None) -> None:
         if len(reference_embeddings) > inspect.signature(impact.novelty).parameters["max_reference"].default:
             raise ValueError("Impact reproduces impact.novelty for an unsampled reference only")
         self.calibration = calibration
         self.reference_accuracy = reference_accuracy
         self._ref = np.asarray(reference_embeddings, dtype=np.float64)
-        self._ref_scores = impact.novelty_scores(self._ref, self._ref[:0])[0]
+        self._early = None if reference_early is None else np.asarray(reference_early, dtype=np.float64)
+        self._ref_scores = impact.novelty_scores(
+            self._ref, self._ref[:0], reference_early=self._early,
+            production_early=None if self._early is None else self._early[:0])[0]
 
-    def distances(self, embeddings: np.ndarray) -> np.ndarray:
-        """Per image: ``impact.novelty_scores``' window columns (distance, feature norm)."""
-        return impact.novelty_scores(self._ref, np.asarray(embeddings, dtype=np.float64))[1]
+    def distances(self, embeddings: np.ndarray, early: np.ndarray | None = None) -> np.ndarray:
+        """Per image: ``impact.novelty_scores``' window columns (distance, feature norm, and the early
+        features' distance when the reference has them)."""
+        return impact.novelty_scores(self._ref, np.asarray(embeddings, dtype=np.float64), reference_early=self._early,
+                                     production_early=None if self._early is None else early)[1]
 
     def novelty(self, scores: np.ndarray) -> tuple[impact.Novelty, np.ndarray]:
         """The novelty test of a batch from its rows of ``distances``, and its per-image flags."""

@@ -64,6 +64,8 @@ from benchmarks import drift_quality, drift_shifts  # noqa: E402
 Array = NDArray[np.float64]
 GAP = {"conv3": 7, "conv5": 11}  # index in AlexNet's ``features`` of the ReLU after the convolution
 SPATIAL = {"s-pool2": 5, "s-conv3": 7}
+# the same maps of the image standardised per image (z: one mean and sd; zc: per channel)
+ZSPATIAL = [p + name[1:] for p in ("z", "zc") for name in SPATIAL]
 SETTINGS = engine.DeviceOptions.for_device("cpu")
 POOL_SEED = drift_quality.POOL_SEED
 
@@ -71,13 +73,25 @@ POOL_SEED = drift_quality.POOL_SEED
 @torch.no_grad()
 def layer_features(ckpt: model.Checkpoint, images: torch.Tensor, batch: int = 256) -> dict[str, Array]:
     """Per image: pooled convolutional features, the last hidden layer (``pen``) and the logits."""
-    net = model._unwrap(ckpt.model).eval()
+    net = model.unwrap(ckpt.model).eval()
     trunk, pool, classifier = net.features, net.avgpool, net.classifier
     assert isinstance(trunk, torch.nn.Sequential) and isinstance(pool, torch.nn.Module)
     assert isinstance(classifier, torch.nn.Sequential)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in [*GAP, *SPATIAL, "pen", "logits"]}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in [*GAP, *SPATIAL, *ZSPATIAL, "pen", "logits"]}
     for start in range(0, len(images), batch):
-        x = engine.normalize(images[start:start + batch], SETTINGS)
+        raw = images[start:start + batch]
+        for prefix, dims in (("z", (1, 2, 3)), ("zc", (2, 3))):
+            z = raw.double() / 255.0
+            z = ((z - z.mean(dims, keepdim=True)) / z.std(dims, keepdim=True).clamp_min(1e-3)).float()
+            for i, layer in enumerate(trunk):
+                z = layer(z)
+                for name, j in SPATIAL.items():
+                    if i == j:
+                        parts[prefix + name[1:]].append(
+                            torch.flatten(torch.nn.functional.adaptive_avg_pool2d(z, 3), 1))
+                if i >= max(SPATIAL.values()):
+                    break
+        x = engine.normalize(raw, SETTINGS)
         for i, layer in enumerate(trunk):
             x = layer(x)
             for name, j in GAP.items():
@@ -134,7 +148,7 @@ def candidates(ref: dict[str, Array], labels: NDArray[np.int64], query: dict[str
                ) -> dict[str, tuple[Array, Array]]:
     """Each candidate's (reference scores, query scores); larger = more novel."""
     out: dict[str, tuple[Array, Array]] = {}
-    for layer in [*GAP, *SPATIAL, "pen"]:
+    for layer in [*GAP, *SPATIAL, *ZSPATIAL, "pen"]:
         out[f"knn-{layer}"] = knn(ref[layer], query[layer])
     for layer in [*GAP, "pen"]:
         out[f"maha-{layer}"] = mahalanobis(ref[layer], labels, query[layer])
@@ -157,7 +171,8 @@ def test_sets(n_iid: int, n_bees: int) -> dict[str, torch.Tensor]:
     shifts = (("brighter", 1.04, "brighter+4%"), ("jpeg", 30.0, "jpeg q30"), ("noise", 0.02, "noise .02"),
               ("resize", nearest, "resize nn"), ("darker", 0.8, "darker-20%"), ("noise", 0.08, "noise .08"),
               ("darker", 0.7, "darker-30%"),
-              ("rotation", 30.0, "rotate 30"))
+              ("rotation", 30.0, "rotate 30"), ("contrast", 0.95, "contrast-5%"), ("contrast", 1.05, "contrast+5%"),
+              ("blur", 2.0, "blur 2px"), ("rotation", 10.0, "rotate 10"), ("darker", 0.96, "darker-4%"))
     for i, (family, value, label) in enumerate(shifts):
         shift = drift_shifts.Shift(family, value, label)
         sets[label] = _tensor(shift.apply(base.images, np.random.default_rng([POOL_SEED, i])))
@@ -195,14 +210,15 @@ def window_rates(ref: dict[str, Array], query: dict[str, Array], sets: dict[str,
     """The novelty test's detection rate per window kind, the distance column on each layer."""
     bounds = dict(zip(sets, np.cumsum([0, *sets.values()]).tolist(), strict=False))
     rows: list[tuple[str, int, dict[str, float]]] = [("iid", 150, {}), ("iid", 500, {})]
-    harmless = ("brighter+4%", "jpeg q30", "noise .02", "resize nn", "darker-20%")
+    harmless = ("brighter+4%", "jpeg q30", "noise .02", "resize nn", "darker-20%", "darker-4%", "contrast-5%",
+                "contrast+5%", "blur 2px", "rotate 10")
     rows += [(name, 500, {}) for name in (*harmless, "noise .08")]
     rows += [("iid", n, {"bees": share}) for share, n in ((0.3, 150), (0.1, 500), (0.1, 200))]
     if mix is not None:
         rows.append(("mix", 150, {}))
     heads = [f"{'bees {:.0%}'.format(extra['bees']) if extra else name} n={n}" for name, n, extra in rows]
     lines = ["| distance on | " + " | ".join(heads) + " |", "|---" * (len(rows) + 1) + "|"]
-    for layer in ("pen", "s-pool2", "s-conv3"):
+    for layer in ("pen", "s-pool2", "s-conv3", *ZSPATIAL):
         own = np.stack([knn(ref[layer], ref[layer][:1])[0], np.linalg.norm(ref["pen"], axis=1)], axis=1)
         cur = np.stack([knn(ref[layer], query[layer])[1], np.linalg.norm(query["pen"], axis=1)], axis=1)
         cells = []

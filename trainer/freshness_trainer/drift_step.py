@@ -128,7 +128,10 @@ def signals(ckpt: model.Checkpoint, t: Tables) -> Impact:
     """The accuracy estimate and the novelty signal of one check. Pure given the tables."""
     cal = impact.Calibration.from_json(ckpt.calibration) if ckpt.calibration is not None else None
     confidence = t.current.table["confidence"].to_numpy()
-    novelty, novel = impact.novelty_flags(t.reference.embeddings, t.current.embeddings)
+    both = t.reference.early is not None and t.current.early is not None
+    novelty, novel = impact.novelty_flags(t.reference.embeddings, t.current.embeddings,
+                                          reference_early=t.reference.early if both else None,
+                                          production_early=t.current.early if both else None)
     estimate = impact.window_estimate(cal, confidence, novelty, novel) if cal is not None else None
     return Impact(estimate, estimate_reference(ckpt), novelty, "folder" if t.ref is not None else "heldOut")
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from freshness_trainer import engine
-from freshness_trainer.model import Checkpoint, HeldOut, penultimate
+from freshness_trainer.model import Checkpoint, HeldOut, penultimate, unwrap
 from freshness_trainer.model import head as model_head
 
 IMAGE_STATS = ("brightness", "contrast", "saturation", "sharpness", "noise", "edge_h_share", "red", "green", "blue")
@@ -107,6 +107,40 @@ def model_outputs(ckpt: Checkpoint, images: torch.Tensor, settings: engine.Devic
     return torch.cat(embs).double().numpy(), torch.cat(logits).double().numpy()
 
 
+EARLY_GRID = 3
+"""``early_features`` average-pools the maps to this many cells a side (where in the image a stroke is)."""
+
+
+@torch.no_grad()
+def early_features(ckpt: Checkpoint, images: torch.Tensor, settings: engine.DeviceOptions, batch_size: int = 256
+                   ) -> NDArray[np.float64] | None:
+    """The third novelty test's features: the output of the trunk's second pooling layer (AlexNet's
+    ``features[5]``: conv1, conv2 and their ReLU and max-pooling), average-pooled to
+    ``EARLY_GRID`` x ``EARLY_GRID`` and flattened, computed on each image **standardised by its
+    own mean and standard deviation** (over all pixels and channels) instead of the training
+    normalisation. Early layers see texture and local shape, where a new class differs from the
+    known ones more than in the last hidden layer; the standardisation makes them blind to a
+    change of brightness or contrast (an affine change of every pixel value, harmless to the
+    model), which otherwise moves them as far as a new class does (benchmarks/novelty_candidates.py).
+    None for a model without a ``features`` trunk of at least two pooling layers."""
+    net = unwrap(ckpt.model)
+    trunk = getattr(net, "features", None)
+    if not isinstance(trunk, torch.nn.Sequential):
+        return None
+    pools = [i for i, layer in enumerate(trunk) if isinstance(layer, torch.nn.MaxPool2d)]
+    if len(pools) < 2:
+        return None
+    early = trunk[: pools[1] + 1].to(settings.device).eval()
+    parts = []
+    for idx in engine.batches(len(images), batch_size):
+        x = images[idx.to(images.device)].to(settings.device).float() / 255.0
+        flat = x.flatten(1)
+        x = (x - flat.mean(1).view(-1, 1, 1, 1)) / flat.std(1).clamp_min(1e-3).view(-1, 1, 1, 1)
+        y = F.adaptive_avg_pool2d(early(x), EARLY_GRID)
+        parts.append(torch.flatten(y, 1).double().cpu())
+    return torch.cat(parts).numpy() if parts else np.zeros((0, 0))
+
+
 def softmax(logits: NDArray[np.float64]) -> NDArray[np.float64]:
     """Row-wise softmax. Pure."""
     z = logits - logits.max(axis=1, keepdims=True)
@@ -140,6 +174,8 @@ class Extracted:
     table: pd.DataFrame
     pca: Pca
     embeddings: NDArray[np.float64]
+    early: NDArray[np.float64] | None = None
+    """``early_features`` of the same images (None: the model has none, or the reference is older)."""
 
 
 def extract_all(ckpt: Checkpoint, images: torch.Tensor, settings: engine.DeviceOptions, *,
@@ -148,7 +184,8 @@ def extract_all(ckpt: Checkpoint, images: torch.Tensor, settings: engine.DeviceO
     emb, logits = model_outputs(ckpt, images, settings)
     if pca is None:
         pca = Pca.fit(emb, pca_components)
-    return Extracted(table(ckpt, emb, logits, image_statistics(images.to(settings.device)), pca), pca, emb)
+    return Extracted(table(ckpt, emb, logits, image_statistics(images.to(settings.device)), pca), pca, emb,
+                     early_features(ckpt, images, settings))
 
 
 def held_out(ckpt: Checkpoint, images: torch.Tensor, labels: torch.Tensor, settings: engine.DeviceOptions) -> HeldOut:
@@ -156,8 +193,10 @@ def held_out(ckpt: Checkpoint, images: torch.Tensor, labels: torch.Tensor, setti
     drift step uses (item 3 of issue 14)."""
     emb, logits = model_outputs(ckpt, images, settings)
     stats = image_statistics(images.to(settings.device))
+    early = early_features(ckpt, images, settings)
     return HeldOut(torch.from_numpy(emb).float(), torch.from_numpy(logits).float(), labels.cpu().long(),
-                   {k: torch.from_numpy(v) for k, v in stats.items()})
+                   {k: torch.from_numpy(v) for k, v in stats.items()},
+                   None if early is None else torch.from_numpy(early).float())
 
 
 def reference_table(ckpt: Checkpoint, held: HeldOut, pca_components: int = 3) -> Extracted:
@@ -165,4 +204,5 @@ def reference_table(ckpt: Checkpoint, held: HeldOut, pca_components: int = 3) ->
     emb = held.embeddings.double().numpy()
     pca = Pca.fit(emb, pca_components)
     stats = {k: v.double().numpy() for k, v in held.stats.items()}
-    return Extracted(table(ckpt, emb, held.logits.double().numpy(), stats, pca), pca, emb)
+    early = None if held.early is None else held.early.double().numpy()
+    return Extracted(table(ckpt, emb, held.logits.double().numpy(), stats, pca), pca, emb, early)

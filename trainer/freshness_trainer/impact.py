@@ -12,18 +12,24 @@ Three signals of a drift check (``freshness_contract.trigger`` decides which sta
   divergent fit, and the mean calibrated confidence on it equals its accuracy). Valid for covariate
   shift: a change of the inputs under which confidence stays calibrated;
 * **novelty**: calibration cannot see classes the model has never seen (it is confidently wrong on
-  them). ``novelty`` runs two tail tests against the reference and reports the window's share
-  beyond either threshold: the **distance** test (each image's cosine distance to its nearest
+  them). ``novelty`` runs two or three tail tests against the reference and reports the window's share
+  beyond any threshold: the **distance** test (each image's cosine distance to its nearest
   reference neighbour in the model's embedding space, rows L2-normalised, beyond the
   ``DISTANCE_PERCENTILE`` (90th) of the reference's own leave-one-out distances) and the
   **feature-norm** test (the L2 norm of the raw embedding beyond ``NORM_MARGIN`` (1.1) times the
   ``NORM_PERCENTILE`` (99.9th) of the reference's norms: images unlike anything seen in training
   often excite the last hidden layer much more strongly, which normalising the rows hides; line
-  drawings in the drift-quality benchmark are found this way and not by distance). Each test
-  runs at ``alpha / 2`` and the reported p-value is the Bonferroni one, ``min(1, 2·min(p))``.
+  drawings in the drift-quality benchmark are found this way and not by distance), and, when the
+  model file and the window carry them, the **early-feature distance** test: the same
+  nearest-neighbour test on ``features.early_features`` (the trunk's second pooling layer on each
+  image standardised by its own mean and deviation, so brightness and contrast do not move it).
+  A new class that the last hidden layer maps among the known ones (the sample set's bees: 14% of
+  them beyond the 95th percentile of the demo model's last-layer distances) differs in texture and
+  local shape (39% there); benchmarks/novelty_candidates.py measures it. Each of the ``t`` tests
+  (2 or 3) runs at ``alpha / t`` and the reported p-value is the Bonferroni one, ``min(1, t·min(p))``.
 
 When novelty is detected, ``estimate_accuracy`` is given the images farther out than
-``ERROR_PERCENTILE`` (95th) of the distances, or beyond the norm threshold, and counts them as errors
+``ERROR_PERCENTILE`` (95th) of either distance, or beyond the norm threshold, and counts them as errors
 (the calibration does not cover them; counting them wrong is the pessimistic choice) after
 correcting for the share the reference itself implies; otherwise the estimate is plain CBPE.
 
@@ -33,7 +39,7 @@ of n reference scores (``r = ceil(q·(n+1))``, the conformal quantile), so the c
 image exceeds it is Beta(n+1-r, r) distributed and the count of m window images above it is
 beta-binomial(m, n+1-r, r). Its p-value therefore accounts for the uncertainty of a small reference
 (60 images give a wide null; hundreds a sharp one); ``reference_rate`` is E[U] = (n+1-r)/(n+1),
-summed over the two tests (a bound on the union's rate). Window images are compared with all n
+summed over the tests (a bound on the union's rate). Window images are compared with all n
 reference images, reference images with n-1 others, so the distance test errs on the conservative
 side; the norm needs no neighbours.
 
@@ -84,7 +90,8 @@ most of those images are still classified right (estimate 17 points too low). Ch
 drift-quality benchmark's pools among 93/95/97/99 (the estimate within 3 points on 1, 6, 5 and 3 of
 10 damaging cells): a tuned value, not a derived one."""
 ALPHA = 0.02
-"""Of the novelty test: its false-positive rate on i.i.d. windows is at most this (two tests at half each)."""
+"""Of the novelty test: its false-positive rate on i.i.d. windows is at most this (each of its tests at
+``ALPHA`` divided by their number)."""
 Z95 = 1.959963984540054
 _EPS = 1e-6
 
@@ -142,7 +149,8 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Novelty:
-    """Share of the window beyond either threshold (distance, feature norm), and the combined test."""
+    """Share of the window beyond any test's threshold (distance, feature norm, early-feature distance),
+    and the combined test."""
 
     share: float
     reference_rate: float
@@ -156,6 +164,9 @@ class Novelty:
     norm_p: float = 1.0
     error_rate: float = 0.0
     """The share of i.i.d. images the estimate's error flags (``ERROR_PERCENTILE``) imply."""
+    early_threshold: float | None = None
+    """The early-feature distance test's threshold; None when the window had no early features."""
+    early_p: float | None = None
 
 
 def _pair(confidence: ArrayLike, correct: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -275,38 +286,58 @@ def _subsample(x: NDArray[np.float64], max_rows: int) -> NDArray[np.float64]:
     return x[np.linspace(0, len(x) - 1, max_rows).round().astype(np.int64)]
 
 
+def _distances(reference: ArrayLike, production: ArrayLike, names: tuple[str, str], k: int, max_reference: int
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """k-th nearest-neighbour cosine distances: (reference rows, leave-one-out; window rows)."""
+    ref = _subsample(_unit(reference, names[0]), max_reference)
+    cur = _unit(production, names[1])
+    if len(ref) < k + 1:
+        raise ValueError(f"{names[0]}: {len(ref)} rows; at least k + 1 = {k + 1} are needed")
+    if len(cur) and cur.shape[1] != ref.shape[1]:
+        raise ValueError(f"{names[1]}: {cur.shape[1]} columns but the reference has {ref.shape[1]}")
+    return _kth_distance(ref, ref, k, self_offset=0), _kth_distance(cur, ref, k) if len(cur) else np.zeros(0)
+
+
 def novelty_scores(reference_emb: ArrayLike, production_emb: ArrayLike, *, k: int = 1,
-                   max_reference: int = 5000) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                   max_reference: int = 5000, reference_early: ArrayLike | None = None,
+                   production_early: ArrayLike | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per image (reference, window): column 0 the k-th nearest-neighbour cosine distance to the
-    reference (leave-one-out for reference rows), column 1 the L2 norm of the raw embedding.
+    reference (leave-one-out for reference rows), column 1 the L2 norm of the raw embedding, and,
+    when both early feature sets are given (``features.early_features``), column 2 the same
+    distance on them.
 
     At most ``max_reference`` reference rows are used (evenly spaced, deterministic) to bound the
     O(n²) leave-one-out pass."""
-    raw_ref = np.asarray(reference_emb, dtype=np.float64)
-    ref = _unit(raw_ref, "reference_emb")
-    cur = _unit(production_emb, "production_emb")
-    raw_ref = _subsample(raw_ref, max_reference)
-    ref = _subsample(ref, max_reference)
-    if len(ref) < k + 1:
-        raise ValueError(f"reference_emb: {len(ref)} rows; at least k + 1 = {k + 1} are needed")
-    if len(cur) and cur.shape[1] != ref.shape[1]:
-        raise ValueError(f"production_emb: {cur.shape[1]} columns but the reference has {ref.shape[1]}")
+    if (reference_early is None) != (production_early is None):
+        raise ValueError("reference_early, production_early: give both or neither")
+    ref_dist, cur_dist = _distances(reference_emb, production_emb, ("reference_emb", "production_emb"), k,
+                                    max_reference)
+    raw_ref = _subsample(np.asarray(reference_emb, dtype=np.float64), max_reference)
     raw_cur = np.asarray(production_emb, dtype=np.float64)
-    ref_scores = np.stack([_kth_distance(ref, ref, k, self_offset=0), np.linalg.norm(raw_ref, axis=1)], axis=1)
-    cur_dist = _kth_distance(cur, ref, k) if len(cur) else np.zeros(0)
-    cur_scores = np.stack([cur_dist, np.linalg.norm(raw_cur, axis=1)], axis=1)
-    return ref_scores, cur_scores
+    ref_cols, cur_cols = [ref_dist, np.linalg.norm(raw_ref, axis=1)], [cur_dist, np.linalg.norm(raw_cur, axis=1)]
+    if reference_early is not None and production_early is not None:
+        if len(np.asarray(reference_early)) != len(np.asarray(reference_emb)):
+            raise ValueError(f"reference_early: {len(np.asarray(reference_early))} rows for "
+                             f"{len(np.asarray(reference_emb))} reference embeddings")
+        if len(np.asarray(production_early)) != len(raw_cur):
+            raise ValueError(f"production_early: {len(np.asarray(production_early))} rows for {len(raw_cur)} "
+                             "window embeddings")
+        ref_early, cur_early = _distances(reference_early, production_early, ("reference_early", "production_early"),
+                                          k, max_reference)
+        ref_cols.append(ref_early)
+        cur_cols.append(cur_early)
+    return np.stack(ref_cols, axis=1), np.stack(cur_cols, axis=1).reshape(len(raw_cur), len(cur_cols))
 
 
 def novelty_test(reference_scores: NDArray[np.float64], window_scores: NDArray[np.float64],
                  percentile: float = DISTANCE_PERCENTILE, alpha: float = ALPHA, *,
                  norm_percentile: float = NORM_PERCENTILE, norm_margin: float = NORM_MARGIN,
                  ) -> tuple[Novelty, NDArray[np.bool_]]:
-    """The two tail tests of ``novelty_scores``' columns (module docstring): (the result, which window
-    images the estimate counts as errors when novelty is detected: beyond ``ERROR_PERCENTILE`` of the
-    distances or the norm threshold). ``percentile``: the distance test's; the norm threshold is
-    ``norm_margin`` times the reference norms' ``norm_percentile``. ``share``: the window's share
-    beyond either test threshold. ``detected``: the Bonferroni p-value < ``alpha``."""
+    """The tail tests of ``novelty_scores``' columns (module docstring): (the result, which window
+    images the estimate counts as errors when novelty is detected: beyond ``ERROR_PERCENTILE`` of a
+    distance column or beyond the norm threshold). ``percentile``: the distance tests'; the norm
+    threshold is ``norm_margin`` times the reference norms' ``norm_percentile``. ``share``: the
+    window's share beyond any test's threshold. ``detected``: the Bonferroni p-value < ``alpha``."""
     for name, q in (("percentile", percentile), ("norm_percentile", norm_percentile)):
         if not 0 < q < 100:
             raise ValueError(f"{name}: {q} is not in (0, 100)")
@@ -314,39 +345,56 @@ def novelty_test(reference_scores: NDArray[np.float64], window_scores: NDArray[n
         raise ValueError(f"alpha: {alpha} is not in (0, 1)")
     if norm_margin < 1:
         raise ValueError(f"norm_margin: {norm_margin} is below 1")
-    n, m = len(reference_scores), len(window_scores)
-    ranks = [min(n, math.ceil(q / 100 * (n + 1))) for q in (percentile, norm_percentile)]
+    if reference_scores.ndim != 2 or reference_scores.shape[1] not in (2, 3):
+        raise ValueError(f"reference_scores: expected 2 or 3 columns (novelty_scores), got shape "
+                         f"{reference_scores.shape}")
+    if window_scores.ndim != 2 or window_scores.shape[1] != reference_scores.shape[1]:
+        raise ValueError(f"window_scores: shape {window_scores.shape} does not match the reference's "
+                         f"{reference_scores.shape[1]} columns")
+    n, m, cols = len(reference_scores), len(window_scores), reference_scores.shape[1]
+    quantiles = [percentile, norm_percentile, percentile][:cols]
+    ranks = [min(n, math.ceil(q / 100 * (n + 1))) for q in quantiles]
     ordered = np.sort(reference_scores, axis=0)
-    thresholds = np.array([ordered[ranks[0] - 1, 0], norm_margin * ordered[ranks[1] - 1, 1]])
+    margins = np.array([1.0, norm_margin, 1.0][:cols])
+    thresholds = margins * np.array([ordered[r - 1, j] for j, r in enumerate(ranks)])
     rate = sum((n + 1 - r) / (n + 1) for r in ranks)
     beyond = window_scores > thresholds
     r_err = min(n, math.ceil(ERROR_PERCENTILE / 100 * (n + 1)))
-    err_rate = (n + 1 - r_err) / (n + 1) + (n + 1 - ranks[1]) / (n + 1)
-    errors = (window_scores[:, 0] > ordered[r_err - 1, 0]) | beyond[:, 1]
+    distance_cols = [0, 2][:cols - 1]
+    err_rate = len(distance_cols) * (n + 1 - r_err) / (n + 1) + (n + 1 - ranks[1]) / (n + 1)
+    errors = beyond[:, 1].copy()
+    for j in distance_cols:
+        errors |= window_scores[:, j] > ordered[r_err - 1, j]
+    early = float(thresholds[2]) if cols == 3 else None
     if m == 0:
         return Novelty(0.0, rate, 1.0, False, float(thresholds[0]), 0, n, float(thresholds[1]),
-                       error_rate=err_rate), errors
+                       error_rate=err_rate, early_threshold=early), errors
     p = [float(betabinom.sf(int(beyond[:, j].sum()) - 1, m, n + 1 - r, r)) for j, r in enumerate(ranks)]
-    p_value = min(1.0, 2 * min(p))
+    p_value = min(1.0, cols * min(p))
     return Novelty(float(beyond.any(axis=1).mean()), rate, p_value, p_value < alpha, float(thresholds[0]), m, n,
-                   float(thresholds[1]), p[0], p[1], err_rate), errors
+                   float(thresholds[1]), p[0], p[1], err_rate, early, p[2] if cols == 3 else None), errors
 
 
 def novelty(reference_emb: ArrayLike, production_emb: ArrayLike, percentile: float = DISTANCE_PERCENTILE, *, k: int = 1,
-            alpha: float = ALPHA, max_reference: int = 5000, norm_margin: float = NORM_MARGIN) -> Novelty:
+            alpha: float = ALPHA, max_reference: int = 5000, norm_margin: float = NORM_MARGIN,
+            reference_early: ArrayLike | None = None, production_early: ArrayLike | None = None) -> Novelty:
     """The novelty share of a window and its test (``novelty_scores`` then ``novelty_test``).
 
-    ``reference_emb`` (n x d): held-out images' embeddings. ``detected``: p < ``alpha``.
+    ``reference_emb`` (n x d): held-out images' embeddings; ``*_early``: their early features, for
+    the third test. ``detected``: p < ``alpha``.
     """
     return novelty_flags(reference_emb, production_emb, percentile, k=k, alpha=alpha,
-                         max_reference=max_reference, norm_margin=norm_margin)[0]
+                         max_reference=max_reference, norm_margin=norm_margin,
+                         reference_early=reference_early, production_early=production_early)[0]
 
 
 def novelty_flags(reference_emb: ArrayLike, production_emb: ArrayLike, percentile: float = DISTANCE_PERCENTILE, *,
                   k: int = 1, alpha: float = ALPHA, max_reference: int = 5000, norm_margin: float = NORM_MARGIN,
+                  reference_early: ArrayLike | None = None, production_early: ArrayLike | None = None,
                   ) -> tuple[Novelty, NDArray[np.bool_]]:
     """``novelty`` with the per-image flags (for ``estimate_accuracy``'s ``novel``)."""
-    ref, cur = novelty_scores(reference_emb, production_emb, k=k, max_reference=max_reference)
+    ref, cur = novelty_scores(reference_emb, production_emb, k=k, max_reference=max_reference,
+                              reference_early=reference_early, production_early=production_early)
     return novelty_test(ref, cur, percentile, alpha, norm_margin=norm_margin)
 
 

@@ -11,7 +11,9 @@ older files still load:
 * ``heldout``: the held-out images as the drift step's reference, images the model never trained
   on (the validation split, then the prepare stage's reference split when there is one; older files:
   the validation split alone): ``embeddings`` (N x d, float16), ``logits`` (N x classes), ``labels`` and ``stats`` (the
-  image statistics of ``features.IMAGE_STATS``), at most ``MAX_HELDOUT_ROWS`` rows.
+  image statistics of ``features.IMAGE_STATS``), at most ``MAX_HELDOUT_ROWS`` rows, and (since the
+  third novelty test) ``early`` (``features.early_features``, float16; absent in older files, whose
+  drift checks run the two other novelty tests).
 """
 
 from __future__ import annotations
@@ -44,20 +46,26 @@ class HeldOut:
     logits: torch.Tensor
     labels: torch.Tensor
     stats: dict[str, torch.Tensor]
+    early: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
 
     def to_doc(self) -> dict[str, Any]:
         rows = torch.linspace(0, max(len(self) - 1, 0), min(len(self), MAX_HELDOUT_ROWS)).round().long()
-        return {"embeddings": self.embeddings[rows].to("cpu", torch.float16),
-                "logits": self.logits[rows].to("cpu", torch.float32), "labels": self.labels[rows].to("cpu", torch.long),
-                "stats": {k: v[rows].to("cpu", torch.float64) for k, v in self.stats.items()}}
+        doc = {"embeddings": self.embeddings[rows].to("cpu", torch.float16),
+               "logits": self.logits[rows].to("cpu", torch.float32), "labels": self.labels[rows].to("cpu", torch.long),
+               "stats": {k: v[rows].to("cpu", torch.float64) for k, v in self.stats.items()}}
+        if self.early is not None:
+            doc["early"] = self.early[rows].to("cpu", torch.float16)
+        return doc
 
     @staticmethod
     def from_doc(doc: dict[str, Any]) -> HeldOut:
+        early = doc.get("early")
         return HeldOut(doc["embeddings"].float(), doc["logits"].float(), doc["labels"].long(),
-                       {str(k): v.double() for k, v in dict(doc["stats"]).items()})
+                       {str(k): v.double() for k, v in dict(doc["stats"]).items()},
+                       None if early is None else early.float())
 
 
 @dataclass
@@ -141,7 +149,7 @@ def _read_state(uri: str) -> dict[str, torch.Tensor]:
 
 def save(ckpt: Checkpoint, path: str) -> None:
     """Write the model file (to a local path or fsspec URI)."""
-    state = {k: v.detach().to("cpu", torch.float32) for k, v in _unwrap(ckpt.model).state_dict().items()}
+    state = {k: v.detach().to("cpu", torch.float32) for k, v in unwrap(ckpt.model).state_dict().items()}
     doc: dict[str, Any] = {
         "state_dict": state,
         "model_name": ckpt.model_name,
@@ -184,7 +192,7 @@ def load(uri: str) -> Checkpoint:
                       calibration, heldout)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> nn.Module:
     """The module under ``torch.compile``'s wrapper, whose state_dict keys are unprefixed."""
     inner = getattr(model, "_orig_mod", model)
     return inner if isinstance(inner, nn.Module) else model
@@ -192,7 +200,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def penultimate(model: nn.Module) -> nn.Module:
     """AlexNet up to the last hidden layer's ReLU (4096 features): the drift step's embedding."""
-    net = _unwrap(model)
+    net = unwrap(model)
     classifier = net.classifier
     assert isinstance(classifier, nn.Sequential)
     return nn.Sequential(net.features, net.avgpool, nn.Flatten(1), *list(classifier)[:-1])  # type: ignore[arg-type]
@@ -200,7 +208,7 @@ def penultimate(model: nn.Module) -> nn.Module:
 
 def head(model: nn.Module) -> nn.Module:
     """AlexNet's last layer: logits from the ``penultimate`` features."""
-    classifier = _unwrap(model).classifier
+    classifier = unwrap(model).classifier
     assert isinstance(classifier, nn.Sequential)
     last: nn.Module = classifier[-1]
     return last
