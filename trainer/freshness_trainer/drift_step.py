@@ -147,16 +147,16 @@ def estimate_reference(ckpt: model.Checkpoint) -> float | None:
 
 
 def _accuracy(ckpt: model.Checkpoint, t: Tables, settings: engine.DeviceOptions) -> drift_rule.Accuracy | None:
-    """Serving accuracy on labelled current images vs the reference accuracy (val_acc at training)."""
+    """Serving accuracy on labelled current images vs the reference accuracy: the estimate's
+    (``estimate_reference``: on the held-out images, else val_acc at training), so a measured and an
+    estimated drop are drops from the same figure."""
     cur = t.cur
     if cur.labels is None:
         return None
     logits = engine.predict(ckpt.model, cur.images, batch_size=256, settings=settings)
     current = scores.score(logits, cur.labels, ckpt.classes).accuracy
-    reference = ckpt.metrics.get("val_acc")
-    if reference is None and ckpt.heldout is not None:
-        reference = scores.score(ckpt.heldout.logits, ckpt.heldout.labels, ckpt.classes).accuracy
-    elif reference is None:  # an older model file: fall back to accuracy on the reference images
+    reference = estimate_reference(ckpt)
+    if reference is None:  # an older model file: fall back to accuracy on the reference images
         assert t.ref is not None and t.ref.labels is not None
         ref_logits = engine.predict(ckpt.model, t.ref.images, batch_size=256, settings=settings)
         reference = scores.score(ref_logits, t.ref.labels, ckpt.classes).accuracy

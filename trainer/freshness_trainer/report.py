@@ -216,7 +216,9 @@ def _signals(found: Impact | None, v: Verdict) -> str:
     rows.append(
         f'<tr class="signal" data-signal="novelty" data-detected="{str(n.detected).lower()}"><th>Novelty</th>'
         f"<td>{'detected' if n.detected else 'not detected'}: {n.share:.1%} of production images are farther "
-        f"from every reference image than {impact.DISTANCE_PERCENTILE:g}% of the reference's own, or excite the "
+        f"from every reference image than {impact.DISTANCE_PERCENTILE:g}% of the reference's own (in the model's "
+        f"last hidden layer{' or in its early texture features' if n.early_threshold is not None else ''}), "
+        f"or excite the "
         f"model's last hidden layer {impact.NORM_MARGIN:g} times more strongly than almost any reference image "
         f"(expected {n.reference_rate:.1%}; p = {n.p_value:.3g}). Images unlike "
         f"anything the model was validated on, e.g. a new class or another domain</td></tr>")
