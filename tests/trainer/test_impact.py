@@ -103,18 +103,22 @@ def clusters(rng: np.random.Generator, n: int, centres: np.ndarray, spread: floa
     return np.maximum(picks + spread * rng.normal(size=picks.shape), 0.0)
 
 
-@pytest.mark.parametrize("reference_size", [60, 300])
-def test_novelty_false_positive_rate_on_iid_is_within_bounds(reference_size: int) -> None:
+@pytest.mark.parametrize(("reference_size", "early"), [(60, False), (300, False), (300, True)])
+def test_novelty_false_positive_rate_on_iid_is_within_bounds(reference_size: int, early: bool) -> None:
     """A new reference per trial (the test's guarantee is over reference and window): the rate of
-    detections on i.i.d. windows is at most alpha, within a 95% binomial interval."""
+    detections on i.i.d. windows is at most alpha, within a 95% binomial interval; with the early
+    features too (three tests, Bonferroni over three)."""
     rng = np.random.default_rng(3)
-    centres = rng.normal(size=(4, 32)) * 2
+    centres, early_centres = rng.normal(size=(4, 32)) * 2, rng.normal(size=(4, 24)) * 2
     trials, hits, alpha = 200, 0, impact.ALPHA
     for _ in range(trials):
         ref = clusters(rng, reference_size, centres)
-        hits += impact.novelty(ref, clusters(rng, 200, centres), alpha=alpha).detected
+        ref_early = clusters(rng, reference_size, early_centres) if early else None
+        window_early = clusters(rng, 200, early_centres) if early else None
+        hits += impact.novelty(ref, clusters(rng, 200, centres), alpha=alpha, reference_early=ref_early,
+                               production_early=window_early).detected
     low, _ = clopper_pearson(hits, trials)
-    print(f"novelty FPR, reference {reference_size}: {hits}/{trials}")
+    print(f"novelty FPR, reference {reference_size}{', early features' if early else ''}: {hits}/{trials}")
     assert low <= alpha, f"{hits}/{trials} detections: the interval lies above alpha={alpha}"
     assert hits / trials <= 0.05
 
@@ -158,6 +162,33 @@ def test_the_norm_test_ignores_a_few_per_cent_stronger_features() -> None:
     assert plain.norm_p < n.norm_p, (plain, n)
     with pytest.raises(ValueError, match=r"norm_margin: 0\.9 is below 1"):
         impact.novelty(ref, window, norm_margin=0.9)
+
+
+def test_the_early_feature_test_finds_what_the_last_layer_maps_among_the_known() -> None:
+    """A new class the last hidden layer maps among the known ones (its embeddings drawn like the
+    reference's) but whose early features lie apart: only the third test sees it. Its images are not
+    counted as errors (the early flags detect, the estimate's flags are the last layer's)."""
+    rng = np.random.default_rng(8)
+    centres, early_centres = rng.normal(size=(4, 32)) * 2, rng.normal(size=(4, 48)) * 2
+    ref, ref_early = clusters(rng, 300, centres), clusters(rng, 300, early_centres)
+    window = clusters(rng, 500, centres)
+    window_early = np.vstack([clusters(rng, 400, early_centres), clusters(rng, 100, rng.normal(size=(1, 48)) * 2)])
+    two = impact.novelty(ref, window)
+    three, flags = impact.novelty_flags(ref, window, reference_early=ref_early, production_early=window_early)
+    assert not two.detected and two.early_threshold is None and two.early_p is None, two
+    assert three.detected and three.early_p is not None and three.early_p < 1e-6, three
+    assert three.p_value == pytest.approx(min(1.0, 3 * min(three.distance_p, three.norm_p, three.early_p)))
+    # Distance and early distance: rank ceil(0.9·301) = 271, rate 30/301 each; norm: rank 300, 1/301.
+    assert three.reference_rate == pytest.approx(61 / 301) and three.share >= 0.2
+    assert flags[400:].mean() < 0.2  # the early test's images are not the estimate's errors
+    quiet = impact.novelty(ref, window, reference_early=ref_early, production_early=clusters(rng, 500, early_centres))
+    assert not quiet.detected, quiet
+    with pytest.raises(ValueError, match="give both or neither"):
+        impact.novelty(ref, window, reference_early=ref_early)
+    with pytest.raises(ValueError, match="production_early: 499 rows for 500 window embeddings"):
+        impact.novelty(ref, window, reference_early=ref_early, production_early=window_early[:499])
+    with pytest.raises(ValueError, match="production_early: 47 columns but the reference has 48"):
+        impact.novelty(ref, window, reference_early=ref_early, production_early=window_early[:, :47])
 
 
 def test_a_detected_novel_share_counts_as_errors_in_the_estimate() -> None:

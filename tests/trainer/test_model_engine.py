@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from freshness_trainer import engine, model, scores
+from freshness_trainer import engine, features, model, scores
 from freshness_trainer.errors import TrainerError
 
 
@@ -36,7 +38,7 @@ def test_the_calibration_and_held_out_split_travel_with_the_model(tmp_path: Path
     monkeypatch.setattr(model, "MAX_HELDOUT_ROWS", 3)
     n = 5
     held = model.HeldOut(torch.rand(n, 32), torch.rand(n, 2), torch.tensor([0, 1, 0, 1, 1]),
-                         {"brightness": torch.rand(n, dtype=torch.float64)})
+                         {"brightness": torch.rand(n, dtype=torch.float64)}, early=torch.rand(n, 18))
     cal = {"method": "platt-logit-confidence", "a": 0.9, "b": 0.1, "cov": [[0.1, 0.0], [0.0, 0.2]], "samples": n}
     path = tmp_path / "m.pt"
     model.save(model.Checkpoint(model.build("alexnet", 2, hidden_units=32), ["cats", "dogs"], 64,
@@ -48,6 +50,13 @@ def test_the_calibration_and_held_out_split_travel_with_the_model(tmp_path: Path
     torch.testing.assert_close(back.heldout.logits, held.logits[rows])
     assert back.heldout.labels.tolist() == [0, 0, 1]
     torch.testing.assert_close(back.heldout.stats["brightness"], held.stats["brightness"][rows])
+    assert held.early is not None and back.heldout.early is not None
+    torch.testing.assert_close(back.heldout.early, held.early[rows], atol=1e-3, rtol=1e-3)  # float16
+    without = tmp_path / "without-early.pt"  # written before the third novelty test: no early features
+    model.save(model.Checkpoint(model.build("alexnet", 2, hidden_units=32), ["cats", "dogs"], 64,
+                                heldout=dataclasses.replace(held, early=None)), str(without))
+    reread = model.load(str(without)).heldout
+    assert reread is not None and reread.early is None
     older = tmp_path / "old.pt"  # a model file written before issue 14 loads without them
     model.save(model.Checkpoint(model.build("alexnet", 2, hidden_units=32), ["cats", "dogs"], 64), str(older))
     assert model.load(str(older)).heldout is None and model.load(str(older)).calibration is None
@@ -145,3 +154,26 @@ def test_metrics_carry_the_learned_flag() -> None:
     assert everything_cats.metrics()["learned"] == 0.0
     right = scores.score(torch.tensor([[2.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 1]), ["cats", "dogs"])
     assert right.metrics()["learned"] == 1.0
+
+
+def test_early_features_ignore_brightness_and_contrast_but_not_the_picture() -> None:
+    """The third novelty test's features (``features.early_features``): each image is standardised by
+    its own mean and deviation first, so scaling or shifting every pixel value (a brightness or
+    contrast change that clips nothing) leaves them unchanged, while another image moves them."""
+    torch.manual_seed(0)
+    ckpt = model.Checkpoint(model.build("alexnet", 2, hidden_units=32), ["cats", "dogs"], 64)
+    images = torch.randint(40, 160, (4, 3, 64, 64), dtype=torch.uint8)
+    settings = engine.DeviceOptions.for_device("cpu")
+    base = features.early_features(ckpt, images, settings)
+    assert base is not None and base.shape == (4, 192 * features.EARLY_GRID ** 2)
+    darker = (images.double() * 0.8).round().to(torch.uint8)  # 20% darker, no clipping
+    contrast = ((images.double() - 100) * 1.2 + 100).round().clamp(0, 255).to(torch.uint8)
+    for changed in (darker, contrast):
+        moved = features.early_features(ckpt, changed, settings)
+        assert moved is not None
+        # only the rounding to whole pixel values remains
+        assert np.abs(moved - base).max() < 0.05 * np.abs(base).max()
+    other = features.early_features(ckpt, images.flip(0), settings)
+    assert other is not None and np.abs(other - base).max() > 0.2 * np.abs(base).max()
+    plain = model.Checkpoint(torch.nn.Linear(3, 2), ["cats", "dogs"], 64)  # no features trunk: no third test
+    assert features.early_features(plain, images, settings) is None
