@@ -46,8 +46,13 @@ def test_make_demo_from_a_fresh_clone(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((work / "summary.json").read_text())
     events = summary["events"]
+    # The first verdict on iid traffic starts no retrain: NoDrift, or DistributionDrift (the `impact`
+    # trigger reports a change of the inputs without acting on it; against 660 held-out images the
+    # distribution test fires on a few per cent of iid windows, benchmarks/README.md).
+    verdicts = [e for e in events if e in ("NoDrift", "DistributionDrift", "DriftDetected")]
+    assert verdicts[0] in ("NoDrift", "DistributionDrift"), events
     assert _in_order(
-        events, ["NoDrift", "DriftDetected", "TrainingStarted", "CandidateAccepted", "PackagingStarted", "Packaged",
+        events, [verdicts[0], "DriftDetected", "TrainingStarted", "CandidateAccepted", "PackagingStarted", "Packaged",
                  "RolloutStarted", "RolledOut",  # act one
                  "DriftDetected", "CandidateAccepted", "Packaged", "RolloutStarted", "RolloutFailed", "RolledBack"]
     ), events
