@@ -24,9 +24,13 @@ as harmless (20% darker among them), noise sd = 0.08, 30% darker and 30° rotati
 points there), and line drawings (another domain). A cell is the share of the set's images beyond the reference's
 95th | 99th percentile of that score; iid should read about 0.05 | 0.01.
 
+``z-pool2`` and ``z-conv3`` are the same maps of each image standardised by its own mean and deviation
+(``zc-``: per channel); ``z-pool2`` is ``features.early_features``, the impact rule's third test.
+
 A second table runs the impact rule's novelty test itself (``impact.novelty_test``: the share beyond
 the 90th percentile of the nearest-neighbour distance, plus the feature-norm test; p < 0.02) with the
-distance column computed on each layer, over ``--reps`` random windows per row: iid, the harmless
+distance column computed on each layer, and the rule as built (last-layer distance, norm and the
+``z-pool2`` distance, three tests), over ``--reps`` random windows per row: iid, the harmless
 shifts and noise sd = 0.08 at n = 500, bees mixed into iid at 30% (n = 150, the demo's window) and
 10% (n = 500 and 200), and ``--mix``, a production folder drawn as it is (e.g. the demo's
 ``production/new-class``), at n = 150.
@@ -56,7 +60,7 @@ for _path in (ROOT, ROOT / "trainer", ROOT / "contract"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from freshness_trainer import data, engine, impact, model, params, sampledata  # noqa: E402
+from freshness_trainer import data, engine, features, impact, model, params, sampledata  # noqa: E402
 from freshness_trainer.stages import prepare  # noqa: E402
 
 from benchmarks import drift_quality, drift_shifts  # noqa: E402
@@ -105,7 +109,11 @@ def layer_features(ckpt: model.Checkpoint, images: torch.Tensor, batch: int = 25
             x = layer(x)
         parts["pen"].append(x)
         parts["logits"].append(model.head(ckpt.model)(x))
-    return {k: torch.cat(v).double().numpy() for k, v in parts.items()}
+    out = {k: torch.cat(v).double().numpy() for k, v in parts.items()}
+    early = features.early_features(ckpt, images, SETTINGS)  # the rule's own: z-pool2 as the drift step computes it
+    assert early is not None and early.shape == out["z-pool2"].shape
+    out["z-pool2"] = early
+    return out
 
 
 def _unit(x: Array) -> Array:
@@ -218,9 +226,15 @@ def window_rates(ref: dict[str, Array], query: dict[str, Array], sets: dict[str,
         rows.append(("mix", 150, {}))
     heads = [f"{'bees {:.0%}'.format(extra['bees']) if extra else name} n={n}" for name, n, extra in rows]
     lines = ["| distance on | " + " | ".join(heads) + " |", "|---" * (len(rows) + 1) + "|"]
-    for layer in ("pen", "s-pool2", "s-conv3", *ZSPATIAL):
-        own = np.stack([knn(ref[layer], ref[layer][:1])[0], np.linalg.norm(ref["pen"], axis=1)], axis=1)
-        cur = np.stack([knn(ref[layer], query[layer])[1], np.linalg.norm(query["pen"], axis=1)], axis=1)
+    variants: list[tuple[str, tuple[str, ...]]] = [(f"knn-{layer}", (layer,))
+                                                   for layer in ("pen", "s-pool2", "s-conv3", *ZSPATIAL)]
+    variants.append(("**the rule: knn-pen, norm, knn-z-pool2**", ("pen", "z-pool2")))
+    for label, layers in variants:
+        # columns as impact.novelty_scores orders them: distance, norm, [early distance]
+        own_d = [knn(ref[layer], ref[layer][:1])[0] for layer in layers]
+        cur_d = [knn(ref[layer], query[layer])[1] for layer in layers]
+        own = np.stack([own_d[0], np.linalg.norm(ref["pen"], axis=1), *own_d[1:]], axis=1)
+        cur = np.stack([cur_d[0], np.linalg.norm(query["pen"], axis=1), *cur_d[1:]], axis=1)
         cells = []
         for i, (name, n, extra) in enumerate(rows):
             rng = np.random.default_rng([i, reps])
@@ -232,7 +246,7 @@ def window_rates(ref: dict[str, Array], query: dict[str, Array], sets: dict[str,
                     picks.append(bounds["bees"] + rng.choice(sets["bees"], k, replace=False))
                 found += impact.novelty_test(own, cur[np.concatenate(picks)])[0].detected
             cells.append(f"{found / reps:.2f}")
-        lines.append(f"| knn-{layer} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
