@@ -282,7 +282,11 @@ class Bench:
         requests until then)."""
         before, t0 = request_counts(self.api), time.monotonic()
         ours = self.start(OURS, f"restart{int(t0)}")
-        settled = self.wait_restarted(ours, timeout=60 + self.n * 0.6, every=0.5 if self.n <= 2000 else 2) - t0
+        try:
+            settled = self.wait_restarted(ours, timeout=60 + self.n * 0.6, every=0.5 if self.n <= 2000 else 2) - t0
+        except TimeoutError:
+            ours.stop()  # the caller never gets this process to stop
+            raise
         made = sum(self.ids[OURS].requests(diff(request_counts(self.api), before)).values())
         print(f"# N={self.n}: ours restarted, all reconciled after {settled:.1f}s, {made:.0f} requests", flush=True)
         return ours, (settled, made)
