@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from benchmarks.baseline_operator import spread
 from benchmarks.common import (
     STEP_LABEL,
@@ -316,11 +318,13 @@ class Bench:
 
 def reconciled(exposition: str, namespace: str) -> set[str]:
     """The objects of ``namespace`` with a ``modelfreshness_phase`` series in a Prometheus text exposition."""
-    found = set()
-    for line in exposition.splitlines():
-        if line.startswith("modelfreshness_phase{") and f'namespace="{namespace}"' in line:
-            found.add(line.split('name="', 1)[1].split('"', 1)[0])
-    return found
+    return {
+        sample.labels["name"]
+        for family in text_string_to_metric_families(exposition)
+        if family.name == "modelfreshness_phase"
+        for sample in family.samples
+        if sample.labels.get("namespace") == namespace
+    }
 
 
 def run_size(cfg: Config, n: int) -> SizeResult:
