@@ -127,12 +127,16 @@ def serve(model_path: Path, tmp: Path, name: str, capture: bool, bodies: list[by
         srv.wait_listening()
         if srv.get("/v2/health/ready")[0] != 200:
             raise RuntimeError(f"server not ready:\n{srv.log()}")
-        load_level(srv.port, bodies, 1, 5.0, 4)  # warm the connection and the allocator
+        warm = load_level(srv.port, bodies, 1, 5.0, 4)  # warm the connection and the allocator
         results = [load_level(srv.port, bodies, n, seconds, max_requests) for n in levels]
+        # Every answered request's sample written or dropped: an empty queue is not enough, the
+        # writer takes the last sample off the queue before it has written and counted it.
+        answered = sum(r["requests"] for r in [warm, *results])
+        done = ("modelfreshness_serving_captured_samples_total", "modelfreshness_serving_capture_dropped_samples_total")
         deadline = time.monotonic() + 30
         metrics = srv.metrics()
-        while capture and time.monotonic() < deadline and metrics.get(
-                'modelfreshness_serving_capture_queue_samples{model="model"}', 0) > 0:
+        while capture and time.monotonic() < deadline and sum(
+                v for k, v in metrics.items() if k.startswith(done)) < answered:
             time.sleep(0.2)
             metrics = srv.metrics()
         return {"levels": results, "metrics": {k: v for k, v in metrics.items() if "capture" in k}}

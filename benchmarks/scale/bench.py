@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from benchmarks.baseline_operator import spread
 from benchmarks.common import (
     STEP_LABEL,
@@ -282,7 +284,11 @@ class Bench:
         requests until then)."""
         before, t0 = request_counts(self.api), time.monotonic()
         ours = self.start(OURS, f"restart{int(t0)}")
-        settled = self.wait_restarted(ours, timeout=60 + self.n * 0.6, every=0.5 if self.n <= 2000 else 2) - t0
+        try:
+            settled = self.wait_restarted(ours, timeout=60 + self.n * 0.6, every=0.5 if self.n <= 2000 else 2) - t0
+        except TimeoutError:
+            ours.stop()  # the caller never gets this process to stop
+            raise
         made = sum(self.ids[OURS].requests(diff(request_counts(self.api), before)).values())
         print(f"# N={self.n}: ours restarted, all reconciled after {settled:.1f}s, {made:.0f} requests", flush=True)
         return ours, (settled, made)
@@ -312,11 +318,13 @@ class Bench:
 
 def reconciled(exposition: str, namespace: str) -> set[str]:
     """The objects of ``namespace`` with a ``modelfreshness_phase`` series in a Prometheus text exposition."""
-    found = set()
-    for line in exposition.splitlines():
-        if line.startswith("modelfreshness_phase{") and f'namespace="{namespace}"' in line:
-            found.add(line.split('name="', 1)[1].split('"', 1)[0])
-    return found
+    return {
+        sample.labels["name"]
+        for family in text_string_to_metric_families(exposition)
+        if family.name == "modelfreshness_phase"
+        for sample in family.samples
+        if sample.labels.get("namespace") == namespace
+    }
 
 
 def run_size(cfg: Config, n: int) -> SizeResult:
