@@ -77,6 +77,27 @@ def test_drift_quality_benchmark_smoke_runs_every_rule_and_agrees_with_evidently
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_accuracy_estimators_smoke_prints_every_estimator_per_covariate_cell(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load("accuracy_estimators")
+    assert bench.main(["--smoke", "--model", str(project.serving_model)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    assert {"iid", "jpeg q=30", "noise sd=0.2"} <= set(rows) and "new-class 30%" not in rows  # covariate only
+    for name in ("iid", "jpeg q=30", "noise sd=0.2"):
+        cells = [c.strip() for c in rows[name].strip("|").split("|")]
+        assert len(cells) == 2 + len(bench.ESTIMATORS) and 0 <= float(cells[1]) <= 1
+    assert rows["pool-level error within 3 points"].split("|")[2].strip() == "3 cells"
+
+
+def test_the_atc_threshold_puts_the_held_out_accuracy_above_it() -> None:
+    bench = _load("accuracy_estimators")
+    conf = np.linspace(0.5, 1.0, 1001)
+    t = bench.atc_threshold(conf, 0.9)
+    assert np.mean(conf > t) == pytest.approx(0.9, abs=2e-3)
+
+
 def test_drift_quality_batches_are_nested_draws_that_keep_the_mixture_share() -> None:
     bench, shifts = _load("drift_quality"), _load("drift_shifts")
     n_iid, n_bees = 1000, 400
