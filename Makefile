@@ -20,10 +20,15 @@ help:
 	@echo "make lint       ruff, mypy and the import contracts"
 	@echo "make cluster-up / cluster-down   the local control plane for poking around by hand"
 
+# uv resolves to the same versions as pip (checked: identical `pip freeze`) but downloads in
+# parallel and keeps a cache (~/.cache/uv) that pip's does not replace: a cold install with torch's
+# CUDA wheels takes well under a minute instead of several. pip is the fallback if uv fails.
+PROJECT_EXTRAS := '.[operator,trainer,serve,dev]'
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PY_VERSION) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[operator,trainer,serve,dev]'
+	$(PY) -m pip install --quiet 'uv>=0.5,<1'
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e $(PROJECT_EXTRAS) \
+	  || $(PY) -m pip install --quiet -e $(PROJECT_EXTRAS)
 	@rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP) binaries promtool chromium iproute2

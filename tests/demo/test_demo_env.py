@@ -33,7 +33,7 @@ def test_without_a_venv_make_demo_still_sets_up_its_own() -> None:
         check=True,
         timeout=60,
     ).stdout
-    assert "pip install" in out
+    assert "pip install" in out  # uv pip install, or pip as its fallback
 
 
 def test_a_clone_on_pythonpath_wins_over_the_installed_package(tmp_path: Path) -> None:
