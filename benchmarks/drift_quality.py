@@ -1,7 +1,7 @@
 """Which rule retrains when: cost in accuracy points vs trigger rate, per shift and strength (issue 14).
 
     python benchmarks/drift_quality.py [--smoke] [--model M] [--batches 200] [--pool 5000]
-                                       [--json out.json] [--png out.png]
+                                       [--grid tuning|holdout] [--json out.json] [--png out.png]
 
 One run, three retrain rules, all without labels, each on the same batches:
 
@@ -159,6 +159,10 @@ def build_pools(ctx: Context, shifts: tuple[drift_shifts.Shift, ...], size: int,
     if any(s.family == "new-class" for s in shifts):
         bees = sampledata.render({sampledata.NEW_CLASS: mix_size}, half="production", seed=POOL_SEED + seed + 1)
         pools["new-class"] = extract(ctx, bees.images, bees.labels)
+    if any(s.family == "unseen-class" for s in shifts):
+        wasps = sampledata.render({drift_shifts.UNSEEN_CLASS: mix_size}, half="production", seed=POOL_SEED + seed + 3,
+                                  class_digits=drift_shifts.UNSEEN_DIGITS)
+        pools["unseen-class"] = extract(ctx, wasps.images, wasps.labels)
     if any(s.family == "other-domain" for s in shifts):
         other = drift_shifts.line_drawings(sampledata.production_counts(mix_size), seed=POOL_SEED + seed + 2)
         pools["other-domain"] = extract(ctx, other.images, other.labels)
@@ -260,13 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pool", type=int, default=5000, help="fresh renders per covariate cell")
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     ap.add_argument("--evidently-checks", type=int, default=1, help="batches per cell checked with the real preset")
+    ap.add_argument("--grid", choices=("tuning", "holdout"), default="tuning",
+                    help="tuning: the shifts the rule was tuned on; holdout: families never run while tuning")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the table and the settings as JSON to this file")
     ap.add_argument("--png", help="write the cost vs trigger-rate plot to this file")
     args = ap.parse_args(argv)
-    shifts, sizes, batches, pool, epochs = drift_shifts.SHIFTS, tuple(args.sizes), args.batches, args.pool, None
+    grid = drift_shifts.HOLDOUT_SHIFTS if args.grid == "holdout" else drift_shifts.SHIFTS
+    shifts, sizes, batches, pool, epochs = grid, tuple(args.sizes), args.batches, args.pool, None
     if args.smoke:
-        shifts, sizes, batches, pool, epochs = drift_shifts.SMOKE_SHIFTS, (60, 30), 3, 120, 1
+        smoke = drift_shifts.SMOKE_SHIFTS if args.grid == "tuning" else drift_shifts.HOLDOUT_SMOKE_SHIFTS
+        shifts, sizes, batches, pool, epochs = smoke, (60, 30), 3, 120, 1
     limits = (("--batches", batches, 1), ("--pool", pool, 1), ("--evidently-checks", args.evidently_checks, 0))
     for name, value, least in limits:
         if value < least:
@@ -302,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     meta.update(elapsed_s=round(time.perf_counter() - started), load_end=list(os.getloadavg()), pool=pool,
                 batches=batches, sizes=list(sizes), reference=len(ctx.reference.table),
                 val_acc=ckpt.metrics.get("val_acc"), heldout_accuracy=signals.reference_accuracy,
-                accuracy_drop=ACCURACY_DROP,
+                accuracy_drop=ACCURACY_DROP, grid=args.grid,
                 threshold=drift_rule.DEFAULT_THRESHOLD)
     doc = drift_quality_report.document(meta, cells)
     print(drift_quality_report.markdown(doc))

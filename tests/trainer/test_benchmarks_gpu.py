@@ -77,6 +77,19 @@ def test_drift_quality_benchmark_smoke_runs_every_rule_and_agrees_with_evidently
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_drift_quality_holdout_grid_smoke_runs_its_new_class_and_transforms(project: Project, tmp_path: Path) -> None:
+    bench = _load("drift_quality")
+    out_json = tmp_path / "dq.json"
+    assert bench.main(["--smoke", "--grid", "holdout", "--model", str(project.serving_model),
+                       "--json", str(out_json)]) == 0
+    doc = json.loads(out_json.read_text())
+    cells = {c["name"]: c for c in doc["cells"]}
+    assert set(cells) == {"iid", "mirror left-right", "occlusion 45% side", "unseen-class 30%"}
+    assert doc["meta"]["grid"] == "holdout"
+    assert cells["unseen-class 30%"]["cost"] >= 25  # wasps are never right, like bees
+    assert doc["targets"]["novelty"]["impact"]["cells"] == 1  # judged on the wasps
+
+
 def test_accuracy_estimators_smoke_prints_every_estimator_per_covariate_cell(
     project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:

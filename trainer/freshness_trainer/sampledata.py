@@ -150,18 +150,20 @@ def apply_shift(
 
 
 def render(
-    counts: Mapping[str, int], *, half: str, seed: int, shift: str | None = None, strength: float = 1.0
+    counts: Mapping[str, int], *, half: str, seed: int, shift: str | None = None, strength: float = 1.0,
+    class_digits: Mapping[str, int] = CLASS_DIGITS,
 ) -> Batch:
     """Render ``counts[class]`` images per class from the reference or production stream, optionally
-    shifted. Pure."""
+    shifted; ``class_digits`` says which digit draws each class (a benchmark adds classes of its own).
+    Pure."""
     digits, _ = _digits()
     images: list[Images] = []
     labels: list[str] = []
     shift_code = 0 if shift is None else 1 + SHIFTS.index(shift)
     for name, n in sorted(counts.items()):
-        pool = _digit_pool(CLASS_DIGITS[name], half, seed)
+        pool = _digit_pool(class_digits[name], half, seed)
         # One stream per (class, half, shift): the extended set is the reference set plus bees.
-        rng = np.random.default_rng([seed, CLASS_DIGITS[name], 0 if half == "reference" else 1, shift_code])
+        rng = np.random.default_rng([seed, class_digits[name], 0 if half == "reference" else 1, shift_code])
         for i in range(n):
             bg = _background(rng)
             alpha, colour = _object(digits[pool[i % len(pool)]], rng)
