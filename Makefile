@@ -11,7 +11,7 @@ export GIT_COMMITTER_NAME ?= $(GIT_AUTHOR_NAME)
 export GIT_COMMITTER_EMAIL ?= $(GIT_AUTHOR_EMAIL)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help demo setup binaries kueue promtool chromium iproute2 lint test test-fast cluster-up cluster-down clean
+.PHONY: help demo setup binaries kueue promtool chromium iproute2 lint test test-setup test-fast cluster-up cluster-down clean
 
 help:
 	@echo "make demo       set up, then run the whole loop on a local control plane with real training"
@@ -36,8 +36,8 @@ setup: $(STAMP) binaries promtool chromium iproute2
 binaries:
 	@bash hack/build-binaries.sh >/dev/null
 
-# Kueue (tests/operator/test_kueue.py) is built here, before pytest, so a cold compile (~5 min of
-# CPU) is not charged to one test's timeout; the demo does not need it.
+# Kueue (tests/operator/test_kueue.py) is built by `make test` before pytest, so a cold compile
+# (~5 min of CPU) is not charged to one test's timeout; the demo does not need it.
 kueue:
 	@bash hack/build-binaries.sh kueue >/dev/null
 
@@ -65,8 +65,13 @@ DEMO_INSTALL := $(if $(filter command line,$(origin VENV)),,$(STAMP))
 demo: $(DEMO_INSTALL) binaries promtool iproute2
 	PYTHONPATH=$(SRC_PATH)$(if $(PYTHONPATH),:$(PYTHONPATH)) $(PY) -m hack.demo $(DEMO_ARGS)
 
-test: setup kueue lint
+test: test-setup
 	$(PY) -m pytest
+
+# What `make test` needs before pytest, in two lanes at once (hack/test-setup.sh): the Go builds,
+# Kueue included, beside the Python install, the Debian packages and lint.
+test-setup:
+	@bash hack/test-setup.sh $(STAMP) promtool chromium iproute2 lint
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not cluster and not slow"
