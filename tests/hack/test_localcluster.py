@@ -43,18 +43,14 @@ def test_started_processes_are_stopped_when_a_later_component_fails(tmp_path: Pa
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # An "etcd" that stays up and answers nothing: start-up times out on it, and it must be killed.
-    _fake_bin(bin_dir, "etcd", "exec sleep 300")
+    # It writes its own PID (the shell execs sleep, so the PID stays): the check is of that process,
+    # not of every `sleep 300` on the machine (a shell's own `sleep 300` once failed this test).
+    pid_file = tmp_path / "etcd.pid"
+    _fake_bin(bin_dir, "etcd", f"echo $$ > {pid_file}; exec sleep 300")
     with pytest.raises(localcluster.ClusterError, match="etcd did not become healthy within 1s"):
         localcluster.up(tmp_path / "state", bin_dir=bin_dir, timeouts=localcluster.Timeouts(etcd=1.0))
-    sleepers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == "sleep 300 "]
-    assert not [p for p in sleepers if localcluster.alive(p)], "the launcher left a process running"
-
-
-def _cmdline(proc_dir: Path) -> str:
-    try:
-        return (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+    pid = int(pid_file.read_text())
+    assert not localcluster.alive(pid), f"the launcher left its etcd (PID {pid}) running"
 
 
 def test_kwok_leaves_step_pods_to_the_test() -> None:
