@@ -1,7 +1,7 @@
 """Which rule retrains when: cost in accuracy points vs trigger rate, per shift and strength (issue 14).
 
     python benchmarks/drift_quality.py [--smoke] [--model M] [--batches 200] [--pool 5000]
-                                       [--grid tuning|holdout] [--json out.json] [--png out.png]
+                                       [--grid tuning|holdout] [--train-seed S] [--json out.json] [--png out.png]
 
 One run, three retrain rules, all without labels, each on the same batches:
 
@@ -70,11 +70,14 @@ ACCURACY_DROP = trigger.DEFAULT_ACCURACY_DROP
 POOL_SEED = 30_000  # production renders: seeds no sample-set folder or training split uses
 
 
-def train_sample_model(workdir: Path, epochs: int | None) -> Path:
-    """The sample project's model: prepare + train stages with the repository's params.yaml."""
+def train_sample_model(workdir: Path, epochs: int | None, seed: int | None = None) -> Path:
+    """The sample project's model: prepare + train stages with the repository's params.yaml
+    (``epochs`` and ``train.seed`` replaced when given)."""
     p = params.load(ROOT / "params.yaml")
     if epochs is not None:
         p = dataclasses.replace(p, train=dataclasses.replace(p.train, epochs=epochs))
+    if seed is not None:
+        p = dataclasses.replace(p, train=dataclasses.replace(p.train, seed=seed))
     prepare.run(p, workdir / "data")
     out = workdir / "model.pt"
     train.run(p, workdir / "data", out, workdir / "train.json", device="cpu")
@@ -266,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evidently-checks", type=int, default=1, help="batches per cell checked with the real preset")
     ap.add_argument("--grid", choices=("tuning", "holdout"), default="tuning",
                     help="tuning: the shifts the rule was tuned on; holdout: families never run while tuning")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the pools' and batches' seed")
+    ap.add_argument("--train-seed", type=int,
+                    help="train.seed of the model the run trains (default: params.yaml's); another training, same data")
     ap.add_argument("--json", help="write the table and the settings as JSON to this file")
     ap.add_argument("--png", help="write the cost vs trigger-rate plot to this file")
     args = ap.parse_args(argv)
@@ -279,13 +284,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, value, least in limits:
         if value < least:
             raise SystemExit(f"{name}: {value} is not allowed, it must be at least {least}")
+    if args.train_seed is not None and args.model:
+        raise SystemExit("--train-seed: the run trains no model when --model is given; use one or the other")
     if pool < max(sizes):
         raise SystemExit(f"--pool: {pool} is smaller than the largest --sizes value {max(sizes)}")
     started = time.perf_counter()
     meta = machine()
     tmp = Path(tempfile.mkdtemp(prefix="drift-quality-"))
     try:
-        ckpt = model.load(args.model or str(train_sample_model(tmp, epochs)))
+        ckpt = model.load(args.model or str(train_sample_model(tmp, epochs, args.train_seed)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if ckpt.heldout is None:
@@ -310,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     meta.update(elapsed_s=round(time.perf_counter() - started), load_end=list(os.getloadavg()), pool=pool,
                 batches=batches, sizes=list(sizes), reference=len(ctx.reference.table),
                 val_acc=ckpt.metrics.get("val_acc"), heldout_accuracy=signals.reference_accuracy,
-                accuracy_drop=ACCURACY_DROP, grid=args.grid,
+                accuracy_drop=ACCURACY_DROP, grid=args.grid, train_seed=args.train_seed,
                 threshold=drift_rule.DEFAULT_THRESHOLD)
     doc = drift_quality_report.document(meta, cells)
     print(drift_quality_report.markdown(doc))

@@ -90,6 +90,23 @@ def test_drift_quality_holdout_grid_smoke_runs_its_new_class_and_transforms(proj
     assert doc["targets"]["novelty"]["impact"]["cells"] == 1  # judged on the wasps
 
 
+def test_drift_quality_train_seed_reaches_the_train_stage_and_refuses_a_given_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bench = _load("drift_quality")
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(bench.prepare, "run", lambda p, *a, **k: seen.setdefault("prepare", p))
+    monkeypatch.setattr(bench.train, "run", lambda p, *a, **k: seen.setdefault("train", p))
+    bench.train_sample_model(tmp_path, 3, 7)
+    trained = seen["train"]
+    assert trained.train.seed == 7 and trained.train.epochs == 3  # type: ignore[attr-defined]
+    seen.clear()
+    bench.train_sample_model(tmp_path, None)
+    assert seen["train"].train.seed == bench.params.load(bench.ROOT / "params.yaml").train.seed  # type: ignore[attr-defined]
+    with pytest.raises(SystemExit, match="--train-seed: the run trains no model when --model is given"):
+        bench.main(["--train-seed", "1", "--model", str(tmp_path / "model.pt")])
+
+
 def test_accuracy_estimators_smoke_prints_every_estimator_per_covariate_cell(
     project: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
