@@ -1,5 +1,8 @@
 """Session fixtures shared by every test folder.
 
+``demo_in_background``: `make demo` from a fresh clone, running beside the suite when its test is
+selected (tests/demo/background.py).
+
 ``cluster``: the real local control plane (hack/localcluster/), started once per session and
 stopped at the end; or, with ``MODELFRESHNESS_USE_EXISTING_CLUSTER=1``, the cluster that
 ``KUBECONFIG`` names (binaries still come from hack/build-binaries.sh).
@@ -18,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from hack import localcluster
+from tests.demo.background import TEST_NAME, DemoRun
 
 
 def installed_locations(python: str = sys.executable) -> str:
@@ -38,6 +42,23 @@ def environment_left_as_found() -> Iterator[None]:
     yield
     after = installed_locations()
     assert after == before, f"the tests changed where {sys.executable} imports the project from: {before} -> {after}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_in_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoRun | None]:
+    """`make demo` from a fresh clone, started before the session's first test when the session
+    selected tests/demo/test_demo.py's end-to-end test (which waits for it); None otherwise.
+    Stopped at the end of the session if that test did not wait for it (deselected by -x, a crash)."""
+    if not any(item.name == TEST_NAME for item in request.session.items):
+        yield None
+        return
+    run = DemoRun.start(tmp_path_factory.mktemp("demo"))
+    try:
+        yield run
+    finally:
+        run.stop()
 
 
 @dataclass

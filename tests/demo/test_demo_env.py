@@ -1,4 +1,5 @@
-"""How the demo test runs a clone against the project's environment without changing it (fast)."""
+"""How the demo test runs a clone against the project's environment without changing it, and stops
+it when it runs too long (fast)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from testkit.wait import wait_for
 from tests.conftest import installed_locations
+from tests.demo.background import DemoRun
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,3 +66,28 @@ def test_the_session_check_sees_an_install_from_elsewhere(tmp_path: Path) -> Non
     (site / "project.pth").write_text(str(tmp_path / "clone") + "\n")  # what `pip install -e` in a clone did
     after = installed_locations(python)
     assert str(tmp_path / "checkout") in before and str(tmp_path / "clone") in after
+
+
+def test_a_demo_that_outlives_its_wait_is_stopped_with_its_whole_group(tmp_path: Path) -> None:
+    # tests/demo/background.py: the session's demo runs in its own process group; a wait that runs
+    # out (or the session's end) stops the group, children included, and says so.
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    pid_file = tmp_path / "child.pid"
+    with out.open("wb") as o, err.open("wb") as e:
+        proc = subprocess.Popen(["sh", "-c", f"sleep 600 & echo $! > {pid_file}; echo started; wait"],
+                                stdout=o, stderr=e, start_new_session=True)
+    run = DemoRun(tmp_path / "work", proc, out, err)
+    wait_for("the child's pid", lambda: pid_file.exists() and pid_file.read_text().strip() != "", 30)
+    child = int(pid_file.read_text())
+    rc, stdout, stderr = run.wait(timeout=1)
+    assert rc == -1 and stdout == "started\n" and "still running after 1 s" in stderr, (rc, stdout, stderr)
+    assert proc.poll() is not None
+    wait_for("the group's child to be gone", lambda: not _running(child), 10)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
