@@ -44,6 +44,12 @@ def environment_left_as_found() -> Iterator[None]:
     assert after == before, f"the tests changed where {sys.executable} imports the project from: {before} -> {after}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The demo's test runs last: the demo itself started with the session (``demo_in_background``),
+    and the whole suite runs while it does; its test only waits for it and reads what it left."""
+    items.sort(key=lambda item: item.name == TEST_NAME)  # stable: every other test keeps its place
+
+
 @pytest.fixture(scope="session", autouse=True)
 def demo_in_background(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

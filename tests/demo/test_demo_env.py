@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from testkit.wait import wait_for
-from tests.conftest import installed_locations
-from tests.demo.background import DemoRun
+from tests.conftest import installed_locations, pytest_collection_modifyitems
+from tests.demo.background import TEST_NAME, DemoRun
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,3 +92,11 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_the_demo_test_is_moved_last_and_the_others_keep_their_order() -> None:
+    # Everything else runs while the session's demo does; its test only waits at the end.
+    names = ["test_a", TEST_NAME, "test_b", "test_c"]
+    items = [SimpleNamespace(name=n) for n in names]
+    pytest_collection_modifyitems(items)  # type: ignore[arg-type]
+    assert [i.name for i in items] == ["test_a", "test_b", "test_c", TEST_NAME]
