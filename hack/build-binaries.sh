@@ -134,18 +134,17 @@ link_current() {
 }
 
 start=$(date +%s)
-fetch_helm
-build_etcd
-build_kwok
-build_registry
-build_crane
-for n in kube-apiserver kube-controller-manager kube-scheduler kubectl; do build_k8s "$n"; done
 for extra in "$@"; do
-  case "$extra" in
-    kueue) build_kueue ;;
-    *) log "unknown extra component '$extra' (known: kueue)"; exit 2 ;;
-  esac
+  [[ "$extra" == kueue ]] || { log "unknown extra component '$extra' (known: kueue)"; exit 2; }
 done
+fetch_helm
+# Two builds at once: one go build leaves a core idle while it compiles one huge package
+# (k8s.io/api/core/v1, the generated OpenAPI) or links, and the other build fills it.
+( build_etcd; build_kwok; build_registry; build_crane ) &
+others=$!
+for n in kube-apiserver kube-controller-manager kube-scheduler kubectl; do build_k8s "$n"; done
+if [[ $# -gt 0 ]]; then build_kueue; fi
+wait "$others" || { log "building etcd, kwok, the registry or crane failed (above)"; exit 1; }
 link_current
 log "binaries ready in $(( $(date +%s) - start ))s"
 echo "$BIN/current"
