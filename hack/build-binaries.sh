@@ -138,13 +138,14 @@ for extra in "$@"; do
   [[ "$extra" == kueue ]] || { log "unknown extra component '$extra' (known: kueue)"; exit 2; }
 done
 fetch_helm
-# Two builds at once: one go build leaves a core idle while it compiles one huge package
-# (k8s.io/api/core/v1, the generated OpenAPI) or links, and the other build fills it.
-( build_etcd; build_kwok; build_registry; build_crane ) &
-others=$!
+# One build at a time: go build keeps both cores busy by itself; two at once (f6692e6) were slower
+# from an empty build cache.
+build_etcd
+build_kwok
+build_registry
+build_crane
 for n in kube-apiserver kube-controller-manager kube-scheduler kubectl; do build_k8s "$n"; done
 if [[ $# -gt 0 ]]; then build_kueue; fi
-wait "$others" || { log "building etcd, kwok, the registry or crane failed (above)"; exit 1; }
 link_current
 log "binaries ready in $(( $(date +%s) - start ))s"
 echo "$BIN/current"
