@@ -39,8 +39,8 @@ setup: $(STAMP) binaries promtool chromium iproute2
 binaries:
 	@bash hack/build-binaries.sh >/dev/null
 
-# Kueue (tests/operator/test_kueue.py) is built by `make test` before pytest, so a cold compile
-# (~5 min of CPU) is not charged to one test's timeout; the demo does not need it.
+# Kueue (tests/operator/test_kueue.py): `make test` builds it at nice 19 beside the suite, from the
+# session's start (tests/conftest.py), and its tests wait for it; the demo does not need it.
 kueue:
 	@bash hack/build-binaries.sh kueue >/dev/null
 
@@ -71,8 +71,8 @@ demo: $(DEMO_INSTALL) binaries promtool iproute2
 test: test-setup
 	$(PY) -m pytest
 
-# What `make test` needs before pytest, in two lanes at once (hack/test-setup.sh): the Go builds,
-# Kueue included, beside the Python install, the Debian packages and lint.
+# What `make test` needs before pytest, in two lanes at once (hack/test-setup.sh): the Go builds
+# beside the Python install, the Debian packages and lint.
 test-setup:
 	@bash hack/test-setup.sh $(STAMP) promtool chromium iproute2 lint
 

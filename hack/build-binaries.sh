@@ -41,7 +41,7 @@ build_k8s() {
   log "building $name $K8S_VERSION (cold: several minutes)"
   mkdir -p "$(dirname "$out")"
   (cd "$HERE/gomod/k8s" && go build -trimpath -ldflags "$(k8s_ldflags "$K8S_VERSION")" \
-     -o "$out.tmp" "k8s.io/kubernetes/cmd/$name") && mv "$out.tmp" "$out"
+     -o "$out.$$.tmp" "k8s.io/kubernetes/cmd/$name") && mv "$out.$$.tmp" "$out"
 }
 
 build_etcd() {
@@ -49,7 +49,7 @@ build_etcd() {
   [[ -x "$out" ]] && return 0
   log "building etcd $ETCD_VERSION"
   mkdir -p "$(dirname "$out")"
-  (cd "$HERE/gomod/etcd" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" .) && mv "$out.tmp" "$out"
+  (cd "$HERE/gomod/etcd" && go build -trimpath -ldflags "-s -w" -o "$out.$$.tmp" .) && mv "$out.$$.tmp" "$out"
 }
 
 build_kwok() {
@@ -57,8 +57,8 @@ build_kwok() {
   [[ -x "$out" ]] && return 0
   log "building kwok $KWOK_VERSION"
   mkdir -p "$(dirname "$out")"
-  (cd "$HERE/gomod/kwok" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" sigs.k8s.io/kwok/cmd/kwok) \
-    && mv "$out.tmp" "$out"
+  (cd "$HERE/gomod/kwok" && go build -trimpath -ldflags "-s -w" -o "$out.$$.tmp" sigs.k8s.io/kwok/cmd/kwok) \
+    && mv "$out.$$.tmp" "$out"
 }
 
 build_kueue() {
@@ -70,11 +70,11 @@ build_kueue() {
   log "building kueue $KUEUE_VERSION"
   mkdir -p "$dir/manifests/crds"
   local stamp="-X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION"  # else it logs v0.0.0-main
-  (cd "$HERE/gomod/kueue" && go build -trimpath -ldflags "-s -w $stamp" -o "$out.tmp" sigs.k8s.io/kueue/cmd/kueue)
+  (cd "$HERE/gomod/kueue" && go build -trimpath -ldflags "-s -w $stamp" -o "$out.$$.tmp" sigs.k8s.io/kueue/cmd/kueue)
   local src; src="$(cd "$HERE/gomod/kueue" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)"
   install -m 0644 "$src"/config/components/crd/bases/*.yaml "$dir/manifests/crds/"
   install -m 0644 "$src/config/components/webhook/manifests.yaml" "$dir/manifests/webhooks.yaml"
-  mv "$out.tmp" "$out"
+  mv "$out.$$.tmp" "$out"
 }
 
 build_registry() {
@@ -85,7 +85,7 @@ build_registry() {
   mkdir -p "$(dirname "$out")"
   (cd "$HERE/gomod/registry" && go build -trimpath \
      -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
-     -o "$out.tmp" github.com/distribution/distribution/v3/cmd/registry) && mv "$out.tmp" "$out"
+     -o "$out.$$.tmp" github.com/distribution/distribution/v3/cmd/registry) && mv "$out.$$.tmp" "$out"
 }
 
 build_crane() {
@@ -96,7 +96,7 @@ build_crane() {
   mkdir -p "$(dirname "$out")"
   (cd "$HERE/gomod/crane" && go build -trimpath \
      -ldflags "-s -w -X github.com/google/go-containerregistry/cmd/crane/cmd.Version=$CRANE_VERSION" \
-     -o "$out.tmp" github.com/google/go-containerregistry/cmd/crane) && mv "$out.tmp" "$out"
+     -o "$out.$$.tmp" github.com/google/go-containerregistry/cmd/crane) && mv "$out.$$.tmp" "$out"
 }
 
 fetch_helm() {

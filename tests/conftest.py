@@ -1,7 +1,7 @@
 """Session fixtures shared by every test folder.
 
-``demo_in_background``: `make demo` from a fresh clone, running beside the suite when its test is
-selected (tests/demo/background.py).
+``demo_in_background``, ``kueue_build_in_background``: `make demo` from a fresh clone and the Kueue
+build, running beside the suite when a selected test needs them (tests/background.py).
 
 ``cluster``: the real local control plane (hack/localcluster/), started once per session and
 stopped at the end; or, with ``MODELFRESHNESS_USE_EXISTING_CLUSTER=1``, the cluster that
@@ -21,7 +21,10 @@ from pathlib import Path
 import pytest
 
 from hack import localcluster
+from tests.background import Background
 from tests.demo.background import TEST_NAME, DemoRun
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def installed_locations(python: str = sys.executable) -> str:
@@ -64,7 +67,25 @@ def demo_in_background(
     try:
         yield run
     finally:
-        run.stop()
+        run.job.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kueue_build_in_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Background | None]:
+    """``hack/build-binaries.sh kueue`` at nice 19, started before the session's first test when a
+    selected test uses Kueue (tests/operator/test_kueue.py waits for it): a cold build compiles Kueue
+    on CPU the suite leaves idle; a warm one only checks that the files exist. None otherwise."""
+    if not any("kueue" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
+    argv = ["nice", "-n", "19", "bash", str(REPO / "hack" / "build-binaries.sh"), "kueue"]
+    job = Background.start("kueue-build", argv, tmp_path_factory.mktemp("kueue-build"))
+    try:
+        yield job
+    finally:
+        job.stop()
 
 
 @dataclass

@@ -30,7 +30,7 @@ def test_make_demo_from_a_fresh_clone(demo_in_background: DemoRun | None) -> Non
     # Started when the session started (tests/conftest.py, tests/demo/background.py), beside the
     # rest of the suite: its wall time is mostly waiting.
     assert demo_in_background is not None, "tests/conftest.py starts the demo when this test is selected"
-    rc, stdout, stderr = demo_in_background.wait(timeout=24 * 60)
+    rc, stdout, stderr = demo_in_background.job.wait(timeout=24 * 60)
     print(stdout[-8000:])
     assert rc == 0, stdout[-3000:] + stderr[-3000:]
     work = demo_in_background.work

@@ -10,8 +10,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from testkit.wait import wait_for
+from tests.background import Background
 from tests.conftest import installed_locations, pytest_collection_modifyitems
-from tests.demo.background import TEST_NAME, DemoRun
+from tests.demo.background import TEST_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,20 +70,16 @@ def test_the_session_check_sees_an_install_from_elsewhere(tmp_path: Path) -> Non
     assert str(tmp_path / "checkout") in before and str(tmp_path / "clone") in after
 
 
-def test_a_demo_that_outlives_its_wait_is_stopped_with_its_whole_group(tmp_path: Path) -> None:
-    # tests/demo/background.py: the session's demo runs in its own process group; a wait that runs
-    # out (or the session's end) stops the group, children included, and says so.
-    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+def test_a_background_job_that_outlives_its_wait_is_stopped_with_its_whole_group(tmp_path: Path) -> None:
+    # tests/background.py: the session's demo (and Kueue build) runs in its own process group; a wait
+    # that runs out (or the session's end) stops the group, children included, and says so.
     pid_file = tmp_path / "child.pid"
-    with out.open("wb") as o, err.open("wb") as e:
-        proc = subprocess.Popen(["sh", "-c", f"sleep 600 & echo $! > {pid_file}; echo started; wait"],
-                                stdout=o, stderr=e, start_new_session=True)
-    run = DemoRun(tmp_path / "work", proc, out, err)
+    job = Background.start("job", ["sh", "-c", f"sleep 600 & echo $! > {pid_file}; echo started; wait"], tmp_path)
     wait_for("the child's pid", lambda: pid_file.exists() and pid_file.read_text().strip() != "", 30)
     child = int(pid_file.read_text())
-    rc, stdout, stderr = run.wait(timeout=1)
-    assert rc == -1 and stdout == "started\n" and "still running after 1 s" in stderr, (rc, stdout, stderr)
-    assert proc.poll() is not None
+    rc, stdout, stderr = job.wait(timeout=1)
+    assert rc == -1 and stdout == "started\n" and "job was still running after 1 s" in stderr, (rc, stdout, stderr)
+    assert job.proc.poll() is not None
     wait_for("the group's child to be gone", lambda: not _running(child), 10)
 
 

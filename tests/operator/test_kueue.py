@@ -21,17 +21,25 @@ import yaml
 from hack import kueue as kueue_mod
 from testkit.manifests import REPO, ModelDeploymentBuilder, ServingDeploymentBuilder
 from testkit.results import drift_doc, train_doc
+from tests.background import Background
 from tests.conftest import Cluster
 from tests.operator.cluster_kit import Kit, Operator, apply_crd, restricted_namespace
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+BUILD_WAIT = 1200  # s the first test may wait for the session's Kueue build (cold: ~4 min of 2 free cores)
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(900 + BUILD_WAIT)]
 TIMEOUT = 60  # spec.training.timeout in seconds: the queued candidate waits about half of it
 QUEUES = REPO / "examples" / "kueue-queues.yaml"
 
 
 @pytest.fixture(scope="module")
-def kueue(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[kueue_mod.Kueue]:
-    bin_dir = kueue_mod.build()  # cached by version; the first run compiles Kueue
+def kueue(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, kueue_build_in_background: Background | None
+) -> Iterator[kueue_mod.Kueue]:
+    # The session started the build (tests/conftest.py); a cold one compiles Kueue beside the suite.
+    assert kueue_build_in_background is not None, "tests/conftest.py builds Kueue when a test uses this fixture"
+    rc, _, stderr = kueue_build_in_background.wait(timeout=BUILD_WAIT)
+    assert rc == 0, f"hack/build-binaries.sh kueue failed:\n{stderr[-3000:]}"
+    bin_dir = kueue_mod.build()  # cached by version now: only checks that the files exist
     k = kueue_mod.start(cluster.kubeconfig, bin_dir, tmp_path_factory.mktemp("kueue"))
     try:
         yield k
