@@ -1,7 +1,7 @@
 """A long job the session starts in the background before its first test, and a test waits for.
 
-The suite leaves the CPU idle for much of its run (a third of it in the 2da27b9 run: tests waiting on
-the control plane, schedules, rollouts); `make demo` (tests/demo/background.py) and the Kueue build
+The suite leaves the CPU idle for much of its run (tests waiting on the control plane, schedules,
+rollouts; `benchmarks/cpu_idle.sh` samples how much); `make demo` (tests/demo/background.py) and the Kueue build
 (tests/operator/test_kueue.py) fill that time instead of adding theirs to it. tests/conftest.py
 starts each only when the session selected a test that needs it.
 """
@@ -27,11 +27,11 @@ class Background:
     stderr: Path
 
     @classmethod
-    def start(cls, name: str, argv: Sequence[str], base: Path, env: dict[str, str] | None = None) -> Background:
+    def start(cls, name: str, argv: Sequence[str], base: Path) -> Background:
         stdout, stderr = base / f"{name}.stdout", base / f"{name}.stderr"
         with stdout.open("wb") as out, stderr.open("wb") as err:
             proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env)
+                                    start_new_session=True)
         return cls(name, proc, stdout, stderr)
 
     def wait(self, timeout: float) -> tuple[int, str, str]:
