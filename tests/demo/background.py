@@ -1,7 +1,7 @@
 """`make demo` from a fresh clone, started when the session starts and waited for by its test.
 
 The demo runs its own control plane, registry, Prometheus and pods (free ports, its own pod
-network block and folders), so it does not touch the session's cluster; most of its 14 minutes are
+network block and folders), so it does not touch the session's cluster; most of its run is
 spent waiting (schedules, rollouts, traffic at 5 requests a second), which the rest of the suite
 fills. tests/conftest.py starts it only when the session selected its test, and runs that test last.
 """
