@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from hack import localcluster
 from testkit.wait import wait_for
 from tests.background import Background
 from tests.conftest import installed_locations, pytest_collection_modifyitems
@@ -80,15 +81,7 @@ def test_a_background_job_that_outlives_its_wait_is_stopped_with_its_whole_group
     rc, stdout, stderr = job.wait(timeout=1)
     assert rc == -1 and stdout == "started\n" and "job was still running after 1 s" in stderr, (rc, stdout, stderr)
     assert job.proc.poll() is not None
-    wait_for("the group's child to be gone", lambda: not _running(child), 10)
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    wait_for("the group's child to be gone", lambda: not localcluster.alive(child), 10)
 
 
 def test_the_demo_test_is_moved_last_and_the_others_keep_their_order() -> None:
