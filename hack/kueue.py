@@ -51,11 +51,12 @@ def version() -> str:
     raise lc.ClusterError(f"{GO_MOD} does not require sigs.k8s.io/kueue")
 
 
+BUILD_ARGV = ("bash", str(lc.REPO / "hack" / "build-binaries.sh"), "kueue")  # also run by tests/conftest.py
+
+
 def build() -> Path:
     """``hack/build-binaries.sh kueue`` (cached by version; a cold build compiles Kueue) -> bin dir."""
-    out = subprocess.run(
-        ["bash", str(lc.REPO / "hack" / "build-binaries.sh"), "kueue"], check=True, text=True, stdout=subprocess.PIPE
-    )
+    out = subprocess.run(BUILD_ARGV, check=True, text=True, stdout=subprocess.PIPE)
     return Path(out.stdout.strip().splitlines()[-1])
 
 

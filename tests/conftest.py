@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from hack import kueue as kueue_mod
 from hack import localcluster
 from tests.background import Background
 from tests.demo.background import TEST_NAME, DemoRun
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def installed_locations(python: str = sys.executable) -> str:
@@ -80,7 +79,7 @@ def kueue_build_in_background(
     if not any("kueue" in getattr(item, "fixturenames", ()) for item in request.session.items):
         yield None
         return
-    argv = ["nice", "-n", "19", "bash", str(REPO / "hack" / "build-binaries.sh"), "kueue"]
+    argv = ["nice", "-n", "19", *kueue_mod.BUILD_ARGV]
     job = Background.start("kueue-build", argv, tmp_path_factory.mktemp("kueue-build"))
     try:
         yield job
