@@ -9,13 +9,14 @@ from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "build-binaries.sh"
 
-# Records "<module folder> <package>" per build and writes the -o file;
+# Records "<module folder> <package> <its DWARF flag>" per build and writes the -o file;
 # exits 1 for the module named in FAIL_IN.
 FAKE_GO = r"""#!/usr/bin/env bash
 [[ "$1" == build ]] || { echo "fake go: only build" >&2; exit 3; }
-out="" pkg=""; prev=""
-for a in "$@"; do [[ "$prev" == -o ]] && out="$a"; pkg="$a"; prev="$a"; done
-echo "$(basename "$PWD") $pkg" >> "$GO_LOG"
+out="" pkg="" dwarf="dwarf"; prev=""
+for a in "$@"; do [[ "$prev" == -o ]] && out="$a"; [[ "$a" == -gcflags=all=-dwarf=false ]] && dwarf="nodwarf"
+  pkg="$a"; prev="$a"; done
+echo "$(basename "$PWD") $pkg $dwarf" >> "$GO_LOG"
 [[ "$(basename "$PWD")" == "${FAIL_IN:-none}" ]] && { echo "fake go: failing in $PWD" >&2; exit 1; }
 printf '#!/bin/sh\n' > "$out" && chmod +x "$out"
 """
@@ -48,6 +49,7 @@ def test_every_binary_is_built_once_and_linked(tmp_path: Path) -> None:
                  "registry", "crane", "helm"):
         assert (current / name).exists(), name
     assert sorted(b[0] for b in builds) == ["crane", "etcd", "k8s", "k8s", "k8s", "k8s", "kwok", "registry"], builds
+    assert all(b[2] == "nodwarf" for b in builds), builds  # the compiler writes no DWARF the linker strips
     again, rebuilt = _run(tmp_path)  # cached by version: a warm machine builds nothing
     assert again.returncode == 0 and rebuilt == [], (again.stderr, rebuilt)
 
