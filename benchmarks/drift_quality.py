@@ -132,6 +132,23 @@ class Context:
     impact: drift_rules.Impact
 
 
+def load_context(model_file: str | None, epochs: int | None = None, train_seed: int | None = None) -> Context:
+    """The serving model (``model_file``, or the sample project's trained now) and its reference signals."""
+    tmp = Path(tempfile.mkdtemp(prefix="drift-quality-"))
+    try:
+        ckpt = model.load(model_file or str(train_sample_model(tmp, epochs, train_seed)))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if ckpt.heldout is None:
+        raise SystemExit("--model: the model file has no held-out split; train it with this commit's train stage")
+    if ckpt.calibration is None:
+        raise SystemExit("--model: the model file has no calibration; train it with this commit's train stage")
+    reference = features.reference_table(ckpt, ckpt.heldout)
+    signals = drift_rules.Impact(impact.Calibration.from_json(ckpt.calibration), drift_step.estimate_reference(ckpt),
+                                 reference.embeddings, reference.early)
+    return Context(ckpt, reference, engine.DeviceOptions.for_device("cpu"), drift_rules.Tests(reference.table), signals)
+
+
 def extract(ctx: Context, images: np.ndarray, labels: list[str], chunk: int = 2000) -> Pool:
     """The serving model's features of uint8 (N, H, W, 3) images, PCA of the reference."""
     parts = []
@@ -290,19 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--pool: {pool} is smaller than the largest --sizes value {max(sizes)}")
     started = time.perf_counter()
     meta = machine()
-    tmp = Path(tempfile.mkdtemp(prefix="drift-quality-"))
-    try:
-        ckpt = model.load(args.model or str(train_sample_model(tmp, epochs, args.train_seed)))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if ckpt.heldout is None:
-        raise SystemExit("--model: the model file has no held-out split; train it with this commit's train stage")
-    if ckpt.calibration is None:
-        raise SystemExit("--model: the model file has no calibration; train it with this commit's train stage")
-    reference = features.reference_table(ckpt, ckpt.heldout)
-    signals = drift_rules.Impact(impact.Calibration.from_json(ckpt.calibration), drift_step.estimate_reference(ckpt),
-                                 reference.embeddings, reference.early)
-    ctx = Context(ckpt, reference, engine.DeviceOptions.for_device("cpu"), drift_rules.Tests(reference.table), signals)
+    ctx = load_context(args.model, epochs, args.train_seed)
+    ckpt, signals = ctx.ckpt, ctx.impact
     print(f"# drift_quality  {meta['date']}  commit {meta['commit']}  {meta['host']}  {meta['cpus']} CPUs  "
           f"load {meta['load'][0]:.2f}  torch {meta['torch']}", flush=True)
     print(f"# reference: held-out images (validation + reference split), {len(ctx.reference.table)}; val_acc "
