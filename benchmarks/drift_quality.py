@@ -259,11 +259,15 @@ def run_cell(ctx: Context, pools: dict[str, Pool], shift: drift_shifts.Shift, in
                 verified += 1
                 disagreements += int(not agrees_with_the_slow_path(ctx, drawn[n], c))
     iid = float(pools["iid"].correct.mean())
+    return drift_quality_report.summarise(shift, results, iid, cell_accuracy(pools, shift), verified, disagreements)
+
+
+def cell_accuracy(pools: dict[str, Pool], shift: drift_shifts.Shift) -> float:
+    """The serving model's accuracy on a cell, over its whole pool (a mixture: its shares' pools)."""
+    iid = float(pools["iid"].correct.mean())
     if shift.is_mixture:
-        accuracy = (1 - shift.value) * iid + shift.value * float(pools[shift.family].correct.mean())
-    else:
-        accuracy = float(pools[shift.name].correct.mean())
-    return drift_quality_report.summarise(shift, results, iid, accuracy, verified, disagreements)
+        return (1 - shift.value) * iid + shift.value * float(pools[shift.family].correct.mean())
+    return float(pools[shift.name].correct.mean())
 
 
 def machine() -> dict[str, Any]:

@@ -59,13 +59,19 @@ def _rate(hits: int, n: int) -> dict[str, Any]:
     return {"hits": hits, "batches": n, "rate": hits / n if n else 0.0, "low": lo, "high": hi}
 
 
+def classify(shift: Shift, cost: float) -> str:
+    """A cell's class from its cost in accuracy points: iid, harmless, between or harmful."""
+    if shift.family == "iid":
+        return "iid"
+    return "harmless" if cost < HARMLESS_BELOW else "harmful" if cost >= HARMFUL_FROM else "between"
+
+
 def summarise(shift: Shift, results: Mapping[int, Sequence[Check]], iid: float, accuracy: float,
               verified: int, disagreements: int) -> dict[str, Any]:
     """One cell's row: cost (``iid`` and the cell's ``accuracy`` over their pools), class, and per
     size each rule's trigger rate, the estimate's error and the novelty rate."""
     cost = 100 * (iid - accuracy)
-    kind = "iid" if shift.family == "iid" else (
-        "harmless" if cost < HARMLESS_BELOW else "harmful" if cost >= HARMFUL_FROM else "between")
+    kind = classify(shift, cost)
     per_size: dict[str, Any] = {}
     for n, checks in results.items():
         b = len(checks)

@@ -122,16 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         pools = dq.build_pools(ctx, shifts, args.pool, args.seed, progress=False)
         iid = float(pools["iid"].correct.mean())
         for i, shift in enumerate(shifts):
-            if shift.is_mixture:
-                acc = (1 - shift.value) * iid + shift.value * float(pools[shift.family].correct.mean())
-            else:
-                acc = float(pools[shift.name].correct.mean())
-            cost = 100 * (iid - acc)
-            kind = "iid" if shift.family == "iid" else (
-                "harmless" if cost < drift_quality_report.HARMLESS_BELOW else
-                "harmful" if cost >= drift_quality_report.HARMFUL_FROM else "between")
+            cost = 100 * (iid - dq.cell_accuracy(pools, shift))
             got = batches_of(ctx, pools, shift, i, args.size, args.batches, args.seed)
-            rows.append({"grid": grid, **cell_row(shift.name, kind, cost, got, args.gates)})
+            rows.append({"grid": grid, **cell_row(shift.name, drift_quality_report.classify(shift, cost), cost, got,
+                                                  args.gates)})
     print("\n| grid | cell | class | cost (pt) | excess share | " + " | ".join(f"gate {g}" for g in args.gates) + " |")
     print("|---|---|---|---|---|" + "---|" * len(args.gates))
     for r in rows:
