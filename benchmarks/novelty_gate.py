@@ -43,12 +43,11 @@ GATES = (0.0, 0.02, 0.03, 0.05)
 
 @dataclass(frozen=True)
 class Batch:
-    """One batch's signals (no labels) and its true accuracy."""
+    """One batch's label-free signals."""
 
     drop: float  # reference accuracy minus the estimate
     novelty: bool  # the novelty test was significant
     excess: float  # novelty share minus the reference rate
-    accuracy: float
 
 
 def retrains(b: Batch, gate: float, accuracy_drop: float = dq.ACCURACY_DROP) -> bool:
@@ -92,8 +91,7 @@ def batches_of(ctx: dq.Context, pools: dict[str, dq.Pool], shift: drift_shifts.S
         batch = dq.draw(pools, shift, (max(dq.SIZES), n), np.random.default_rng([seed, index, b]))[n]
         found, flags = ctx.impact.novelty(batch.distance)
         estimate = ctx.impact.estimate(batch.columns["confidence"], found, flags).value
-        out.append(Batch(ref_acc - estimate, found.detected, found.share - found.reference_rate,
-                         float(batch.correct.mean())))
+        out.append(Batch(ref_acc - estimate, found.detected, found.share - found.reference_rate))
     return out
 
 

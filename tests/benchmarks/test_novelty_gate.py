@@ -6,15 +6,15 @@ from benchmarks import novelty_gate as ng
 
 
 def test_the_gate_holds_back_a_significant_but_small_excess_and_never_the_estimate() -> None:
-    small = ng.Batch(drop=0.0, novelty=True, excess=0.01, accuracy=0.98)
+    small = ng.Batch(drop=0.0, novelty=True, excess=0.01)
     assert ng.retrains(small, 0.0) and not ng.retrains(small, 0.02)
-    assert not ng.retrains(ng.Batch(0.0, False, 0.30, 0.7), 0.0)  # a large share that is not significant
-    assert ng.retrains(ng.Batch(0.06, False, 0.0, 0.9), 0.05)  # the estimated drop alone still retrains
+    assert not ng.retrains(ng.Batch(0.0, False, 0.30), 0.0)  # a large share that is not significant
+    assert ng.retrains(ng.Batch(0.06, False, 0.0), 0.05)  # the estimated drop alone still retrains
 
 
 def test_summary_counts_targets_per_gate_and_names_the_worst_cells() -> None:
-    unusual = [ng.Batch(0.0, True, 0.02, 0.98)] * 3 + [ng.Batch(0.0, False, 0.0, 0.98)]
-    bees = [ng.Batch(0.01, True, 0.03, 0.7)] * 4
+    unusual = [ng.Batch(0.0, True, 0.02)] * 3 + [ng.Batch(0.0, False, 0.0)]
+    bees = [ng.Batch(0.01, True, 0.03)] * 4
     rows = [{"grid": "holdout", **ng.cell_row("mirror", "harmless", 0.3, unusual, (0.0, 0.025))},
             {"grid": "tuning", **ng.cell_row("bees 30%", "harmful", 28.0, bees, (0.0, 0.025))}]
     assert rows[0]["rates"] == {"0.0": 0.75, "0.025": 0.0} and abs(rows[0]["excess"] - 0.015) < 1e-12
