@@ -45,21 +45,26 @@ GATES = (0.0, 0.02, 0.03, 0.05)
 class Batch:
     """One batch's label-free signals."""
 
-    drop: float  # reference accuracy minus the estimate
+    estimate: float  # the estimated accuracy
     novelty: bool  # the novelty test was significant
     excess: float  # novelty share minus the reference rate
 
 
-def retrains(b: Batch, gate: float, accuracy_drop: float = dq.ACCURACY_DROP) -> bool:
-    """The impact rule with the novelty half gated: significant *and* an excess share of at least ``gate``."""
-    return b.drop > accuracy_drop or (b.novelty and b.excess >= gate)
+def retrains(b: Batch, gate: float, reference_accuracy: float | None) -> bool:
+    """``freshness_contract.trigger``'s impact policy with the novelty half gated: significant *and* an
+    excess share of at least ``gate``. No distribution test is run: the policy consults it only when
+    the reference accuracy is missing."""
+    return trigger.decide("impact", distribution_detected=False, accuracy_drop=dq.ACCURACY_DROP,
+                          reference_accuracy=reference_accuracy, estimated_accuracy=b.estimate,
+                          novelty_detected=b.novelty and b.excess >= gate).retrain
 
 
-def cell_row(name: str, kind: str, cost: float, batches: Sequence[Batch], gates: Sequence[float]) -> dict[str, Any]:
+def cell_row(name: str, kind: str, cost: float, batches: Sequence[Batch], gates: Sequence[float],
+             reference_accuracy: float | None) -> dict[str, Any]:
     """One cell: its class and cost, the mean excess share, and the trigger rate per gate."""
     return {"cell": name, "class": kind, "cost": round(cost, 2),
             "excess": round(float(np.mean([b.excess for b in batches])), 4),
-            "rates": {str(g): sum(retrains(b, g) for b in batches) / len(batches) for g in gates}}
+            "rates": {str(g): sum(retrains(b, g, reference_accuracy) for b in batches) / len(batches) for g in gates}}
 
 
 def summary(rows: Sequence[dict[str, Any]], gates: Sequence[float]) -> dict[str, dict[str, Any]]:
@@ -69,10 +74,10 @@ def summary(rows: Sequence[dict[str, Any]], gates: Sequence[float]) -> dict[str,
     def label(r: dict[str, Any] | None) -> str | None:
         return None if r is None else f"{r.get('grid', '')} {r['cell']}".strip()
 
+    harmless = [r for r in rows if r["class"] == "harmless"]
+    harmful = [r for r in rows if r["class"] == "harmful"]
     for g in gates:
         key = str(g)
-        harmless = [r for r in rows if r["class"] == "harmless"]
-        harmful = [r for r in rows if r["class"] == "harmful"]
         out[key] = {
             "harmlessOk": sum(r["rates"][key] <= 0.05 for r in harmless), "harmless": len(harmless),
             "harmfulOk": sum(r["rates"][key] >= 0.95 for r in harmful), "harmful": len(harmful),
@@ -84,14 +89,15 @@ def summary(rows: Sequence[dict[str, Any]], gates: Sequence[float]) -> dict[str,
 
 def batches_of(ctx: dq.Context, pools: dict[str, dq.Pool], shift: drift_shifts.Shift, index: int, n: int,
                count: int, seed: int) -> list[Batch]:
-    """The batches drift_quality.py draws for this cell (its ``draw`` and seeds), size ``n``."""
+    """The batches drift_quality.py draws for this cell (its ``draw`` and seeds), size ``n``: drawn
+    with its largest size too, since its smaller batches are subsets of the larger."""
     out = []
-    ref_acc = ctx.impact.reference_accuracy or 0.0
+    sizes = tuple({max(dq.SIZES), n})
     for b in range(count):
-        batch = dq.draw(pools, shift, (max(dq.SIZES), n), np.random.default_rng([seed, index, b]))[n]
+        batch = dq.draw(pools, shift, sizes, np.random.default_rng([seed, index, b]))[n]
         found, flags = ctx.impact.novelty(batch.distance)
         estimate = ctx.impact.estimate(batch.columns["confidence"], found, flags).value
-        out.append(Batch(ref_acc - estimate, found.detected, found.share - found.reference_rate))
+        out.append(Batch(estimate, found.detected, found.share - found.reference_rate))
     return out
 
 
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             cost = 100 * (iid - dq.cell_accuracy(pools, shift))
             got = batches_of(ctx, pools, shift, i, args.size, args.batches, args.seed)
             rows.append({"grid": grid, **cell_row(shift.name, drift_quality_report.classify(shift, cost), cost, got,
-                                                  args.gates)})
+                                                  args.gates, signals.reference_accuracy)})
     print("\n| grid | cell | class | cost (pt) | excess share | " + " | ".join(f"gate {g}" for g in args.gates) + " |")
     print("|---|---|---|---|---|" + "---|" * len(args.gates))
     for r in rows:
