@@ -70,10 +70,14 @@ ACCURACY_DROP = trigger.DEFAULT_ACCURACY_DROP
 POOL_SEED = 30_000  # production renders: seeds no sample-set folder or training split uses
 
 
-def train_sample_model(workdir: Path, epochs: int | None, seed: int | None = None) -> Path:
+def train_sample_model(workdir: Path, epochs: int | None, seed: int | None = None,
+                       reference_per_class: int | None = None) -> Path:
     """The sample project's model: prepare + train stages with the repository's params.yaml
-    (``epochs`` and ``train.seed`` replaced when given)."""
+    (``epochs``, ``train.seed`` and ``data.reference_per_class`` replaced when given; the last changes
+    the held-out reference only: the sample set's training split does not depend on it)."""
     p = params.load(ROOT / "params.yaml")
+    if reference_per_class is not None:
+        p = dataclasses.replace(p, data=dataclasses.replace(p.data, reference_per_class=reference_per_class))
     if epochs is not None:
         p = dataclasses.replace(p, train=dataclasses.replace(p.train, epochs=epochs))
     if seed is not None:
@@ -132,11 +136,12 @@ class Context:
     impact: drift_rules.Impact
 
 
-def load_context(model_file: str | None, epochs: int | None = None, train_seed: int | None = None) -> Context:
+def load_context(model_file: str | None, epochs: int | None = None, train_seed: int | None = None,
+                 reference_per_class: int | None = None) -> Context:
     """The serving model (``model_file``, or the sample project's trained now) and its reference signals."""
     tmp = Path(tempfile.mkdtemp(prefix="drift-quality-"))
     try:
-        ckpt = model.load(model_file or str(train_sample_model(tmp, epochs, train_seed)))
+        ckpt = model.load(model_file or str(train_sample_model(tmp, epochs, train_seed, reference_per_class)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if ckpt.heldout is None:

@@ -1,6 +1,7 @@
 """How large a share of a new class can the novelty test find, in how large a window? (issue 14)
 
-    python benchmarks/novelty_power.py [--model M | --train-seeds S ...] [--pool 3000] [--batches 200] [--json out.json]
+    python benchmarks/novelty_power.py [--model M | --train-seeds S ... [--reference-per-class R]]
+                                      [--windows 500 200] [--pool 3000] [--batches 200] [--json out.json]
 
 The impact rule's novelty half (``impact.novelty_test``) counts a window's images beyond a
 percentile of the reference's own scores and compares the count with the beta-binomial null of a
@@ -118,7 +119,8 @@ def requirement_table() -> list[dict[str, Any]]:
     return rows
 
 
-def measured(ctx: dq.Context, pool: int, batches: int, seed: int) -> dict[str, Any]:
+def measured(ctx: dq.Context, pool: int, batches: int, seed: int, windows: tuple[int, ...] = dq.SIZES
+             ) -> dict[str, Any]:
     """Per test column: ``u`` on the iid pool and ``s`` on the bee pool; per bee share and window size:
     each test's predicted power for this reference, and the rule's detection rate on drift_quality's batches."""
     cells = tuple(s for s in drift_shifts.SHIFTS if s.family in ("iid", "new-class"))
@@ -134,12 +136,12 @@ def measured(ctx: dq.Context, pool: int, batches: int, seed: int) -> dict[str, A
     for index, shift in enumerate(drift_shifts.SHIFTS):
         if shift.family != "new-class":
             continue
-        for m in dq.SIZES:
+        for m in windows:
             per_test = {j: float(power_given(u[j], m, shift.value, s[j], critical_count(m, n, quantiles[j]))[0])
                         for j in cols}
             hits = 0
             for b in range(batches):
-                batch = dq.draw(pools, shift, dq.SIZES, np.random.default_rng([seed, index, b]))[m]
+                batch = dq.draw(pools, shift, windows, np.random.default_rng([seed, index, b]))[m]
                 hits += ctx.impact.novelty(batch.distance)[0].detected
             rows.append({"share": shift.value, "window": m, "measured": hits / batches,
                          "predictedBest": max(per_test.values()),
@@ -156,9 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pool", type=int, default=3000)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--windows", type=int, nargs="+", default=list(dq.SIZES),
+                    help="window sizes of part 2 (drift_quality's: 500 200; each draw nests the smaller in the larger)")
+    ap.add_argument("--reference-per-class", type=int,
+                    help="data.reference_per_class of the models the run trains (params.yaml's by default)")
     ap.add_argument("--no-model", action="store_true", help="part 1 only")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
+    if args.model and args.reference_per_class is not None:
+        raise SystemExit("--reference-per-class: the run trains no model when --model is given; use one or the other")
     meta = dq.machine()
     print(f"# novelty_power  {meta['date']}  commit {meta['commit']}  one distance test at the "
           f"{impact.DISTANCE_PERCENTILE:g}th percentile, alpha {ALPHA_EACH:.4f}, target {TARGET:.0%}")
@@ -173,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"meta": meta, "required": table, "models": []}
     models = [] if args.no_model else [(args.model, None)] if args.model else [(None, s) for s in args.train_seeds]
     for model_file, train_seed in models:
-        ctx = dq.load_context(model_file, None, train_seed)
+        ctx = dq.load_context(model_file, None, train_seed, args.reference_per_class)
         got = {"trainSeed": train_seed, "heldoutAccuracy": ctx.impact.reference_accuracy,
-               **measured(ctx, args.pool, args.batches, args.seed)}
+               **measured(ctx, args.pool, args.batches, args.seed, tuple(args.windows))}
         out["models"].append(got)
         print(f"# model {model_file or f'train.seed {train_seed}'} measured", file=sys.stderr, flush=True)
     if out["models"]:
