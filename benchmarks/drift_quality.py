@@ -132,8 +132,16 @@ class Context:
     ckpt: model.Checkpoint
     reference: features.Extracted
     settings: engine.DeviceOptions
-    tests: drift_rules.Tests
+    tests: drift_rules.Tests | None
+    """None above 1,000 reference rows, where Evidently's default changes its tests (novelty_power.py's
+    large references need the impact signals only)."""
     impact: drift_rules.Impact
+
+    def distribution_tests(self) -> drift_rules.Tests:
+        if self.tests is None:
+            raise ValueError(f"reference: {len(self.reference.table)} rows; the distribution and Evidently rules "
+                             "are emulated up to 1,000")
+        return self.tests
 
 
 def load_context(model_file: str | None, epochs: int | None = None, train_seed: int | None = None,
@@ -151,7 +159,8 @@ def load_context(model_file: str | None, epochs: int | None = None, train_seed: 
     reference = features.reference_table(ckpt, ckpt.heldout)
     signals = drift_rules.Impact(impact.Calibration.from_json(ckpt.calibration), drift_step.estimate_reference(ckpt),
                                  reference.embeddings, reference.early)
-    return Context(ckpt, reference, engine.DeviceOptions.for_device("cpu"), drift_rules.Tests(reference.table), signals)
+    tests = drift_rules.Tests(reference.table) if len(reference.table) <= drift_rules.MAX_REFERENCE else None
+    return Context(ckpt, reference, engine.DeviceOptions.for_device("cpu"), tests, signals)
 
 
 def extract(ctx: Context, images: np.ndarray, labels: list[str], chunk: int = 2000) -> Pool:
@@ -219,9 +228,10 @@ Check = drift_quality_report.Check
 def check(ctx: Context, batch: Pool) -> Check:
     """All three rules on one batch, as the drift step and the operator apply them (labels unused)."""
     table = batch.table()
-    pvalues = ctx.tests.pvalues(table)
+    tests = ctx.distribution_tests()
+    pvalues = tests.pvalues(table)
     distribution = drift_rule.decide(pvalues).detected
-    share, evidently = ctx.tests.evidently(table, pvalues)
+    share, evidently = tests.evidently(table, pvalues)
     novelty, flags = ctx.impact.novelty(batch.distance)
     estimate = ctx.impact.estimate(table["confidence"].to_numpy(), novelty, flags)
     decision = trigger.decide("impact", distribution_detected=distribution, accuracy_drop=ACCURACY_DROP,
@@ -235,7 +245,7 @@ def agrees_with_the_slow_path(ctx: Context, batch: Pool, c: Check) -> bool:
     """The fast paths against ``drift_rule.feature_pvalues``, ``drift_step.signals`` and ``DataDriftPreset()``."""
     table = batch.table()
     slow = drift_rule.feature_pvalues(ctx.reference.table, table)
-    fast = ctx.tests.pvalues(table)
+    fast = ctx.distribution_tests().pvalues(table)
     same_p = slow.keys() == fast.keys() and all(abs(slow[k] - fast[k]) <= 1e-12 * max(1.0, slow[k]) for k in slow)
     share, dataset = drift_rules.evidently_preset(ctx.reference.table, table)
     current = features.Extracted(table, ctx.reference.pca, batch.embeddings, batch.early)

@@ -42,11 +42,15 @@ def z_test_pvalue(reference: pd.Series, current: pd.Series) -> float:
     return float(2 * (1 - norm.cdf(np.abs(z))))
 
 
+MAX_REFERENCE = 1000
+"""Evidently's default switches its numerical columns to distance tests above this many reference rows."""
+
+
 class Tests:
     """Per-column p-values of batches against one reference table (module docstring)."""
 
     def __init__(self, reference: pd.DataFrame) -> None:
-        if len(reference) > 1000:
+        if len(reference) > MAX_REFERENCE:
             raise ValueError("reference: Evidently's default switches to distance tests above 1,000 rows")
         self.reference = reference
         self.numerical = [c for c in reference.columns if c not in CATEGORICAL]
