@@ -1,7 +1,7 @@
 """Would a floor on the novelty share's excess trade the wrong retrains for the right ones? (issue 14)
 
-    python benchmarks/novelty_gate.py [--model M | --train-seed S] [--pool 3000] [--batches 200]
-                                      [--gates 0 0.02 0.03 0.05] [--json out.json]
+    python benchmarks/novelty_gate.py [--model M | --train-seed S [--reference-per-class R]] [--pool 3000]
+                                      [--batches 200] [--gates 0 0.02 0.03 0.05] [--json out.json]
 
 The impact rule retrains when the estimated accuracy drop exceeds ``accuracyDrop`` or when the
 novelty test is significant (``freshness_contract.trigger``). Significance alone fires on unusual
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--model", help="serving model file (default: train the sample project's model)")
     ap.add_argument("--train-seed", type=int, help="train.seed of the model the run trains")
+    ap.add_argument("--reference-per-class", type=int,
+                    help="data.reference_per_class of the model the run trains (params.yaml's by default)")
     ap.add_argument("--pool", type=int, default=3000)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
@@ -112,15 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gates", type=float, nargs="+", default=list(GATES))
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    if args.model and args.train_seed is not None:
-        raise SystemExit("--train-seed: the run trains no model when --model is given; use one or the other")
+    if args.model and (args.train_seed is not None or args.reference_per_class is not None):
+        raise SystemExit("--train-seed, --reference-per-class: the run trains no model when --model is given")
     meta = dq.machine()
-    ctx = dq.load_context(args.model, None, args.train_seed)
+    ctx = dq.load_context(args.model, None, args.train_seed, args.reference_per_class)
     ckpt, signals = ctx.ckpt, ctx.impact
     print(f"# novelty_gate  {meta['date']}  commit {meta['commit']}  {meta['cpus']} CPUs  "
           f"load {meta['load'][0]:.2f}; val_acc {ckpt.metrics.get('val_acc', float('nan')):.3f}, "
-          f"held-out accuracy {signals.reference_accuracy:.3f}; pool {args.pool}, {args.batches} batches of "
-          f"{args.size} per cell; accuracyDrop {trigger.DEFAULT_ACCURACY_DROP}")
+          f"held-out accuracy {signals.reference_accuracy:.3f} on {len(ctx.reference.table)} images; pool {args.pool}, "
+          f"{args.batches} batches of {args.size} per cell; accuracyDrop {trigger.DEFAULT_ACCURACY_DROP}")
     rows: list[dict[str, Any]] = []
     for grid, shifts in (("tuning", drift_shifts.SHIFTS), ("holdout", drift_shifts.HOLDOUT_SHIFTS)):
         pools = dq.build_pools(ctx, shifts, args.pool, args.seed, progress=False)
