@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ckpt, signals = ctx.ckpt, ctx.impact
     print(f"# novelty_gate  {meta['date']}  commit {meta['commit']}  {meta['cpus']} CPUs  "
           f"load {meta['load'][0]:.2f}; val_acc {ckpt.metrics.get('val_acc', float('nan')):.3f}, "
-          f"held-out accuracy {signals.reference_accuracy:.3f} on {len(ctx.reference.table)} images; pool {args.pool}, "
+          f"held-out accuracy {signals.reference_accuracy:.3f} on {len(ctx.reference.table)} images, calibration "
+          f"slope {signals.calibration.a:.3f} intercept {signals.calibration.b:.3f}; pool {args.pool}, "
           f"{args.batches} batches of {args.size} per cell; accuracyDrop {trigger.DEFAULT_ACCURACY_DROP}")
     rows: list[dict[str, Any]] = []
     for grid, shifts in (("tuning", drift_shifts.SHIFTS), ("holdout", drift_shifts.HOLDOUT_SHIFTS)):
