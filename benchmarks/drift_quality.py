@@ -138,9 +138,10 @@ class Context:
     impact: drift_rules.Impact
 
     def distribution_tests(self) -> drift_rules.Tests:
+        """The distribution and Evidently rules' tests; ValueError naming the reference when it has none."""
         if self.tests is None:
             raise ValueError(f"reference: {len(self.reference.table)} rows; the distribution and Evidently rules "
-                             "are emulated up to 1,000")
+                             f"are emulated up to {drift_rules.MAX_REFERENCE:,}")
         return self.tests
 
 

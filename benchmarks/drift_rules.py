@@ -51,7 +51,7 @@ class Tests:
 
     def __init__(self, reference: pd.DataFrame) -> None:
         if len(reference) > MAX_REFERENCE:
-            raise ValueError("reference: Evidently's default switches to distance tests above 1,000 rows")
+            raise ValueError(f"reference: Evidently's default switches to distance tests above {MAX_REFERENCE:,} rows")
         self.reference = reference
         self.numerical = [c for c in reference.columns if c not in CATEGORICAL]
         self._sorted = {c: np.sort(reference[c].to_numpy(np.float64)) for c in self.numerical}

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import beta, betabinom, binom
+from scipy.stats import beta, betabinom, binom, norm
 
 ROOT = Path(__file__).resolve().parents[1]
 for _path in (ROOT, ROOT / "trainer", ROOT / "contract"):
@@ -102,8 +102,6 @@ def reference_floor(n: int, share: float, target: float = TARGET, q: float = imp
     """The large-window limit of ``required_exceed`` (normal approximation): the count's excess over its
     mean must beat ``(z_alpha + z_target)`` standard deviations of the threshold's own ``u``, which grow with
     the window like its signal ``m·π·(s - u)`` does."""
-    from scipy.stats import norm
-
     r = min(n, math.ceil(q / 100 * (n + 1)))
     a, b = n + 1 - r, r
     sd = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
@@ -137,7 +135,8 @@ def measured(ctx: dq.Context, pool: int, batches: int, seed: int, windows: tuple
         if shift.family != "new-class":
             continue
         for m in windows:
-            per_test = {j: float(power_given(u[j], m, shift.value, s[j], critical_count(m, n, quantiles[j]))[0])
+            per_test = {j: float(power_given(u[j], m, shift.value, s[j],
+                                          critical_count(m, n, quantiles[j], impact.ALPHA / len(cols)))[0])
                         for j in cols}
             hits = 0
             for b in range(batches):
