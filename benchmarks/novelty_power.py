@@ -152,8 +152,8 @@ def measured(ctx: dq.Context, pool: int, batches: int, seed: int, windows: tuple
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--model", help="serving model file (default: train the sample project's model)")
-    ap.add_argument("--train-seeds", type=int, nargs="+", default=[0],
-                    help="train.seed of each model the run trains, one after the other")
+    ap.add_argument("--train-seeds", type=int, nargs="+",
+                    help="train.seed of each model the run trains, one after the other (default: 0)")
     ap.add_argument("--pool", type=int, default=3000)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-model", action="store_true", help="part 1 only")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    if args.model and args.reference_per_class is not None:
-        raise SystemExit("--reference-per-class: the run trains no model when --model is given; use one or the other")
+    if args.model and (args.train_seeds is not None or args.reference_per_class is not None):
+        raise SystemExit("--train-seeds, --reference-per-class: the run trains no model when --model is given")
     meta = dq.machine()
     print(f"# novelty_power  {meta['date']}  commit {meta['commit']}  one distance test at the "
           f"{impact.DISTANCE_PERCENTILE:g}th percentile, alpha {ALPHA_EACH:.4f}, target {TARGET:.0%}")
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         cells = ["-" if v is None else f"{v:.2f}" for v in r["required"].values()]
         print(f"| {r['reference']} | {r['share']:.0%} | " + " | ".join(cells) + f" | {r['floor']:.2f} |")
     out: dict[str, Any] = {"meta": meta, "required": table, "models": []}
-    models = [] if args.no_model else [(args.model, None)] if args.model else [(None, s) for s in args.train_seeds]
+    seeds = args.train_seeds or [0]
+    models = [] if args.no_model else [(args.model, None)] if args.model else [(None, s) for s in seeds]
     for model_file, train_seed in models:
         ctx = dq.load_context(model_file, None, train_seed, args.reference_per_class)
         got = {"trainSeed": train_seed, "heldoutAccuracy": ctx.impact.reference_accuracy,

@@ -49,3 +49,9 @@ def test_the_required_separation_falls_with_the_window_towards_the_reference_flo
     assert npw.power(500, 660, 0.3, short) >= npw.TARGET > npw.power(500, 660, 0.3, short - 0.01)
     assert npw.required_exceed(200, 660, 0.1) is None  # 20 images cannot make the count alone
     assert npw.reference_floor(5000, 0.1) < npw.reference_floor(660, 0.1)  # a larger reference lowers it
+
+
+@pytest.mark.parametrize("option", [["--train-seeds", "1"], ["--reference-per-class", "1000"]])
+def test_training_options_beside_a_model_file_are_refused(option: list[str]) -> None:
+    with pytest.raises(SystemExit, match="no model when --model is given"):
+        npw.main(["--model", "serving.pt", *option])
