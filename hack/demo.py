@@ -418,7 +418,8 @@ def interrupts_as_exit() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hack.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="where data, logs and the summary go (default: a temp dir)")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds the story may take once the operator runs")
+    parser.add_argument("--timeout", type=float, default=1800,
+                        help="seconds the story may take once the operator runs (16 min alone on a slow 2-core VM)")
     parser.add_argument("--no-act-two", dest="act_two", action="store_false",
                         help="stop after the rollout: no broken candidate, no rollback")
     parser.add_argument("--reuse-v1", type=Path, metavar="WORKDIR",
