@@ -56,16 +56,11 @@ REFERENCES = (660, 2000, 5000)  # 660: the sample project's held-out images (ref
 TARGET = 0.95
 
 
-def threshold_rank(n: int, q: float) -> int:
-    """The rank of the conformal ``q``-th percentile among ``n`` reference scores (``impact.novelty_test``'s)."""
-    return min(n, math.ceil(q / 100 * (n + 1)))
-
-
 @cache
 def critical_count(m: int, n: int, q: float = impact.DISTANCE_PERCENTILE, alpha: float = ALPHA_EACH) -> int:
     """The smallest count of ``m`` window images beyond the conformal ``q``-th percentile of ``n``
     reference scores that the test calls significant (its beta-binomial p-value below ``alpha``)."""
-    r = threshold_rank(n, q)
+    r = impact.conformal_rank(n, q)
     sf = betabinom.sf(np.arange(-1, m), m, n + 1 - r, r)  # sf[c] = P(count >= c)
     return int(np.flatnonzero(sf < alpha)[0]) if np.any(sf < alpha) else m + 1
 
@@ -84,7 +79,7 @@ def power(m: int, n: int, share: float, exceed: float, q: float = impact.DISTANC
           alpha: float = ALPHA_EACH, grid: int = 64) -> float:
     """One tail test's detection rate averaged over references of ``n`` images drawn like the window's
     ordinary images (``u`` ~ Beta(n + 1 - r, r)); ``exceed`` is held fixed."""
-    r = threshold_rank(n, q)
+    r = impact.conformal_rank(n, q)
     us = beta.ppf((np.arange(grid) + 0.5) / grid, n + 1 - r, r)
     return float(power_given(us, m, share, exceed, critical_count(m, n, q, alpha)).mean())
 
@@ -107,7 +102,7 @@ def reference_floor(n: int, share: float, target: float = TARGET, q: float = imp
     """The large-window limit of ``required_exceed`` (normal approximation): the count's excess over its
     mean must beat ``(z_alpha + z_target)`` standard deviations of the threshold's own ``u``, which grow with
     the window like its signal ``m·π·(s - u)`` does."""
-    r = threshold_rank(n, q)
+    r = impact.conformal_rank(n, q)
     a, b = n + 1 - r, r
     sd = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
     return a / (a + b) + float(norm.isf(alpha) + norm.ppf(target)) * sd / share
@@ -134,7 +129,7 @@ def measured(ctx: dq.Context, pool: int, batches: int, seed: int, windows: tuple
     u = {j: float(np.mean(pools["iid"].distance[:, j] > thresholds[j])) for j in cols}
     s = {j: float(np.mean(pools["new-class"].distance[:, j] > thresholds[j])) for j in cols}
     n = found.reference_samples
-    quantiles = {0: impact.DISTANCE_PERCENTILE, 1: impact.NORM_PERCENTILE, 2: impact.DISTANCE_PERCENTILE}
+    quantiles = impact.tail_percentiles(3)
     rows = []
     for index, shift in enumerate(drift_shifts.SHIFTS):
         if shift.family != "new-class":

@@ -332,6 +332,18 @@ def novelty_scores(reference_emb: ArrayLike, production_emb: ArrayLike, *, k: in
     return np.stack(ref_cols, axis=1), np.stack(cur_cols, axis=1).reshape(len(raw_cur), len(cur_cols))
 
 
+def conformal_rank(n: int, q: float) -> int:
+    """The rank (1-based, ascending) of the conformal ``q``-th percentile among ``n`` reference scores:
+    a window image exchangeable with the reference lies beyond it with chance ``(n + 1 - r) / (n + 1)``."""
+    return min(n, math.ceil(q / 100 * (n + 1)))
+
+
+def tail_percentiles(columns: int, percentile: float = DISTANCE_PERCENTILE,
+                     norm_percentile: float = NORM_PERCENTILE) -> list[float]:
+    """The percentile of each ``novelty_scores`` column's tail test: distance, norm, early distance."""
+    return [percentile, norm_percentile, percentile][:columns]
+
+
 def novelty_test(reference_scores: NDArray[np.float64], window_scores: NDArray[np.float64],
                  percentile: float = DISTANCE_PERCENTILE, alpha: float = ALPHA, *,
                  norm_percentile: float = NORM_PERCENTILE, norm_margin: float = NORM_MARGIN,
@@ -356,14 +368,13 @@ def novelty_test(reference_scores: NDArray[np.float64], window_scores: NDArray[n
         raise ValueError(f"window_scores: shape {window_scores.shape} does not match the reference's "
                          f"{reference_scores.shape[1]} columns")
     n, m, cols = len(reference_scores), len(window_scores), reference_scores.shape[1]
-    quantiles = [percentile, norm_percentile, percentile][:cols]
-    ranks = [min(n, math.ceil(q / 100 * (n + 1))) for q in quantiles]
+    ranks = [conformal_rank(n, q) for q in tail_percentiles(cols, percentile, norm_percentile)]
     ordered = np.sort(reference_scores, axis=0)
     margins = np.array([1.0, norm_margin, 1.0][:cols])
     thresholds = margins * np.array([ordered[r - 1, j] for j, r in enumerate(ranks)])
     rate = sum((n + 1 - r) / (n + 1) for r in ranks)
     beyond = window_scores > thresholds
-    r_err = min(n, math.ceil(ERROR_PERCENTILE / 100 * (n + 1)))
+    r_err = conformal_rank(n, ERROR_PERCENTILE)
     err_rate = (n + 1 - r_err) / (n + 1) + (n + 1 - ranks[1]) / (n + 1)
     errors = (window_scores[:, 0] > ordered[r_err - 1, 0]) | beyond[:, 1]
     early = float(thresholds[2]) if cols == 3 else None
