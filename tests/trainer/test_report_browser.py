@@ -34,7 +34,7 @@ def chromium() -> str:
 def browse(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     """Run headless Chromium once more, with a fresh profile, if it hangs: Chromium's headless mode
     now and then never finishes a run (one `--screenshot` of the same page in a cold `make test`
-    at d2ee196, no file written, while 52 runs by hand took 2-13 s each). Two hangs fail the test."""
+    at 7ce7f6c, no file written, while 52 runs by hand took 2-13 s each). Two hangs fail the test."""
     hung: list[str] = []
     for attempt in (1, 2):
         command = [
