@@ -38,6 +38,22 @@ def _stage(name: str, cwd: Path, env: dict[str, str]) -> None:
         raise SystemExit(f"stage {name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
+def params_with(sets: list[str]) -> dict[str, Any]:
+    """The example project's params.yaml with ``section.key=value`` overrides (values parsed as YAML)."""
+    params: dict[str, Any] = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for item in sets:
+        key, _, value = item.partition("=")
+        section, _, leaf = key.partition(".")
+        params[section][leaf] = yaml.safe_load(value)
+    return params
+
+
+def short_commit() -> str:
+    """The checkout's short commit, printed beside the figures ('' outside git)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=False).stdout.strip()
+
+
 def _env(ranks: int, threads: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRESHNESS_")}
     path = os.pathsep.join(str(ROOT / d) for d in ("contract", "trainer"))
@@ -72,13 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sets = ["train.epochs=1", "train.warmup_epochs=0", *args.set] if args.smoke else args.set
     reps = 1 if args.smoke else args.reps
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for item in sets:
-        key, _, value = item.partition("=")
-        section, _, leaf = key.partition(".")
-        params[section][leaf] = yaml.safe_load(value)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
+    params = params_with(sets)
+    commit = short_commit()
     load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ddp-cpu-") as tmp:

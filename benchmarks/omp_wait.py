@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks.ddp_cpu import params_with, short_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
 WRAPPER = "import torch, runpy; runpy.run_module('freshness_trainer.stages.train', run_name='__main__')"
@@ -62,13 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for item in args.set:
-        key, _, value = item.partition("=")
-        section, _, leaf = key.partition(".")
-        params[section][leaf] = yaml.safe_load(value)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()
+    params = params_with(args.set)
+    commit = short_commit()
     load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="omp-wait-") as tmp:
